@@ -1,0 +1,406 @@
+//! Events: what an organizer sells, the rules for creating, changing and cancelling one.
+
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::money::Money;
+use crate::types::{Capacity, Email, EventId, EventName, PerCustomerLimit, Slug};
+
+/// Whether an event still runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    /// On the calendar; may be selling.
+    Scheduled,
+    /// Called off: sells nothing, its bookings were cancelled. Final.
+    Cancelled,
+}
+
+impl EventStatus {
+    /// The lower-case name used in every interface and store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Scheduled => "scheduled",
+            EventStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl FromStr for EventStatus {
+    type Err = Error;
+    fn from_str(raw: &str) -> Result<Self> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "scheduled" => Ok(EventStatus::Scheduled),
+            "cancelled" | "canceled" => Ok(EventStatus::Cancelled),
+            _ => Err(Error::validation("status", format!("{raw:?} is not one of scheduled, cancelled"))),
+        }
+    }
+}
+
+impl fmt::Display for EventStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event with its live counters. `held` never counts holds past their expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// Id (UUIDv7).
+    pub id: EventId,
+    /// Optional unique slug.
+    pub slug: Option<Slug>,
+    /// Name.
+    pub name: EventName,
+    /// Optional description.
+    pub description: Option<String>,
+    /// Optional venue.
+    pub venue: Option<String>,
+    /// Start, UTC.
+    pub starts_at: Timestamp,
+    /// End, UTC; always after `starts_at`.
+    pub ends_at: Timestamp,
+    /// Seats in total.
+    pub capacity: Capacity,
+    /// Seats in live holds.
+    pub held: u32,
+    /// Seats in confirmed bookings.
+    pub sold: u32,
+    /// `capacity - held - sold`.
+    pub available: u32,
+    /// Price of one seat.
+    pub price: Money,
+    /// Most seats one customer may hold or buy, if limited.
+    pub max_per_customer: Option<PerCustomerLimit>,
+    /// When sales open, if not at once.
+    pub sales_start: Option<Timestamp>,
+    /// When sales close, if before the event ends.
+    pub sales_end: Option<Timestamp>,
+    /// Scheduled or cancelled.
+    pub status: EventStatus,
+    /// The organizer who owns the event.
+    pub organizer: Email,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change time.
+    pub updated_at: Timestamp,
+}
+
+impl Event {
+    /// Sets the counters and derives `available`. Stores call this when they read an
+    /// event; `held + sold <= capacity` is their CHECK constraint.
+    pub fn with_counters(mut self, held: u32, sold: u32) -> Self {
+        self.held = held;
+        self.sold = sold;
+        self.available = self.capacity.get().saturating_sub(held.saturating_add(sold));
+        self
+    }
+
+    /// The rule for cancelling an event: only a scheduled one can be.
+    pub fn check_cancel(&self) -> Result<()> {
+        if self.status == EventStatus::Cancelled {
+            return Err(Error::InvalidTransition { entity: "an event", action: "cancel", current: "cancelled".into() });
+        }
+        Ok(())
+    }
+}
+
+/// Everything needed to create an event; checked as a whole by [`NewEvent::into_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// Name.
+    pub name: EventName,
+    /// Optional unique slug.
+    pub slug: Option<Slug>,
+    /// Optional description (at most 10,000 characters).
+    pub description: Option<String>,
+    /// Optional venue (at most 200 characters).
+    pub venue: Option<String>,
+    /// Start.
+    pub starts_at: Timestamp,
+    /// End, after the start.
+    pub ends_at: Timestamp,
+    /// Seats.
+    pub capacity: Capacity,
+    /// Price of one seat.
+    pub price: Money,
+    /// Per-customer limit.
+    pub max_per_customer: Option<PerCustomerLimit>,
+    /// Sales open.
+    pub sales_start: Option<Timestamp>,
+    /// Sales close.
+    pub sales_end: Option<Timestamp>,
+    /// Owner; defaults to the creating principal. Only an admin may name another.
+    pub organizer: Option<Email>,
+}
+
+impl NewEvent {
+    /// A minimal new event; optional fields empty.
+    pub fn new(name: EventName, starts_at: Timestamp, ends_at: Timestamp, capacity: Capacity, price: Money) -> Self {
+        NewEvent {
+            name,
+            slug: None,
+            description: None,
+            venue: None,
+            starts_at,
+            ends_at,
+            capacity,
+            price,
+            max_per_customer: None,
+            sales_start: None,
+            sales_end: None,
+            organizer: None,
+        }
+    }
+
+    /// Checks the cross-field rules and builds the event with zero counters.
+    pub fn into_event(self, id: EventId, organizer: Email, now: Timestamp) -> Result<Event> {
+        let event = Event {
+            id,
+            slug: self.slug,
+            name: self.name,
+            description: self.description,
+            venue: self.venue,
+            starts_at: self.starts_at,
+            ends_at: self.ends_at,
+            capacity: self.capacity,
+            held: 0,
+            sold: 0,
+            available: self.capacity.get(),
+            price: self.price,
+            max_per_customer: self.max_per_customer,
+            sales_start: self.sales_start,
+            sales_end: self.sales_end,
+            status: EventStatus::Scheduled,
+            organizer,
+            created_at: now,
+            updated_at: now,
+        };
+        check_event(&event)?;
+        Ok(event)
+    }
+}
+
+/// The rules every stored event obeys, whether new or changed.
+fn check_event(e: &Event) -> Result<()> {
+    if e.starts_at >= e.ends_at {
+        return Err(Error::validation(
+            "ends_at",
+            format!("must be after starts_at ({} is not after {})", e.ends_at, e.starts_at),
+        ));
+    }
+    if let (Some(open), Some(close)) = (e.sales_start, e.sales_end)
+        && open >= close
+    {
+        return Err(Error::validation("sales_end", format!("must be after sales_start ({close} is not after {open})")));
+    }
+    if let Some(close) = e.sales_end
+        && close > e.ends_at
+    {
+        return Err(Error::validation("sales_end", format!("must not be after the event ends ({})", e.ends_at)));
+    }
+    for (field, text, max) in [("description", &e.description, 10_000), ("venue", &e.venue, 200)] {
+        if let Some(t) = text
+            && t.chars().count() > max
+        {
+            return Err(Error::validation(field, format!("must be at most {max} characters")));
+        }
+    }
+    Ok(())
+}
+
+/// A partial change to an event. `None` leaves a field alone; for optional fields,
+/// `Some(None)` clears it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventPatch {
+    /// New name.
+    pub name: Option<EventName>,
+    /// New or cleared slug.
+    pub slug: Option<Option<Slug>>,
+    /// New or cleared description.
+    pub description: Option<Option<String>>,
+    /// New or cleared venue.
+    pub venue: Option<Option<String>>,
+    /// New start.
+    pub starts_at: Option<Timestamp>,
+    /// New end.
+    pub ends_at: Option<Timestamp>,
+    /// New capacity: may rise freely, may fall only to `held + sold`.
+    pub capacity: Option<Capacity>,
+    /// New price (for future bookings; the currency is fixed once seats are taken).
+    pub price: Option<Money>,
+    /// New or cleared per-customer limit (applies to future bookings).
+    pub max_per_customer: Option<Option<PerCustomerLimit>>,
+    /// New or cleared sales start.
+    pub sales_start: Option<Option<Timestamp>>,
+    /// New or cleared sales end.
+    pub sales_end: Option<Option<Timestamp>>,
+}
+
+impl EventPatch {
+    /// Whether the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == EventPatch::default()
+    }
+
+    /// The rule for changing an event: applied to the current state, read inside the
+    /// store's transaction, it gives the new state or the refusal.
+    pub fn apply(&self, current: &Event, now: Timestamp) -> Result<Event> {
+        if current.status == EventStatus::Cancelled {
+            return Err(Error::InvalidTransition { entity: "an event", action: "update", current: "cancelled".into() });
+        }
+        let mut e = current.clone();
+        if let Some(v) = &self.name {
+            e.name = v.clone();
+        }
+        if let Some(v) = &self.slug {
+            e.slug = v.clone();
+        }
+        if let Some(v) = &self.description {
+            e.description = v.clone();
+        }
+        if let Some(v) = &self.venue {
+            e.venue = v.clone();
+        }
+        if let Some(v) = self.starts_at {
+            e.starts_at = v;
+        }
+        if let Some(v) = self.ends_at {
+            e.ends_at = v;
+        }
+        if let Some(cap) = self.capacity {
+            let taken = current.held + current.sold;
+            if cap.get() < taken {
+                return Err(Error::conflict(format!(
+                    "capacity cannot go below the {taken} seats already held or sold (asked for {cap})"
+                )));
+            }
+            e.capacity = cap;
+        }
+        if let Some(price) = self.price {
+            if price.currency() != current.price.currency() && current.held + current.sold > 0 {
+                return Err(Error::conflict(format!(
+                    "the currency cannot change from {} while seats are held or sold",
+                    current.price.currency()
+                )));
+            }
+            e.price = price;
+        }
+        if let Some(v) = self.max_per_customer {
+            e.max_per_customer = v;
+        }
+        if let Some(v) = self.sales_start {
+            e.sales_start = v;
+        }
+        if let Some(v) = self.sales_end {
+            e.sales_end = v;
+        }
+        check_event(&e)?;
+        e.updated_at = now;
+        Ok(e.with_counters(current.held, current.sold))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn sample() -> Event {
+        NewEvent::new(
+            "Gig".parse().unwrap(),
+            ts("2027-05-01T19:00:00Z"),
+            ts("2027-05-01T23:00:00Z"),
+            "10".parse().unwrap(),
+            "12.50 EUR".parse().unwrap(),
+        )
+        .into_event(
+            "0190a0b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b".parse().unwrap(),
+            "org@example.com".parse().unwrap(),
+            ts("2027-01-01T00:00:00Z"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn new_event_checks_dates_and_window() {
+        let mut n = NewEvent::new(
+            "Gig".parse().unwrap(),
+            ts("2027-05-01T19:00:00Z"),
+            ts("2027-05-01T19:00:00Z"),
+            "10".parse().unwrap(),
+            "1 EUR".parse().unwrap(),
+        );
+        let id = "0190a0b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b".parse().unwrap();
+        let org: Email = "o@example.com".parse().unwrap();
+        let now = ts("2027-01-01T00:00:00Z");
+        assert!(n.clone().into_event(id, org.clone(), now).unwrap_err().to_string().contains("ends_at"));
+        n.ends_at = ts("2027-05-01T23:00:00Z");
+        n.sales_start = Some(ts("2027-04-01T00:00:00Z"));
+        n.sales_end = Some(ts("2027-03-01T00:00:00Z"));
+        assert!(n.clone().into_event(id, org.clone(), now).unwrap_err().to_string().contains("sales_end"));
+        n.sales_end = Some(ts("2027-06-01T00:00:00Z"));
+        assert!(
+            n.clone()
+                .into_event(id, org.clone(), now)
+                .unwrap_err()
+                .to_string()
+                .contains("must not be after the event ends")
+        );
+        n.sales_end = Some(ts("2027-05-01T18:00:00Z"));
+        let e = n.into_event(id, org, now).unwrap();
+        assert_eq!((e.held, e.sold, e.available, e.status), (0, 0, 10, EventStatus::Scheduled));
+    }
+
+    #[test]
+    fn capacity_rises_freely_and_falls_only_to_taken_seats() {
+        let e = sample().with_counters(3, 4);
+        let now = ts("2027-01-02T00:00:00Z");
+        let up = EventPatch { capacity: Some("50".parse().unwrap()), ..Default::default() }.apply(&e, now).unwrap();
+        assert_eq!((up.capacity.get(), up.available), (50, 43));
+        let exact = EventPatch { capacity: Some("7".parse().unwrap()), ..Default::default() }.apply(&e, now).unwrap();
+        assert_eq!(exact.available, 0);
+        let err = EventPatch { capacity: Some("6".parse().unwrap()), ..Default::default() }.apply(&e, now).unwrap_err();
+        assert!(matches!(err, Error::Conflict { .. }), "{err}");
+    }
+
+    #[test]
+    fn currency_is_fixed_once_seats_are_taken() {
+        let patch = EventPatch { price: Some("10 USD".parse().unwrap()), ..Default::default() };
+        let now = ts("2027-01-02T00:00:00Z");
+        assert!(patch.apply(&sample(), now).is_ok());
+        assert!(patch.apply(&sample().with_counters(1, 0), now).is_err());
+        let same_currency = EventPatch { price: Some("99 EUR".parse().unwrap()), ..Default::default() };
+        assert!(same_currency.apply(&sample().with_counters(1, 1), now).is_ok());
+    }
+
+    #[test]
+    fn patch_rechecks_dates() {
+        let patch = EventPatch { ends_at: Some(ts("2027-05-01T18:00:00Z")), ..Default::default() };
+        assert!(patch.apply(&sample(), ts("2027-01-02T00:00:00Z")).is_err());
+    }
+
+    #[test]
+    fn cancelled_events_are_final() {
+        let mut e = sample();
+        assert!(e.check_cancel().is_ok());
+        e.status = EventStatus::Cancelled;
+        assert!(matches!(e.check_cancel(), Err(Error::InvalidTransition { .. })));
+        let err =
+            EventPatch { name: Some("X".parse().unwrap()), ..Default::default() }.apply(&e, e.updated_at).unwrap_err();
+        assert_eq!(err.to_string(), "cannot update an event that is cancelled");
+    }
+
+    #[test]
+    fn status_parses() {
+        assert_eq!("Cancelled".parse::<EventStatus>().unwrap(), EventStatus::Cancelled);
+        assert!("done".parse::<EventStatus>().is_err());
+    }
+}

@@ -1,0 +1,52 @@
+//! goticket-core: the ticketing domain, its rules, the [`Store`] trait and the
+//! [`Service`] API that every face of goticket (library, CLI, HTTP) calls.
+//!
+//! Core does no I/O: storage is a [`Store`] implementation from another crate
+//! (`goticket-store-sqlite`, `goticket-store-pg`), and time and randomness come in
+//! through the [`Clock`] and [`Entropy`] traits.
+//!
+//! ```
+//! use goticket_core::{Capacity, Email, Money, NewEvent, Principal, Role};
+//!
+//! let price: Money = "12.50 EUR".parse()?;
+//! assert_eq!(price.amount_minor(), 1250);
+//! let event = NewEvent::new(
+//!     "Jazz night".parse()?,
+//!     goticket_core::parse_timestamp("starts_at", "2027-03-01T19:30:00Z")?,
+//!     goticket_core::parse_timestamp("ends_at", "2027-03-01T23:00:00+01:00")?,
+//!     "200".parse::<Capacity>()?,
+//!     price,
+//! );
+//! let admin = Principal::new("admin@example.com".parse::<Email>()?, Role::Admin);
+//! // With a store: `Service::new(store).create_event(&admin, event)?`.
+//! # let _ = (event, admin);
+//! # Ok::<(), goticket_core::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod auth;
+pub mod booking;
+pub mod clock;
+pub mod error;
+pub mod event;
+pub mod money;
+pub mod query;
+pub mod service;
+pub mod store;
+pub mod types;
+
+pub use auth::{Principal, Role};
+pub use booking::{Booking, BookingAction, BookingStatus, CheckIn, Reservation, ReserveRequest, Ticket, Transition};
+pub use clock::{Clock, Entropy, HoldDuration, ManualClock, OsEntropy, SeededEntropy, SystemClock, parse_timestamp};
+pub use error::{Error, ErrorKind, Result, StoreError, StoreErrorKind};
+pub use event::{Event, EventPatch, EventStatus, NewEvent};
+pub use jiff::{SignedDuration, Timestamp};
+pub use money::{Currency, Money};
+pub use query::{BookingFilter, Cursor, EventFilter, Page, PageRequest, PageStart};
+pub use service::{BookingRequest, Service};
+pub use store::{EventKey, SalesRow, Store};
+pub use types::{
+    BookingCode, BookingId, Capacity, Email, EventId, EventName, IdempotencyKey, PerCustomerLimit, Quantity, Slug,
+    TicketSecret,
+};

@@ -1,0 +1,289 @@
+//! The service API: every operation of every face (library, CLI, HTTP) exists once,
+//! here. Each takes the acting principal, checks the role rules, prepares what the
+//! store needs and calls it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use crate::auth::Principal;
+use crate::booking::Booking;
+use crate::booking::{BookingAction, CheckIn, Reservation, ReserveRequest, decide_check_in};
+use crate::clock::{Clock, Entropy, HoldDuration, OsEntropy, SystemClock};
+use crate::error::{Error, Result};
+use crate::event::{Event, EventPatch, NewEvent};
+use crate::query::{BookingFilter, Cursor, EventFilter, Page, PageRequest};
+use crate::store::{EventKey, SalesRow, Store};
+use crate::types::{BookingCode, BookingId, Email, EventId, IdempotencyKey, Quantity, TicketSecret};
+
+/// A request to book seats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookingRequest {
+    /// The event, by id or slug.
+    pub event: EventKey,
+    /// The customer; defaults to the acting principal.
+    pub customer: Option<Email>,
+    /// Seats.
+    pub quantity: Quantity,
+    /// Hold for this long; `None` buys outright.
+    pub hold: Option<HoldDuration>,
+    /// Retry key: the same key from the same customer never books twice.
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+impl BookingRequest {
+    /// Buy `quantity` seats of `event` outright, for the acting principal.
+    pub fn buy(event: EventKey, quantity: Quantity) -> Self {
+        BookingRequest { event, customer: None, quantity, hold: None, idempotency_key: None }
+    }
+}
+
+/// The goticket service over one store.
+#[derive(Debug, Clone)]
+pub struct Service {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    entropy: Arc<dyn Entropy>,
+}
+
+impl Service {
+    /// A service on `store` with the system clock and the OS random source.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self::with_sources(store, Arc::new(SystemClock), Arc::new(OsEntropy))
+    }
+
+    /// A service with a chosen clock and entropy source (tests, simulations).
+    pub fn with_sources(store: Arc<dyn Store>, clock: Arc<dyn Clock>, entropy: Arc<dyn Entropy>) -> Self {
+        Service { store, clock, entropy }
+    }
+
+    /// The current time on the service's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Brings the store's schema up to date.
+    pub fn migrate(&self) -> Result<()> {
+        self.store.migrate()
+    }
+
+    /// Checks that the store answers.
+    pub fn ping(&self) -> Result<()> {
+        self.store.ping()
+    }
+
+    fn load_event(&self, key: &EventKey, now: Timestamp) -> Result<Event> {
+        self.store.event(key, now)?.ok_or_else(|| Error::not_found("event", key))
+    }
+
+    fn load_booking(&self, code: &BookingCode) -> Result<Booking> {
+        self.store.booking(code)?.ok_or_else(|| Error::not_found("booking", code))
+    }
+
+    /// Creates an event owned by the principal (or, for an admin, by `new.organizer`).
+    pub fn create_event(&self, p: &Principal, new: NewEvent) -> Result<Event> {
+        let owner = new.organizer.clone().unwrap_or_else(|| p.email().clone());
+        p.require_create_event(&owner)?;
+        let now = self.now();
+        let event = new.into_event(EventId::generate(&*self.clock, &*self.entropy), owner, now)?;
+        self.store.insert_event(&event)?;
+        Ok(event)
+    }
+
+    /// Shows one event. Events are public: any principal may see any event.
+    pub fn event(&self, _p: &Principal, key: &EventKey) -> Result<Event> {
+        self.load_event(key, self.now())
+    }
+
+    /// Lists events by start time.
+    pub fn list_events(&self, _p: &Principal, filter: &EventFilter, page: PageRequest) -> Result<Page<Event>> {
+        filter.check()?;
+        let mut items = self.store.list_events(filter, page.start, page.limit() + 1, self.now())?;
+        Ok(paginate(&mut items, page.limit(), |e| Cursor { key: e.starts_at.as_microsecond(), id: e.id.as_uuid() }))
+    }
+
+    /// Changes an event; see [`EventPatch::apply`] for the rules.
+    pub fn update_event(&self, p: &Principal, key: &EventKey, patch: &EventPatch) -> Result<Event> {
+        if patch.is_empty() {
+            return Err(Error::validation("update", "nothing to change: give at least one field"));
+        }
+        let now = self.now();
+        let current = self.load_event(key, now)?;
+        p.require_manage(&current, "update")?;
+        self.store.update_event(current.id, now, &mut |e| patch.apply(e, now))
+    }
+
+    /// Cancels an event and all its live bookings; it sells nothing afterwards.
+    pub fn cancel_event(&self, p: &Principal, key: &EventKey) -> Result<Event> {
+        let now = self.now();
+        let current = self.load_event(key, now)?;
+        p.require_manage(&current, "cancel")?;
+        self.store.cancel_event(current.id, now, &mut |e| {
+            e.check_cancel()?;
+            let mut cancelled = e.clone();
+            cancelled.status = crate::event::EventStatus::Cancelled;
+            cancelled.updated_at = now;
+            Ok(cancelled.with_counters(0, 0))
+        })
+    }
+
+    /// Books seats: a hold if `hold` is set, a sale otherwise.
+    pub fn reserve(&self, p: &Principal, req: BookingRequest) -> Result<Reservation> {
+        self.reserve_many(p, vec![req])?.pop().expect("one request gives one outcome")
+    }
+
+    /// Books a batch in one store transaction, in order; each request gets its own
+    /// outcome, and one refusal does not fail the others. The outer error means the
+    /// store failed and nothing was written.
+    pub fn reserve_many(&self, p: &Principal, reqs: Vec<BookingRequest>) -> Result<Vec<Result<Reservation>>> {
+        let now = self.now();
+        let mut events: HashMap<EventKey, Event> = HashMap::new();
+        let mut outcomes: Vec<Option<Result<Reservation>>> = Vec::with_capacity(reqs.len());
+        let mut batch = Vec::with_capacity(reqs.len());
+        let mut slots = Vec::with_capacity(reqs.len());
+        for (i, req) in reqs.into_iter().enumerate() {
+            match self.prepare(p, req, now, &mut events) {
+                Ok(r) => {
+                    batch.push(r);
+                    slots.push(i);
+                    outcomes.push(None);
+                }
+                Err(e) => outcomes.push(Some(Err(e))),
+            }
+        }
+        if !batch.is_empty() {
+            let results = self.store.reserve(&batch, now)?;
+            for (slot, result) in slots.into_iter().zip(results) {
+                outcomes[slot] = Some(result);
+            }
+        }
+        Ok(outcomes.into_iter().map(|o| o.expect("every request has an outcome")).collect())
+    }
+
+    fn prepare(
+        &self,
+        p: &Principal,
+        req: BookingRequest,
+        now: Timestamp,
+        seen: &mut HashMap<EventKey, Event>,
+    ) -> Result<ReserveRequest> {
+        let customer = req.customer.unwrap_or_else(|| p.email().clone());
+        // The owner and id of an event never change, so checking them before the
+        // store's transaction is race-free; capacity and status are decided inside it.
+        let event = match seen.get(&req.event) {
+            Some(e) => e,
+            None => {
+                let e = self.load_event(&req.event, now)?;
+                seen.entry(req.event.clone()).or_insert(e)
+            }
+        };
+        p.require_book_for(event, &customer)?;
+        let q = req.quantity.get();
+        Ok(ReserveRequest {
+            id: BookingId::generate(&*self.clock, &*self.entropy),
+            code: BookingCode::generate(&*self.entropy),
+            event_id: event.id,
+            customer,
+            quantity: req.quantity,
+            hold_until: req.hold.map(|h| h.expiry_from(now)),
+            idempotency_key: req.idempotency_key,
+            secrets: (0..q).map(|_| TicketSecret::generate(&*self.entropy)).collect(),
+        })
+    }
+
+    /// Shows a booking as of now.
+    pub fn booking(&self, p: &Principal, code: &BookingCode) -> Result<Booking> {
+        let now = self.now();
+        let booking = self.load_booking(code)?;
+        let event = self.load_event(&EventKey::Id(booking.event_id), now)?;
+        p.require_booking_access(&booking, &event)?;
+        Ok(booking.at(now))
+    }
+
+    /// Lists bookings: admins see all, organizers those of their events, customers
+    /// their own.
+    pub fn list_bookings(&self, p: &Principal, filter: BookingFilter, page: PageRequest) -> Result<Page<Booking>> {
+        let now = self.now();
+        let mut filter = filter;
+        match p.role() {
+            crate::auth::Role::Admin => {}
+            crate::auth::Role::Organizer => {
+                if let Some(id) = filter.event {
+                    let event = self.load_event(&EventKey::Id(id), now)?;
+                    p.require_manage(&event, "list bookings of")?;
+                }
+                filter.organizer = Some(p.email().clone());
+            }
+            crate::auth::Role::Customer => {
+                if filter.customer.as_ref().is_some_and(|c| c != p.email()) {
+                    return Err(Error::forbidden("customers may list only their own bookings"));
+                }
+                filter.customer = Some(p.email().clone());
+            }
+        }
+        let mut items = self.store.list_bookings(&filter, page.start, page.limit() + 1, now)?;
+        let mut page = paginate(&mut items, page.limit(), |b| Cursor { key: 0, id: b.id.as_uuid() });
+        page.items = page.items.into_iter().map(|b| b.at(now)).collect();
+        Ok(page)
+    }
+
+    /// Confirms a live hold.
+    pub fn confirm(&self, p: &Principal, code: &BookingCode) -> Result<Booking> {
+        self.transition(p, code, BookingAction::Confirm)
+    }
+
+    /// Cancels a hold or a confirmed booking, releasing its seats.
+    pub fn cancel_booking(&self, p: &Principal, code: &BookingCode) -> Result<Booking> {
+        self.transition(p, code, BookingAction::Cancel)
+    }
+
+    fn transition(&self, p: &Principal, code: &BookingCode, action: BookingAction) -> Result<Booking> {
+        let now = self.now();
+        let booking = self.store.transition_booking(code, now, &mut |b, e| {
+            p.require_booking_access(b, e)?;
+            action.apply(b, now)
+        })?;
+        Ok(booking.at(now))
+    }
+
+    /// Expires every overdue hold. Tidying only: no read or reservation ever counts
+    /// an overdue hold, swept or not.
+    pub fn expire_holds(&self, p: &Principal) -> Result<u64> {
+        p.require_admin("expire holds")?;
+        self.store.expire_holds(self.now())
+    }
+
+    /// Checks a ticket in at the door, once.
+    pub fn check_in(&self, p: &Principal, secret: &TicketSecret) -> Result<CheckIn> {
+        let now = self.now();
+        self.store.check_in(secret, now, &mut |b, t, e| {
+            p.require_manage(e, "check in tickets of")?;
+            decide_check_in(b, t, now)
+        })
+    }
+
+    /// Sales per event: one event, or all the principal manages.
+    pub fn sales_report(&self, p: &Principal, event: Option<&EventKey>) -> Result<Vec<SalesRow>> {
+        let now = self.now();
+        match event {
+            Some(key) => {
+                let e = self.load_event(key, now)?;
+                p.require_manage(&e, "see the sales of")?;
+                self.store.sales_report(Some(e.id), None, now)
+            }
+            None => match p.role() {
+                crate::auth::Role::Admin => self.store.sales_report(None, None, now),
+                crate::auth::Role::Organizer => self.store.sales_report(None, Some(p.email()), now),
+                crate::auth::Role::Customer => Err(Error::forbidden("customers cannot see sales reports")),
+            },
+        }
+    }
+}
+
+fn paginate<T>(items: &mut Vec<T>, limit: u32, cursor: impl Fn(&T) -> Cursor) -> Page<T> {
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next_cursor = if more { items.last().map(|last| cursor(last).encode()) } else { None };
+    Page { items: std::mem::take(items), next_cursor }
+}

@@ -1,0 +1,149 @@
+//! The storage contract every backend implements.
+//!
+//! Methods are whole use cases and each is atomic: no transaction escapes. Where a use
+//! case needs a rule decided on state read inside the transaction, the store calls
+//! back into core (a rule function, or the `decide` closure it is given), so the rule
+//! is written once and every store enforces it the same way. Constructors are
+//! inherent methods of each store, not part of this trait.
+
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::booking::{Booking, CheckIn, Reservation, ReserveRequest, Ticket, Transition};
+use crate::error::Result;
+use crate::event::{Event, EventStatus};
+use crate::money::Money;
+use crate::query::{BookingFilter, EventFilter, PageStart};
+use crate::types::{BookingCode, Email, EventId, Slug, TicketSecret};
+
+/// How an event is named in a request: by id or by slug.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EventKey {
+    /// By id.
+    Id(EventId),
+    /// By slug.
+    Slug(Slug),
+}
+
+impl std::str::FromStr for EventKey {
+    type Err = crate::Error;
+    /// A UUID is an id; anything else must be a slug.
+    fn from_str(raw: &str) -> Result<Self> {
+        if let Ok(id) = raw.parse::<EventId>() {
+            return Ok(EventKey::Id(id));
+        }
+        raw.parse::<Slug>()
+            .map(EventKey::Slug)
+            .map_err(|_| crate::Error::validation("event", format!("{raw:?} is neither an event id nor a slug")))
+    }
+}
+
+impl fmt::Display for EventKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventKey::Id(id) => id.fmt(f),
+            EventKey::Slug(s) => s.fmt(f),
+        }
+    }
+}
+
+/// One event's sales figures, as of the report's `now`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SalesRow {
+    /// The event.
+    pub event_id: EventId,
+    /// Its slug.
+    pub slug: Option<Slug>,
+    /// Its name.
+    pub name: String,
+    /// Its start.
+    pub starts_at: Timestamp,
+    /// Its status.
+    pub status: EventStatus,
+    /// Seats in total.
+    pub capacity: u32,
+    /// Seats in live holds.
+    pub held: u32,
+    /// Seats sold.
+    pub sold: u32,
+    /// Seats left.
+    pub available: u32,
+    /// Confirmed bookings.
+    pub confirmed_bookings: u64,
+    /// Tickets scanned at the door.
+    pub checked_in: u64,
+    /// Sum of confirmed bookings' prices.
+    pub revenue: Money,
+}
+
+/// A decision callback for an event, run inside the store's transaction.
+pub type DecideEvent<'a> = &'a mut dyn FnMut(&Event) -> Result<Event>;
+/// A decision callback for a booking transition, run inside the store's transaction.
+pub type DecideBooking<'a> = &'a mut dyn FnMut(&Booking, &Event) -> Result<Transition>;
+/// A decision callback for a check-in, run inside the store's transaction.
+pub type DecideCheckIn<'a> = &'a mut dyn FnMut(&Booking, &Ticket, &Event) -> Result<()>;
+
+/// A goticket storage backend. Sync, object-safe, shareable between threads.
+///
+/// Every reading method takes `now` and reports state as of then: holds past their
+/// expiry count as expired (not held) even before a sweeper has written that.
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Brings the schema up to date; safe to call concurrently and repeatedly.
+    fn migrate(&self) -> Result<()>;
+
+    /// Checks that the store answers (for readiness probes).
+    fn ping(&self) -> Result<()>;
+
+    /// Inserts a new event. A taken slug is a conflict.
+    fn insert_event(&self, event: &Event) -> Result<()>;
+
+    /// Reads one event.
+    fn event(&self, key: &EventKey, now: Timestamp) -> Result<Option<Event>>;
+
+    /// Lists events ordered by `(starts_at, id)`, returning at most `fetch` items.
+    fn list_events(&self, filter: &EventFilter, start: PageStart, fetch: u32, now: Timestamp) -> Result<Vec<Event>>;
+
+    /// Reads the event (after expiring its overdue holds), asks `decide` for the new
+    /// state and writes it. A taken slug is a conflict.
+    fn update_event(&self, id: EventId, now: Timestamp, decide: DecideEvent<'_>) -> Result<Event>;
+
+    /// Asks `decide` (given the current event) and, if it agrees, writes the event it
+    /// returns with status cancelled and cancels all its live bookings.
+    fn cancel_event(&self, id: EventId, now: Timestamp, decide: DecideEvent<'_>) -> Result<Event>;
+
+    /// Runs a batch of reservations in one transaction, in order. Per event touched,
+    /// first expires its overdue holds; per request, answers a retry of an earlier
+    /// idempotency key with [`crate::booking::replay`], otherwise asks
+    /// [`crate::booking::decide_reservation`] and writes the booking. One refused
+    /// request never fails the others; the outer error means nothing was written.
+    fn reserve(&self, batch: &[ReserveRequest], now: Timestamp) -> Result<Vec<Result<Reservation>>>;
+
+    /// Reads one booking with its tickets, as stored (the service applies `at(now)`).
+    fn booking(&self, code: &BookingCode) -> Result<Option<Booking>>;
+
+    /// Lists bookings ordered by id, at most `fetch` items.
+    fn list_bookings(
+        &self,
+        filter: &BookingFilter,
+        start: PageStart,
+        fetch: u32,
+        now: Timestamp,
+    ) -> Result<Vec<Booking>>;
+
+    /// Reads the booking and its event (after expiring that event's overdue holds),
+    /// asks `decide` for the transition, writes the booking's new status and adjusts
+    /// the event's counters.
+    fn transition_booking(&self, code: &BookingCode, now: Timestamp, decide: DecideBooking<'_>) -> Result<Booking>;
+
+    /// Finds the ticket by secret, asks `decide`, and marks it checked in at `now`.
+    fn check_in(&self, secret: &TicketSecret, now: Timestamp, decide: DecideCheckIn<'_>) -> Result<CheckIn>;
+
+    /// Marks every overdue hold expired and releases its seats; returns how many.
+    fn expire_holds(&self, now: Timestamp) -> Result<u64>;
+
+    /// Sales figures for one event or, with `None`, all events (of `organizer`, if set),
+    /// ordered by start time.
+    fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>>;
+}
