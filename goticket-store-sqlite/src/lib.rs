@@ -1,1 +1,756 @@
-//! placeholder
+//! goticket-store-sqlite: the embedded [`Store`] on SQLite (rusqlite, bundled).
+//!
+//! One file, no server. Correct for many threads and many OS processes on the same
+//! file: every write is one `BEGIN IMMEDIATE` transaction (writers in this process
+//! queue on a mutex, other processes wait through the busy timeout), the counters
+//! are updated with a guard and backed by CHECK constraints, and commits are durable
+//! (`synchronous=FULL`) unless [`Synchronous::Normal`] is chosen.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use goticket_core::{Service, Store};
+//! use goticket_store_sqlite::SqliteStore;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = SqliteStore::open(dir.path().join("tickets.db"))?;
+//! store.migrate()?;
+//! let service = Service::new(Arc::new(store));
+//! # let _ = service;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod rows;
+mod schema;
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use goticket_core::booking::{decide_reservation, replay};
+use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
+use goticket_core::store::{DecideBooking, DecideCheckIn, DecideEvent, EventKey, SalesRow, Store};
+use goticket_core::{
+    Booking, BookingCode, BookingFilter, BookingStatus, CheckIn, Email, Event, EventFilter, EventId, PageStart,
+    Reservation, ReserveRequest, TicketSecret, Timestamp,
+};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params, params_from_iter};
+
+use crate::rows::{BOOKING_COLS, db_err, event_cols, micros, read_booking_row, read_event_row, read_sales_row};
+
+/// How hard SQLite works to make a commit survive a power cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// fsync on every commit: a booking reported as made survives a power cut. Default.
+    #[default]
+    Full,
+    /// WAL with fewer fsyncs: never corrupt, but the last commits before a power cut
+    /// (not a process crash) may be lost. Faster.
+    Normal,
+}
+
+/// Options for opening a SQLite store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// Durability level; see [`Synchronous`].
+    pub synchronous: Synchronous,
+    /// How long a write waits for another process's write lock before failing as busy.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions { synchronous: Synchronous::Full, busy_timeout: Duration::from_secs(30) }
+    }
+}
+
+impl SqliteOptions {
+    /// Reads a database URL: `sqlite:PATH`, `sqlite://PATH` or a plain path, with
+    /// optional `?synchronous=full|normal&busy_timeout_ms=N`.
+    pub fn parse_url(url: &str) -> Result<(PathBuf, SqliteOptions)> {
+        let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if path.is_empty() {
+            return Err(Error::validation("db", format!("{url:?} names no database file")));
+        }
+        let mut opts = SqliteOptions::default();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("synchronous", v)) => {
+                    opts.synchronous = match v.to_ascii_lowercase().as_str() {
+                        "full" => Synchronous::Full,
+                        "normal" => Synchronous::Normal,
+                        _ => return Err(Error::validation("db", format!("synchronous={v} is not full or normal"))),
+                    }
+                }
+                Some(("busy_timeout_ms", v)) => {
+                    let ms: u64 = v
+                        .parse()
+                        .map_err(|_| Error::validation("db", format!("busy_timeout_ms={v} is not a number")))?;
+                    opts.busy_timeout = Duration::from_millis(ms);
+                }
+                _ => return Err(Error::validation("db", format!("unknown option {pair:?} in {url:?}"))),
+            }
+        }
+        Ok((PathBuf::from(path), opts))
+    }
+}
+
+/// The SQLite store. Cheap to share behind an `Arc`; all methods are thread-safe.
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    options: SqliteOptions,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// Idle reader connections kept for reuse.
+const MAX_IDLE_READERS: usize = 8;
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file with default options. Call
+    /// [`Store::migrate`] before first use.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, SqliteOptions::default())
+    }
+
+    /// Opens the database named by a URL; see [`SqliteOptions::parse_url`].
+    pub fn open_url(url: &str) -> Result<Self> {
+        let (path, options) = SqliteOptions::parse_url(url)?;
+        Self::open_with(path, options)
+    }
+
+    /// Opens the database file with the given options.
+    pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let writer = connect(&path, &options)?;
+        Ok(SqliteStore { path, options, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => connect(&self.path, &self.options)?,
+        };
+        let out = f(&conn);
+        let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        out
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction: committed if it returns `Ok`,
+    /// rolled back otherwise.
+    fn write<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
+        // A panic in another writer leaves the connection usable: its transaction was
+        // rolled back when the Transaction dropped.
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+        let out = f(&mut tx)?;
+        tx.commit().map_err(db_err)?;
+        Ok(out)
+    }
+}
+
+/// The one place a connection is set up; every connection goes through it.
+fn connect(path: &Path, options: &SqliteOptions) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+        Error::Storage(StoreError::new(
+            StoreErrorKind::Unavailable,
+            format!("cannot open database {}", path.display()),
+            Some(Box::new(e)),
+        ))
+    })?;
+    conn.busy_timeout(options.busy_timeout).map_err(db_err)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(db_err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::Storage(StoreError::new(
+            StoreErrorKind::Other,
+            format!("{} cannot use WAL (journal_mode is {mode})", path.display()),
+            None,
+        )));
+    }
+    let sync = match options.synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", sync).map_err(db_err)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(db_err)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Expires overdue holds (of one event, or all) and releases their seats.
+fn expire_overdue(conn: &Connection, event: Option<EventId>, now: Timestamp) -> Result<u64> {
+    let now = micros(now);
+    let mut released: HashMap<String, i64> = HashMap::new();
+    let mut count = 0;
+    {
+        let sql = match event {
+            Some(_) => {
+                "UPDATE bookings SET status = 'expired', updated_at = ?1
+                 WHERE status = 'held' AND event_id = ?2 AND expires_at <= ?1 RETURNING event_id, quantity"
+            }
+            None => {
+                "UPDATE bookings SET status = 'expired', updated_at = ?1
+                 WHERE status = 'held' AND expires_at <= ?1 RETURNING event_id, quantity"
+            }
+        };
+        let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
+        let id = event.map(|e| e.to_string());
+        let mut rows = match &id {
+            Some(id) => stmt.query(params![now, id]),
+            None => stmt.query(params![now]),
+        }
+        .map_err(db_err)?;
+        while let Some(row) = rows.next().map_err(db_err)? {
+            let (event_id, q): (String, i64) = (row.get(0).map_err(db_err)?, row.get(1).map_err(db_err)?);
+            *released.entry(event_id).or_default() += q;
+            count += 1;
+        }
+    }
+    let mut stmt = conn.prepare_cached("UPDATE events SET held = held - ?1 WHERE id = ?2").map_err(db_err)?;
+    for (event_id, q) in released {
+        stmt.execute(params![q, event_id]).map_err(db_err)?;
+    }
+    Ok(count)
+}
+
+fn read_event(conn: &Connection, key: &EventKey, now: Timestamp) -> Result<Option<Event>> {
+    let (clause, value) = match key {
+        EventKey::Id(id) => ("e.id = ?2", id.to_string()),
+        EventKey::Slug(s) => ("e.slug = ?2", s.as_str().to_owned()),
+    };
+    let sql = format!("SELECT {} FROM events e WHERE {clause}", event_cols());
+    let raw = conn
+        .prepare_cached(&sql)
+        .and_then(|mut s| s.query_row(params![micros(now), value], read_event_row).optional())
+        .map_err(db_err)?;
+    raw.map(|r| r.into_event()).transpose()
+}
+
+fn read_booking(conn: &Connection, clause: &str, value: &str) -> Result<Option<Booking>> {
+    let sql = format!("SELECT {BOOKING_COLS} FROM bookings b WHERE {clause}");
+    let raw = conn
+        .prepare_cached(&sql)
+        .and_then(|mut s| s.query_row([value], read_booking_row).optional())
+        .map_err(db_err)?;
+    raw.map(|r| with_tickets(conn, r.into_booking()?)).transpose()
+}
+
+fn with_tickets(conn: &Connection, mut booking: Booking) -> Result<Booking> {
+    let mut stmt = conn
+        .prepare_cached("SELECT seq, secret, checked_in_at FROM tickets WHERE booking_id = ?1 ORDER BY seq")
+        .map_err(db_err)?;
+    let raws = stmt
+        .query_map([booking.id.to_string()], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?))
+        })
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db_err)?;
+    booking.tickets = raws.into_iter().map(rows::ticket_from_raw).collect::<Result<_>>()?;
+    Ok(booking)
+}
+
+fn write_event_fields(conn: &Connection, e: &Event) -> Result<()> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE events SET slug = ?2, name = ?3, description = ?4, venue = ?5, starts_at = ?6, ends_at = ?7,
+               capacity = ?8, price_minor = ?9, currency = ?10, max_per_customer = ?11, sales_start = ?12,
+               sales_end = ?13, status = ?14, updated_at = ?15
+             WHERE id = ?1",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                e.id.to_string(),
+                e.slug.as_ref().map(|s| s.as_str()),
+                e.name.as_str(),
+                e.description,
+                e.venue,
+                micros(e.starts_at),
+                micros(e.ends_at),
+                e.capacity.get(),
+                e.price.amount_minor(),
+                e.price.currency().code(),
+                e.max_per_customer.map(|m| m.get()),
+                e.sales_start.map(micros),
+                e.sales_end.map(micros),
+                e.status.as_str(),
+                micros(e.updated_at),
+            ])
+        })
+        .map_err(|err| slug_conflict(err, e))?;
+    if n != 1 {
+        return Err(Error::not_found("event", e.id));
+    }
+    Ok(())
+}
+
+fn slug_conflict(err: rusqlite::Error, e: &Event) -> Error {
+    if err.to_string().contains("events.slug") {
+        let slug = e.slug.as_ref().map(|s| s.as_str()).unwrap_or_default();
+        return Error::conflict(format!("slug {slug:?} is already used by another event"));
+    }
+    db_err(err)
+}
+
+fn insert_booking(conn: &Connection, b: &Booking) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO bookings (id, code, event_id, customer, quantity, status, unit_price_minor, currency,
+           expires_at, idempotency_key, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            b.id.to_string(),
+            b.code.as_str(),
+            b.event_id.to_string(),
+            b.customer.as_str(),
+            b.quantity.get(),
+            b.status.as_str(),
+            b.unit_price.amount_minor(),
+            b.unit_price.currency().code(),
+            b.expires_at.map(micros),
+            b.idempotency_key.as_ref().map(|k| k.as_str()),
+            micros(b.created_at),
+        ])
+    })
+    .map_err(|e| {
+        if e.to_string().contains("bookings.code") {
+            Error::conflict("booking code collision; please retry")
+        } else {
+            db_err(e)
+        }
+    })?;
+    let mut stmt =
+        conn.prepare_cached("INSERT INTO tickets (booking_id, seq, secret) VALUES (?1, ?2, ?3)").map_err(db_err)?;
+    for t in &b.tickets {
+        stmt.execute(params![b.id.to_string(), t.seq, t.secret.as_str()]).map_err(|e| {
+            if e.to_string().contains("tickets.secret") {
+                Error::conflict("ticket secret collision; please retry")
+            } else {
+                db_err(e)
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// Adds to an event's counters with a guard: the update only happens if the seats
+/// fit. The CHECK constraints stand behind it as a second line.
+fn bump_counters(conn: &Connection, event: EventId, held: i64, sold: i64) -> Result<()> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE events SET held = held + ?2, sold = sold + ?3
+             WHERE id = ?1 AND held + ?2 >= 0 AND sold + ?3 >= 0 AND held + sold + ?2 + ?3 <= capacity",
+        )
+        .and_then(|mut s| s.execute(params![event.to_string(), held, sold]))
+        .map_err(db_err)?;
+    if n != 1 {
+        return Err(Error::Storage(StoreError::new(
+            StoreErrorKind::Integrity,
+            format!("counter guard refused held{held:+} sold{sold:+} on event {event}"),
+            None,
+        )));
+    }
+    Ok(())
+}
+
+fn reserve_one(conn: &Connection, req: &ReserveRequest, event: &Event, now: Timestamp) -> Result<Reservation> {
+    if let Some(key) = &req.idempotency_key {
+        let existing = conn
+            .prepare_cached(&format!(
+                "SELECT {BOOKING_COLS} FROM bookings b WHERE b.customer = ?1 AND b.idempotency_key = ?2"
+            ))
+            .and_then(|mut s| s.query_row(params![req.customer.as_str(), key.as_str()], read_booking_row).optional())
+            .map_err(db_err)?;
+        if let Some(raw) = existing {
+            return replay(req, with_tickets(conn, raw.into_booking()?)?, now);
+        }
+    }
+    let already = match event.max_per_customer {
+        Some(_) => conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(quantity), 0) FROM bookings
+                 WHERE event_id = ?1 AND customer = ?2 AND status IN ('held', 'confirmed')",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![req.event_id.to_string(), req.customer.as_str()], |r| r.get::<_, i64>(0))
+            })
+            .map_err(db_err)?,
+        None => 0,
+    };
+    let booking = decide_reservation(req, event, u32::try_from(already).unwrap_or(u32::MAX), now)?;
+    insert_booking(conn, &booking)?;
+    let q = i64::from(booking.quantity.get());
+    match booking.status {
+        BookingStatus::Held => bump_counters(conn, event.id, q, 0)?,
+        _ => bump_counters(conn, event.id, 0, q)?,
+    }
+    Ok(Reservation { booking, replayed: false })
+}
+
+impl Store for SqliteStore {
+    fn migrate(&self) -> Result<()> {
+        self.write(|tx| schema::migrate(tx))
+    }
+
+    fn ping(&self) -> Result<()> {
+        self.read(|c| c.query_row("SELECT count(*) FROM events", [], |_| Ok(())).map_err(db_err))
+    }
+
+    fn insert_event(&self, e: &Event) -> Result<()> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO events (id, slug, name, description, venue, starts_at, ends_at, capacity, price_minor,
+                   currency, max_per_customer, sales_start, sales_end, status, organizer, held, sold, created_at,
+                   updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0, 0, ?16, ?17)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    e.id.to_string(),
+                    e.slug.as_ref().map(|s| s.as_str()),
+                    e.name.as_str(),
+                    e.description,
+                    e.venue,
+                    micros(e.starts_at),
+                    micros(e.ends_at),
+                    e.capacity.get(),
+                    e.price.amount_minor(),
+                    e.price.currency().code(),
+                    e.max_per_customer.map(|m| m.get()),
+                    e.sales_start.map(micros),
+                    e.sales_end.map(micros),
+                    e.status.as_str(),
+                    e.organizer.as_str(),
+                    micros(e.created_at),
+                    micros(e.updated_at),
+                ])
+            })
+            .map_err(|err| slug_conflict(err, e))?;
+            Ok(())
+        })
+    }
+
+    fn event(&self, key: &EventKey, now: Timestamp) -> Result<Option<Event>> {
+        self.read(|c| read_event(c, key, now))
+    }
+
+    fn list_events(&self, filter: &EventFilter, start: PageStart, fetch: u32, now: Timestamp) -> Result<Vec<Event>> {
+        let mut sql = format!("SELECT {} FROM events e WHERE 1 = 1", event_cols());
+        let mut args: Vec<Value> = vec![Value::Integer(micros(now))];
+        let mut arg = |sql: &mut String, clause: &str, v: Value| {
+            args.push(v);
+            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+        };
+        if let Some(t) = filter.starts_from {
+            arg(&mut sql, " AND e.starts_at >= ?", Value::Integer(micros(t)));
+        }
+        if let Some(t) = filter.starts_before {
+            arg(&mut sql, " AND e.starts_at < ?", Value::Integer(micros(t)));
+        }
+        if let Some(m) = filter.min_price {
+            arg(&mut sql, " AND e.currency = ?", Value::Text(m.currency().code().into()));
+            arg(&mut sql, " AND e.price_minor >= ?", Value::Integer(m.amount_minor()));
+        }
+        if let Some(m) = filter.max_price {
+            arg(&mut sql, " AND e.currency = ?", Value::Text(m.currency().code().into()));
+            arg(&mut sql, " AND e.price_minor <= ?", Value::Integer(m.amount_minor()));
+        }
+        if let Some(s) = filter.status {
+            arg(&mut sql, " AND e.status = ?", Value::Text(s.as_str().into()));
+        }
+        if let Some(o) = &filter.organizer {
+            arg(&mut sql, " AND e.organizer = ?", Value::Text(o.as_str().into()));
+        }
+        let mut offset = 0;
+        match start {
+            PageStart::First => {}
+            PageStart::Offset(n) => offset = i64::try_from(n).unwrap_or(i64::MAX),
+            PageStart::After(c) => {
+                arg(&mut sql, " AND (e.starts_at > ?", Value::Integer(c.key));
+                arg(&mut sql, " OR (e.starts_at = ?", Value::Integer(c.key));
+                arg(&mut sql, " AND e.id > ?))", Value::Text(c.id.hyphenated().to_string()));
+            }
+        }
+        arg(&mut sql, " ORDER BY e.starts_at, e.id LIMIT ?", Value::Integer(i64::from(fetch)));
+        arg(&mut sql, " OFFSET ?", Value::Integer(offset));
+        self.read(|c| {
+            let mut stmt = c.prepare(&sql).map_err(db_err)?;
+            let raws = stmt
+                .query_map(params_from_iter(args.iter()), read_event_row)
+                .map_err(db_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db_err)?;
+            raws.into_iter().map(|r| r.into_event()).collect()
+        })
+    }
+
+    fn update_event(&self, id: EventId, now: Timestamp, decide: DecideEvent<'_>) -> Result<Event> {
+        self.write(|tx| {
+            expire_overdue(tx, Some(id), now)?;
+            let current = read_event(tx, &EventKey::Id(id), now)?.ok_or_else(|| Error::not_found("event", id))?;
+            let next = decide(&current)?;
+            write_event_fields(tx, &next)?;
+            Ok(next)
+        })
+    }
+
+    fn cancel_event(&self, id: EventId, now: Timestamp, decide: DecideEvent<'_>) -> Result<Event> {
+        self.write(|tx| {
+            expire_overdue(tx, Some(id), now)?;
+            let current = read_event(tx, &EventKey::Id(id), now)?.ok_or_else(|| Error::not_found("event", id))?;
+            let next = decide(&current)?;
+            tx.execute(
+                "UPDATE bookings SET status = 'cancelled', updated_at = ?2
+                 WHERE event_id = ?1 AND status IN ('held', 'confirmed')",
+                params![id.to_string(), micros(now)],
+            )
+            .map_err(db_err)?;
+            tx.execute("UPDATE events SET held = 0, sold = 0 WHERE id = ?1", [id.to_string()]).map_err(db_err)?;
+            write_event_fields(tx, &next)?;
+            Ok(next)
+        })
+    }
+
+    fn reserve(&self, batch: &[ReserveRequest], now: Timestamp) -> Result<Vec<Result<Reservation>>> {
+        self.write(|tx| {
+            let mut events: HashMap<EventId, Option<Event>> = HashMap::new();
+            let mut out = Vec::with_capacity(batch.len());
+            for req in batch {
+                let slot = match events.entry(req.event_id) {
+                    Entry::Occupied(o) => o.into_mut(),
+                    Entry::Vacant(v) => {
+                        expire_overdue(tx, Some(req.event_id), now)?;
+                        v.insert(read_event(tx, &EventKey::Id(req.event_id), now)?)
+                    }
+                };
+                let Some(event) = slot.as_mut() else {
+                    out.push(Err(Error::not_found("event", req.event_id)));
+                    continue;
+                };
+                // A savepoint per request: a refusal or a failed insert undoes only
+                // that request, never its neighbours in the batch.
+                let sp = tx.savepoint().map_err(db_err)?;
+                match reserve_one(&sp, req, event, now) {
+                    Ok(r) => {
+                        sp.commit().map_err(db_err)?;
+                        if !r.replayed {
+                            let q = r.booking.quantity.get();
+                            *event = match r.booking.status {
+                                BookingStatus::Held => event.clone().with_counters(event.held + q, event.sold),
+                                _ => event.clone().with_counters(event.held, event.sold + q),
+                            };
+                        }
+                        out.push(Ok(r));
+                    }
+                    Err(Error::Storage(e)) => return Err(Error::Storage(e)),
+                    Err(refusal) => out.push(Err(refusal)),
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn booking(&self, code: &BookingCode) -> Result<Option<Booking>> {
+        self.read(|c| read_booking(c, "b.code = ?1", code.as_str()))
+    }
+
+    fn list_bookings(
+        &self,
+        filter: &BookingFilter,
+        start: PageStart,
+        fetch: u32,
+        now: Timestamp,
+    ) -> Result<Vec<Booking>> {
+        let mut sql = format!("SELECT {BOOKING_COLS} FROM bookings b WHERE 1 = 1");
+        let mut args: Vec<Value> = vec![Value::Integer(micros(now))];
+        let mut arg = |sql: &mut String, clause: &str, v: Value| {
+            args.push(v);
+            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+        };
+        if let Some(e) = filter.event {
+            arg(&mut sql, " AND b.event_id = ?", Value::Text(e.to_string()));
+        }
+        if let Some(c) = &filter.customer {
+            arg(&mut sql, " AND b.customer = ?", Value::Text(c.as_str().into()));
+        }
+        if let Some(o) = &filter.organizer {
+            arg(
+                &mut sql,
+                " AND b.event_id IN (SELECT id FROM events WHERE organizer = ?)",
+                Value::Text(o.as_str().into()),
+            );
+        }
+        match filter.status {
+            None => {}
+            Some(BookingStatus::Held) => sql.push_str(" AND b.status = 'held' AND b.expires_at > ?1"),
+            Some(BookingStatus::Expired) => {
+                sql.push_str(" AND (b.status = 'expired' OR (b.status = 'held' AND b.expires_at <= ?1))")
+            }
+            Some(s) => arg(&mut sql, " AND b.status = ?", Value::Text(s.as_str().into())),
+        }
+        let mut offset = 0;
+        match start {
+            PageStart::First => {}
+            PageStart::Offset(n) => offset = i64::try_from(n).unwrap_or(i64::MAX),
+            PageStart::After(c) => arg(&mut sql, " AND b.id > ?", Value::Text(c.id.hyphenated().to_string())),
+        }
+        arg(&mut sql, " ORDER BY b.id LIMIT ?", Value::Integer(i64::from(fetch)));
+        arg(&mut sql, " OFFSET ?", Value::Integer(offset));
+        // ?1 (now) is only referenced by the status clauses; SQLite accepts unused
+        // numbered parameters.
+        self.read(|c| {
+            let mut stmt = c.prepare(&sql).map_err(db_err)?;
+            let raws = stmt
+                .query_map(params_from_iter(args.iter()), read_booking_row)
+                .map_err(db_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db_err)?;
+            raws.into_iter().map(|r| with_tickets(c, r.into_booking()?)).collect()
+        })
+    }
+
+    fn transition_booking(&self, code: &BookingCode, now: Timestamp, decide: DecideBooking<'_>) -> Result<Booking> {
+        self.write(|tx| {
+            let before =
+                read_booking(tx, "b.code = ?1", code.as_str())?.ok_or_else(|| Error::not_found("booking", code))?;
+            expire_overdue(tx, Some(before.event_id), now)?;
+            let mut booking = read_booking(tx, "b.code = ?1", code.as_str())?.unwrap_or(before);
+            let event = read_event(tx, &EventKey::Id(booking.event_id), now)?
+                .ok_or_else(|| Error::not_found("event", booking.event_id))?;
+            let t = decide(&booking, &event)?;
+            tx.execute(
+                "UPDATE bookings SET status = ?2, updated_at = ?3 WHERE id = ?1",
+                params![booking.id.to_string(), t.to.as_str(), micros(now)],
+            )
+            .map_err(db_err)?;
+            bump_counters(tx, event.id, t.held_delta, t.sold_delta)?;
+            booking.status = t.to;
+            booking.updated_at = now;
+            Ok(booking)
+        })
+    }
+
+    fn check_in(&self, secret: &TicketSecret, now: Timestamp, decide: DecideCheckIn<'_>) -> Result<CheckIn> {
+        self.write(|tx| {
+            let found: Option<(String, i64)> = tx
+                .query_row("SELECT booking_id, seq FROM tickets WHERE secret = ?1", [secret.as_str()], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(db_err)?;
+            let (booking_id, seq) = found.ok_or_else(|| Error::not_found("ticket", "with that secret"))?;
+            let booking = read_booking(tx, "b.id = ?1", &booking_id)?
+                .ok_or_else(|| Error::not_found("booking", &booking_id))?;
+            let ticket = booking
+                .tickets
+                .iter()
+                .find(|t| i64::from(t.seq) == seq)
+                .ok_or_else(|| Error::not_found("ticket", "with that secret"))?;
+            let event = read_event(tx, &EventKey::Id(booking.event_id), now)?
+                .ok_or_else(|| Error::not_found("event", booking.event_id))?;
+            decide(&booking, ticket, &event)?;
+            let n = tx
+                .execute(
+                    "UPDATE tickets SET checked_in_at = ?3 WHERE booking_id = ?1 AND seq = ?2 AND checked_in_at IS NULL",
+                    params![booking_id, seq, micros(now)],
+                )
+                .map_err(db_err)?;
+            if n != 1 {
+                return Err(Error::conflict("ticket was checked in concurrently"));
+            }
+            Ok(CheckIn {
+                booking_code: booking.code.clone(),
+                event_id: event.id,
+                event_name: event.name.to_string(),
+                customer: booking.customer.clone(),
+                seq: ticket.seq,
+                of: booking.quantity.get(),
+                checked_in_at: now,
+            })
+        })
+    }
+
+    fn expire_holds(&self, now: Timestamp) -> Result<u64> {
+        self.write(|tx| expire_overdue(tx, None, now))
+    }
+
+    fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>> {
+        let mut sql = format!(
+            "SELECT {},
+               (SELECT COUNT(*) FROM bookings b WHERE b.event_id = e.id AND b.status = 'confirmed'),
+               (SELECT COUNT(*) FROM tickets t JOIN bookings b ON b.id = t.booking_id
+                  WHERE b.event_id = e.id AND t.checked_in_at IS NOT NULL),
+               (SELECT COALESCE(SUM(b.quantity * b.unit_price_minor), 0) FROM bookings b
+                  WHERE b.event_id = e.id AND b.status = 'confirmed')
+             FROM events e WHERE 1 = 1",
+            event_cols()
+        );
+        let mut args: Vec<Value> = vec![Value::Integer(micros(now))];
+        if let Some(id) = event {
+            args.push(Value::Text(id.to_string()));
+            sql.push_str(&format!(" AND e.id = ?{}", args.len()));
+        }
+        if let Some(o) = organizer {
+            args.push(Value::Text(o.as_str().into()));
+            sql.push_str(&format!(" AND e.organizer = ?{}", args.len()));
+        }
+        sql.push_str(" ORDER BY e.starts_at, e.id");
+        self.read(|c| {
+            let mut stmt = c.prepare(&sql).map_err(db_err)?;
+            let raws = stmt
+                .query_map(params_from_iter(args.iter()), read_sales_row)
+                .map_err(db_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db_err)?;
+            raws.into_iter().map(|r| r.into_row()).collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse() {
+        let (p, o) = SqliteOptions::parse_url("sqlite:/tmp/x.db?synchronous=normal&busy_timeout_ms=250").unwrap();
+        assert_eq!(p, PathBuf::from("/tmp/x.db"));
+        assert_eq!(o.synchronous, Synchronous::Normal);
+        assert_eq!(o.busy_timeout, Duration::from_millis(250));
+        assert_eq!(SqliteOptions::parse_url("tickets.db").unwrap().0, PathBuf::from("tickets.db"));
+        assert_eq!(SqliteOptions::parse_url("sqlite://./a.db").unwrap().0, PathBuf::from("./a.db"));
+        assert!(SqliteOptions::parse_url("sqlite:").is_err());
+        assert!(SqliteOptions::parse_url("x.db?synchronous=off").is_err());
+        assert!(SqliteOptions::parse_url("x.db?colour=red").is_err());
+    }
+
+    #[test]
+    fn connections_are_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("t.db")).unwrap();
+        let conn = store.writer.lock().unwrap();
+        let get = |p: &str| conn.query_row(&format!("PRAGMA {p}"), [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(get("foreign_keys"), 1);
+        assert_eq!(get("synchronous"), 2, "FULL");
+        assert_eq!(get("busy_timeout"), 30_000);
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+    }
+}

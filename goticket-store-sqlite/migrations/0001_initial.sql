@@ -1,0 +1,56 @@
+-- goticket schema v1. Never edit a released migration: add a new file.
+-- Times are microseconds since the Unix epoch, UTC. Ids are UUID text.
+CREATE TABLE events (
+    id               TEXT    PRIMARY KEY NOT NULL,
+    slug             TEXT    UNIQUE,
+    name             TEXT    NOT NULL CHECK (length(name) BETWEEN 1 AND 800),
+    description      TEXT,
+    venue            TEXT,
+    starts_at        INTEGER NOT NULL,
+    ends_at          INTEGER NOT NULL,
+    capacity         INTEGER NOT NULL CHECK (capacity BETWEEN 1 AND 10000000),
+    price_minor      INTEGER NOT NULL CHECK (price_minor >= 0),
+    currency         TEXT    NOT NULL CHECK (length(currency) = 3),
+    max_per_customer INTEGER CHECK (max_per_customer IS NULL OR max_per_customer >= 1),
+    sales_start      INTEGER,
+    sales_end        INTEGER,
+    status           TEXT    NOT NULL CHECK (status IN ('scheduled', 'cancelled')),
+    organizer        TEXT    NOT NULL,
+    held             INTEGER NOT NULL DEFAULT 0 CHECK (held >= 0),
+    sold             INTEGER NOT NULL DEFAULT 0 CHECK (sold >= 0),
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    CHECK (held + sold <= capacity),
+    CHECK (starts_at < ends_at)
+) STRICT;
+CREATE INDEX events_by_start ON events (starts_at, id);
+CREATE INDEX events_by_organizer ON events (organizer, starts_at);
+
+CREATE TABLE bookings (
+    id               TEXT    PRIMARY KEY NOT NULL,
+    code             TEXT    NOT NULL UNIQUE,
+    event_id         TEXT    NOT NULL REFERENCES events (id),
+    customer         TEXT    NOT NULL,
+    quantity         INTEGER NOT NULL CHECK (quantity BETWEEN 1 AND 100),
+    status           TEXT    NOT NULL CHECK (status IN ('held', 'confirmed', 'cancelled', 'expired')),
+    unit_price_minor INTEGER NOT NULL CHECK (unit_price_minor >= 0),
+    currency         TEXT    NOT NULL CHECK (length(currency) = 3),
+    expires_at       INTEGER,
+    idempotency_key  TEXT,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    CHECK (status <> 'held' OR expires_at IS NOT NULL),
+    UNIQUE (customer, idempotency_key)
+) STRICT;
+CREATE INDEX bookings_by_event_customer ON bookings (event_id, customer);
+CREATE INDEX bookings_by_customer ON bookings (customer, id);
+CREATE INDEX bookings_live_holds ON bookings (event_id, expires_at) WHERE status = 'held';
+CREATE INDEX bookings_hold_expiry ON bookings (expires_at) WHERE status = 'held';
+
+CREATE TABLE tickets (
+    booking_id    TEXT    NOT NULL REFERENCES bookings (id),
+    seq           INTEGER NOT NULL CHECK (seq BETWEEN 1 AND 100),
+    secret        TEXT    NOT NULL UNIQUE,
+    checked_in_at INTEGER,
+    PRIMARY KEY (booking_id, seq)
+) STRICT, WITHOUT ROWID;
