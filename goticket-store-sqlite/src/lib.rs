@@ -406,6 +406,12 @@ fn reserve_one(conn: &Connection, req: &ReserveRequest, event: &Event, now: Time
 
 impl Store for SqliteStore {
     fn migrate(&self) -> Result<()> {
+        // Every CLI process migrates on start; when the schema is current that must
+        // not queue behind other processes' writes, so look before taking the lock.
+        let current = self.read(|c| c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).map_err(db_err))?;
+        if current == schema::LATEST {
+            return Ok(());
+        }
         self.write(|tx| schema::migrate(tx))
     }
 

@@ -1,0 +1,311 @@
+//! The command line, as clap derive types. Values that carry domain rules (dates,
+//! money, numbers with bounds) are taken as text and parsed by core, so a bad value
+//! is "invalid input" (exit 5) with core's reason, not a usage error.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// goticket: event ticketing that never oversells.
+#[derive(Debug, Parser)]
+#[command(name = "goticket", version, about, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Database: a SQLite file path, sqlite:PATH[?synchronous=normal], or postgres://...
+    #[arg(long, global = true, env = "GOTICKET_DB", default_value = "./goticket.db")]
+    pub db: String,
+
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Act as this customer instead of as the admin.
+    #[arg(long = "as", global = true, value_name = "EMAIL")]
+    pub as_user: Option<String>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable tables.
+    Table,
+    /// One JSON document.
+    Json,
+    /// CSV with a header row.
+    Csv,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or upgrade the database schema.
+    Migrate,
+    /// Create, list, show, change and cancel events.
+    #[command(subcommand)]
+    Event(EventCmd),
+    /// Book seats of an event (a hold with --hold, otherwise a sale).
+    Book(BookArgs),
+    /// Show, list, confirm and cancel bookings.
+    #[command(subcommand)]
+    Booking(BookingCmd),
+    /// Maintenance of holds.
+    #[command(subcommand)]
+    Holds(HoldsCmd),
+    /// Check a ticket in at the door by its secret.
+    Checkin {
+        /// The ticket's secret.
+        secret: String,
+    },
+    /// Reports.
+    #[command(subcommand)]
+    Report(ReportCmd),
+    /// Seed a sample event, sell it out with concurrent buyers, and show the result.
+    Demo(DemoArgs),
+}
+
+/// Event subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EventCmd {
+    /// Create an event.
+    Create(EventCreate),
+    /// List events by start time.
+    List(EventList),
+    /// Show one event.
+    Show {
+        /// Event id or slug.
+        event: String,
+    },
+    /// Change an event.
+    Update(EventUpdate),
+    /// Cancel an event and all its bookings.
+    Cancel {
+        /// Event id or slug.
+        event: String,
+    },
+}
+
+/// `event create`.
+#[derive(Debug, Args)]
+pub struct EventCreate {
+    /// Name (1-200 characters).
+    #[arg(long)]
+    pub name: String,
+    /// Start, RFC 3339 with offset (2027-03-01T19:30:00Z).
+    #[arg(long)]
+    pub starts_at: String,
+    /// End, after the start.
+    #[arg(long)]
+    pub ends_at: String,
+    /// Seats (1 to 10,000,000).
+    #[arg(long)]
+    pub capacity: String,
+    /// Price per seat, like "12.50 EUR".
+    #[arg(long)]
+    pub price: String,
+    /// Unique URL-friendly name.
+    #[arg(long)]
+    pub slug: Option<String>,
+    /// Venue.
+    #[arg(long)]
+    pub venue: Option<String>,
+    /// Description.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Most seats one customer may hold or buy.
+    #[arg(long)]
+    pub max_per_customer: Option<String>,
+    /// When sales open (default: at once).
+    #[arg(long)]
+    pub sales_start: Option<String>,
+    /// When sales close (default: when the event ends).
+    #[arg(long)]
+    pub sales_end: Option<String>,
+    /// Owner (admins only; default: the acting user).
+    #[arg(long)]
+    pub organizer: Option<String>,
+}
+
+/// `event list`.
+#[derive(Debug, Args)]
+pub struct EventList {
+    /// Events starting at or after this time.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Events starting before this time.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Lowest price, like "10 EUR".
+    #[arg(long)]
+    pub min_price: Option<String>,
+    /// Highest price, like "50 EUR".
+    #[arg(long)]
+    pub max_price: Option<String>,
+    /// scheduled or cancelled.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Paging.
+    #[command(flatten)]
+    pub page: PageArgs,
+}
+
+/// Paging options shared by list commands.
+#[derive(Debug, Args)]
+pub struct PageArgs {
+    /// Items per page (1-1000).
+    #[arg(long, default_value = "50")]
+    pub limit: String,
+    /// Skip this many items.
+    #[arg(long, conflicts_with = "cursor")]
+    pub offset: Option<String>,
+    /// Continue after a previous page's next_cursor.
+    #[arg(long)]
+    pub cursor: Option<String>,
+}
+
+/// Optional fields `event update --clear` can empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Clearable {
+    /// The slug.
+    Slug,
+    /// The description.
+    Description,
+    /// The venue.
+    Venue,
+    /// The per-customer limit.
+    MaxPerCustomer,
+    /// The sales start.
+    SalesStart,
+    /// The sales end.
+    SalesEnd,
+}
+
+/// `event update`.
+#[derive(Debug, Args)]
+pub struct EventUpdate {
+    /// Event id or slug.
+    pub event: String,
+    /// New name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// New slug.
+    #[arg(long)]
+    pub slug: Option<String>,
+    /// New description.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// New venue.
+    #[arg(long)]
+    pub venue: Option<String>,
+    /// New start.
+    #[arg(long)]
+    pub starts_at: Option<String>,
+    /// New end.
+    #[arg(long)]
+    pub ends_at: Option<String>,
+    /// New capacity (not below the seats held and sold).
+    #[arg(long)]
+    pub capacity: Option<String>,
+    /// New price.
+    #[arg(long)]
+    pub price: Option<String>,
+    /// New per-customer limit.
+    #[arg(long)]
+    pub max_per_customer: Option<String>,
+    /// New sales start.
+    #[arg(long)]
+    pub sales_start: Option<String>,
+    /// New sales end.
+    #[arg(long)]
+    pub sales_end: Option<String>,
+    /// Empty these optional fields.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub clear: Vec<Clearable>,
+}
+
+/// `book`.
+#[derive(Debug, Args)]
+pub struct BookArgs {
+    /// Event id or slug.
+    pub event: String,
+    /// Customer email (default: the --as user).
+    #[arg(long)]
+    pub customer: Option<String>,
+    /// Seats (1-100).
+    #[arg(long, default_value = "1")]
+    pub qty: String,
+    /// Hold the seats this long (15m, 1h, 90s) instead of buying.
+    #[arg(long)]
+    pub hold: Option<String>,
+    /// Retry key: the same key never books twice.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+}
+
+/// Booking subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BookingCmd {
+    /// Show a booking with its tickets.
+    Show {
+        /// Booking code.
+        code: String,
+    },
+    /// List bookings.
+    List(BookingList),
+    /// Confirm a hold.
+    Confirm {
+        /// Booking code.
+        code: String,
+    },
+    /// Cancel a booking.
+    Cancel {
+        /// Booking code.
+        code: String,
+    },
+}
+
+/// `booking list`.
+#[derive(Debug, Args)]
+pub struct BookingList {
+    /// Only this event (id or slug).
+    #[arg(long)]
+    pub event: Option<String>,
+    /// Only this customer.
+    #[arg(long)]
+    pub customer: Option<String>,
+    /// held, confirmed, cancelled or expired.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Paging.
+    #[command(flatten)]
+    pub page: PageArgs,
+}
+
+/// Hold subcommands.
+#[derive(Debug, Subcommand)]
+pub enum HoldsCmd {
+    /// Expire every overdue hold now (reads never count them anyway).
+    Expire,
+}
+
+/// Report subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ReportCmd {
+    /// Seats, bookings, check-ins and revenue per event.
+    Sales {
+        /// Only this event (id or slug).
+        #[arg(long)]
+        event: Option<String>,
+    },
+}
+
+/// `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Seats of the sample event.
+    #[arg(long, default_value_t = 200)]
+    pub capacity: u32,
+    /// Concurrent buyer threads.
+    #[arg(long, default_value_t = 8)]
+    pub buyers: u32,
+}

@@ -1,0 +1,203 @@
+//! One function per command: parse the arguments with core's types, call the
+//! service, render.
+
+use std::io::Write;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use goticket_core::{
+    BookingCode, BookingFilter, BookingRequest, Cursor, Email, Error, EventFilter, EventKey, EventPatch, NewEvent,
+    PageRequest, PageStart, Principal, Role, Service, Store, TicketSecret, parse_timestamp,
+};
+use goticket_store_sqlite::SqliteStore;
+
+use crate::args::{BookingCmd, Clearable, Cli, Command, EventCmd, HoldsCmd, PageArgs, ReportCmd};
+use crate::output::Out;
+
+/// The principal the CLI acts as when `--as` is not given.
+const ADMIN_EMAIL: &str = "admin@goticket.local";
+
+/// Parses `raw` with core's rules, naming the flag in the error.
+fn parse<T: FromStr<Err = Error>>(flag: &str, raw: &str) -> Result<T, Error> {
+    raw.parse::<T>().map_err(|e| e.in_field(flag))
+}
+
+fn parse_opt<T: FromStr<Err = Error>>(flag: &str, raw: &Option<String>) -> Result<Option<T>, Error> {
+    raw.as_deref().map(|r| parse(flag, r)).transpose()
+}
+
+/// A patch value for an optional field: `--clear` wins, else the new value if given.
+fn either<T>(clear: bool, set: Option<T>) -> Option<Option<T>> {
+    if clear { Some(None) } else { set.map(Some) }
+}
+
+fn time_opt(flag: &str, raw: &Option<String>) -> Result<Option<goticket_core::Timestamp>, Error> {
+    raw.as_deref().map(|r| parse_timestamp(flag, r)).transpose()
+}
+
+/// Opens the store a `--db` URL names and brings its schema up to date.
+pub fn open_store(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err(
+            Error::validation("--db", "PostgreSQL is not supported by this build yet; use a SQLite path").into()
+        );
+    }
+    let store = SqliteStore::open_url(url).map_err(|e| e.in_field("--db"))?;
+    store.migrate().with_context(|| format!("migrating {url}"))?;
+    Ok(Arc::new(store))
+}
+
+fn principal(as_user: &Option<String>) -> Result<Principal, Error> {
+    match as_user {
+        None => Ok(Principal::new(ADMIN_EMAIL.parse()?, Role::Admin)),
+        Some(email) => Ok(Principal::new(parse::<Email>("--as", email)?, Role::Customer)),
+    }
+}
+
+fn page(args: &PageArgs) -> Result<PageRequest, Error> {
+    let limit: u32 = args
+        .limit
+        .trim()
+        .parse()
+        .map_err(|_| Error::validation("--limit", format!("{:?} is not a whole number", args.limit)))?;
+    let start = match (&args.offset, &args.cursor) {
+        (Some(o), _) => PageStart::Offset(
+            o.trim().parse().map_err(|_| Error::validation("--offset", format!("{o:?} is not a whole number")))?,
+        ),
+        (None, Some(c)) => PageStart::After(Cursor::decode(c).map_err(|e| e.in_field("--cursor"))?),
+        (None, None) => PageStart::First,
+    };
+    PageRequest::new(limit, start).map_err(|e| e.in_field("--limit"))
+}
+
+/// Runs one parsed command line, writing results to `w`.
+pub fn run(cli: Cli, w: impl Write) -> Result<()> {
+    let mut out = Out::new(cli.format, w);
+    let p = principal(&cli.as_user)?;
+    let service = Service::new(open_store(&cli.db)?);
+    let s = &service;
+    match cli.command {
+        Command::Migrate => out.message("schema is up to date", serde_json::json!({ "migrated": true }))?,
+        Command::Event(cmd) => event(s, &p, cmd, &mut out)?,
+        Command::Book(a) => {
+            let req = BookingRequest {
+                event: parse("event", &a.event)?,
+                customer: parse_opt("--customer", &a.customer)?,
+                quantity: parse("--qty", &a.qty)?,
+                hold: parse_opt("--hold", &a.hold)?,
+                idempotency_key: parse_opt("--idempotency-key", &a.idempotency_key)?,
+            };
+            out.one(&s.reserve(&p, req)?)?;
+        }
+        Command::Booking(cmd) => booking(s, &p, cmd, &mut out)?,
+        Command::Holds(HoldsCmd::Expire) => {
+            let n = s.expire_holds(&p)?;
+            out.message(&format!("expired {n} overdue holds"), serde_json::json!({ "expired": n }))?;
+        }
+        Command::Checkin { secret } => out.one(&s.check_in(&p, &parse::<TicketSecret>("secret", &secret)?)?)?,
+        Command::Report(ReportCmd::Sales { event }) => {
+            let key: Option<EventKey> = parse_opt("--event", &event)?;
+            out.list(&s.sales_report(&p, key.as_ref())?)?;
+        }
+        Command::Demo(a) => crate::demo::run(s, &p, &a, &mut out)?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn event(s: &Service, p: &Principal, cmd: EventCmd, out: &mut Out<impl Write>) -> Result<()> {
+    match cmd {
+        EventCmd::Create(a) => {
+            let mut n = NewEvent::new(
+                parse("--name", &a.name)?,
+                parse_timestamp("--starts-at", &a.starts_at)?,
+                parse_timestamp("--ends-at", &a.ends_at)?,
+                parse("--capacity", &a.capacity)?,
+                parse("--price", &a.price)?,
+            );
+            n.slug = parse_opt("--slug", &a.slug)?;
+            n.venue = a
+                .venue
+                .as_deref()
+                .map(|v| goticket_core::types::bounded_text("--venue", v, 200, true))
+                .transpose()?
+                .flatten();
+            n.description = a
+                .description
+                .as_deref()
+                .map(|v| goticket_core::types::bounded_text("--description", v, 10_000, true))
+                .transpose()?
+                .flatten();
+            n.max_per_customer = parse_opt("--max-per-customer", &a.max_per_customer)?;
+            n.sales_start = time_opt("--sales-start", &a.sales_start)?;
+            n.sales_end = time_opt("--sales-end", &a.sales_end)?;
+            n.organizer = parse_opt("--organizer", &a.organizer)?;
+            out.one(&s.create_event(p, n)?)?;
+        }
+        EventCmd::List(a) => {
+            let filter = EventFilter {
+                starts_from: time_opt("--from", &a.from)?,
+                starts_before: time_opt("--to", &a.to)?,
+                min_price: parse_opt("--min-price", &a.min_price)?,
+                max_price: parse_opt("--max-price", &a.max_price)?,
+                status: parse_opt("--status", &a.status)?,
+                organizer: None,
+            };
+            out.page(&s.list_events(p, &filter, page(&a.page)?)?)?;
+        }
+        EventCmd::Show { event } => out.one(&s.event(p, &parse("event", &event)?)?)?,
+        EventCmd::Update(a) => {
+            let cleared = |c: Clearable| a.clear.contains(&c);
+            let text = |flag: &str, v: &Option<String>, max: usize| {
+                v.as_deref().map(|v| goticket_core::types::bounded_text(flag, v, max, true)).transpose()
+            };
+            let patch = EventPatch {
+                name: parse_opt("--name", &a.name)?,
+                slug: either(cleared(Clearable::Slug), parse_opt("--slug", &a.slug)?),
+                description: either(
+                    cleared(Clearable::Description),
+                    text("--description", &a.description, 10_000)?.flatten(),
+                ),
+                venue: either(cleared(Clearable::Venue), text("--venue", &a.venue, 200)?.flatten()),
+                starts_at: time_opt("--starts-at", &a.starts_at)?,
+                ends_at: time_opt("--ends-at", &a.ends_at)?,
+                capacity: parse_opt("--capacity", &a.capacity)?,
+                price: parse_opt("--price", &a.price)?,
+                max_per_customer: either(
+                    cleared(Clearable::MaxPerCustomer),
+                    parse_opt("--max-per-customer", &a.max_per_customer)?,
+                ),
+                sales_start: either(cleared(Clearable::SalesStart), time_opt("--sales-start", &a.sales_start)?),
+                sales_end: either(cleared(Clearable::SalesEnd), time_opt("--sales-end", &a.sales_end)?),
+            };
+            out.one(&s.update_event(p, &parse("event", &a.event)?, &patch)?)?;
+        }
+        EventCmd::Cancel { event } => out.one(&s.cancel_event(p, &parse("event", &event)?)?)?,
+    }
+    Ok(())
+}
+
+fn booking(s: &Service, p: &Principal, cmd: BookingCmd, out: &mut Out<impl Write>) -> Result<()> {
+    let code = |raw: &str| parse::<BookingCode>("code", raw);
+    match cmd {
+        BookingCmd::Show { code: c } => out.one(&s.booking(p, &code(&c)?)?)?,
+        BookingCmd::Confirm { code: c } => out.one(&s.confirm(p, &code(&c)?)?)?,
+        BookingCmd::Cancel { code: c } => out.one(&s.cancel_booking(p, &code(&c)?)?)?,
+        BookingCmd::List(a) => {
+            let event = match parse_opt::<EventKey>("--event", &a.event)? {
+                Some(EventKey::Id(id)) => Some(id),
+                Some(key) => Some(s.event(p, &key)?.id),
+                None => None,
+            };
+            let filter = BookingFilter {
+                event,
+                customer: parse_opt("--customer", &a.customer)?,
+                status: parse_opt("--status", &a.status)?,
+                organizer: None,
+            };
+            out.page(&s.list_bookings(p, filter, page(&a.page)?)?)?;
+        }
+    }
+    Ok(())
+}
