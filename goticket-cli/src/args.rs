@@ -92,16 +92,16 @@ pub struct EventCreate {
     #[arg(long)]
     pub name: String,
     /// Start, RFC 3339 with offset (2027-03-01T19:30:00Z).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub starts_at: String,
     /// End, after the start.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub ends_at: String,
     /// Seats (1 to 10,000,000).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub capacity: String,
     /// Price per seat, like "12.50 EUR".
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub price: String,
     /// Unique URL-friendly name.
     #[arg(long)]
@@ -113,13 +113,13 @@ pub struct EventCreate {
     #[arg(long)]
     pub description: Option<String>,
     /// Most seats one customer may hold or buy.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub max_per_customer: Option<String>,
     /// When sales open (default: at once).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub sales_start: Option<String>,
     /// When sales close (default: when the event ends).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub sales_end: Option<String>,
     /// Owner (admins only; default: the acting user).
     #[arg(long)]
@@ -130,16 +130,16 @@ pub struct EventCreate {
 #[derive(Debug, Args)]
 pub struct EventList {
     /// Events starting at or after this time.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub from: Option<String>,
     /// Events starting before this time.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub to: Option<String>,
     /// Lowest price, like "10 EUR".
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub min_price: Option<String>,
     /// Highest price, like "50 EUR".
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub max_price: Option<String>,
     /// scheduled or cancelled.
     #[arg(long)]
@@ -153,10 +153,10 @@ pub struct EventList {
 #[derive(Debug, Args)]
 pub struct PageArgs {
     /// Items per page (1-1000).
-    #[arg(long, default_value = "50")]
+    #[arg(long, allow_hyphen_values = true, default_value = "50")]
     pub limit: String,
     /// Skip this many items.
-    #[arg(long, conflicts_with = "cursor")]
+    #[arg(long, allow_hyphen_values = true, conflicts_with = "cursor")]
     pub offset: Option<String>,
     /// Continue after a previous page's next_cursor.
     #[arg(long)]
@@ -198,25 +198,25 @@ pub struct EventUpdate {
     #[arg(long)]
     pub venue: Option<String>,
     /// New start.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub starts_at: Option<String>,
     /// New end.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub ends_at: Option<String>,
     /// New capacity (not below the seats held and sold).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub capacity: Option<String>,
     /// New price.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub price: Option<String>,
     /// New per-customer limit.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub max_per_customer: Option<String>,
     /// New sales start.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub sales_start: Option<String>,
     /// New sales end.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub sales_end: Option<String>,
     /// Empty these optional fields.
     #[arg(long, value_enum, value_delimiter = ',')]
@@ -232,7 +232,7 @@ pub struct BookArgs {
     #[arg(long)]
     pub customer: Option<String>,
     /// Seats (1-100).
-    #[arg(long, default_value = "1")]
+    #[arg(long, allow_hyphen_values = true, default_value = "1")]
     pub qty: String,
     /// Hold the seats this long (15m, 1h, 90s) instead of buying.
     #[arg(long)]
@@ -303,7 +303,7 @@ pub enum ReportCmd {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Seats of the sample event.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 200)]
     pub capacity: u32,
     /// Concurrent buyer threads.
     #[arg(long, default_value_t = 8)]

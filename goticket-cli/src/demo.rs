@@ -44,12 +44,20 @@ struct Tally {
 }
 
 const SHORT_HOLD_SECS: i64 = 1;
+const PER_CUSTOMER: u32 = 8;
 
 /// One buyer: keeps booking until the event is sold out.
 fn buyer(s: &Service, p: &Principal, event: &EventKey, tally: &Tally, allow_short_holds: bool) -> Result<()> {
     let mut dice = Dice::new();
+    let capacity = u64::from(s.event(p, event)?.capacity.get());
+    // Enough customers that their per-customer limits can always cover the capacity.
+    let customers = (capacity / u64::from(PER_CUSTOMER) * 2).max(120);
+    let mut refused_in_a_row = 0u32;
     loop {
-        let customer = format!("buyer{:03}@example.com", dice.roll(120)).parse()?;
+        if refused_in_a_row > 10_000 {
+            bail!("buyers were refused 10,000 times in a row without the event selling out");
+        }
+        let customer = format!("buyer{:03}@example.com", dice.roll(customers)).parse()?;
         let quantity = (1 + dice.roll(4) as u32).try_into()?;
         let roll = dice.roll(10);
         let hold = match roll {
@@ -60,7 +68,9 @@ fn buyer(s: &Service, p: &Principal, event: &EventKey, tally: &Tally, allow_shor
         };
         let req =
             BookingRequest { event: event.clone(), customer: Some(customer), quantity, hold, idempotency_key: None };
-        match s.reserve(p, req) {
+        let outcome = s.reserve(p, req);
+        refused_in_a_row = if outcome.is_ok() { 0 } else { refused_in_a_row + 1 };
+        match outcome {
             Ok(r) => match (roll, hold) {
                 (5..=7, Some(_)) => {
                     s.confirm(p, &r.booking.code)?;
@@ -119,7 +129,7 @@ pub fn run(s: &Service, p: &Principal, args: &DemoArgs, out: &mut Out<impl Write
         "25.00 EUR".parse()?,
     );
     n.venue = Some("The Demo Hall".into());
-    n.max_per_customer = Some(8u32.try_into()?);
+    n.max_per_customer = Some(PER_CUSTOMER.try_into()?);
     let event = s.create_event(p, n)?;
     let key = EventKey::Id(event.id);
     let tally = Arc::new(Tally::default());
@@ -155,7 +165,7 @@ pub fn run(s: &Service, p: &Principal, args: &DemoArgs, out: &mut Out<impl Write
     );
     if out.is_json() {
         out.raw_json(&serde_json::json!({
-            "event": event, "bookings": bookings, "report": report, "summary": summary,
+            "event": event, "bookings": bookings, "report": { "items": report }, "summary": summary,
         }))?;
         return Ok(());
     }

@@ -1,0 +1,466 @@
+//! The CLI through the real binary: every command, the JSON shapes scripts rely on,
+//! the exit codes, bad input, and many OS processes booking one event.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_goticket");
+
+struct Db {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Db {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("cli.db");
+        Db { _dir: dir, path }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--db").arg(&self.path).args(args).env_remove("GOTICKET_DB");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("the binary runs")
+    }
+
+    /// Runs with `--format json`, expects success, parses stdout.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--format", "json"];
+        all.extend_from_slice(args);
+        let out = self.run(&all);
+        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("{args:?} printed no single JSON document ({e}): {}", String::from_utf8_lossy(&out.stdout))
+        })
+    }
+
+    /// Expects the exit code; returns stderr.
+    fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}: stdout {} stderr {err}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        err
+    }
+
+    /// Creates an event from defaults overridden by `extra` flag/value pairs.
+    fn event(&self, extra: &[&str]) -> Value {
+        let mut fields = vec![
+            ("--name", "Jazz night"),
+            ("--starts-at", "2030-03-01T19:30:00+01:00"),
+            ("--ends-at", "2030-03-01T23:00:00Z"),
+            ("--capacity", "10"),
+            ("--price", "12.50 EUR"),
+        ];
+        for pair in extra.chunks(2) {
+            fields.retain(|(flag, _)| *flag != pair[0]);
+            fields.push((pair[0], pair[1]));
+        }
+        let mut args = vec!["event", "create"];
+        args.extend(fields.iter().flat_map(|(f, v)| [*f, *v]));
+        self.json(&args)
+    }
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
+}
+
+#[test]
+fn event_create_show_and_json_shape() {
+    let db = Db::new();
+    let e = db.event(&["--slug", "jazz", "--venue", "Blue Room", "--max-per-customer", "4"]);
+    for field in
+        ["id", "slug", "name", "starts_at", "ends_at", "capacity", "held", "sold", "available", "price", "status"]
+    {
+        assert!(e.get(field).is_some(), "event JSON lacks {field}: {e}");
+    }
+    assert_eq!(e["price"], serde_json::json!({"amount_minor": 1250, "currency": "EUR"}));
+    assert_eq!(e["starts_at"], "2030-03-01T18:30:00Z", "stored in UTC");
+    assert_eq!(
+        (e["capacity"].as_u64(), e["available"].as_u64(), e["status"].as_str()),
+        (Some(10), Some(10), Some("scheduled"))
+    );
+    let by_slug = db.json(&["event", "show", "jazz"]);
+    let by_id = db.json(&["event", "show", s(&e["id"])]);
+    assert_eq!(by_slug, e);
+    assert_eq!(by_id, e);
+    let table = db.run(&["event", "show", "jazz"]);
+    assert!(table.status.success());
+    assert!(String::from_utf8_lossy(&table.stdout).contains("Blue Room"));
+}
+
+#[test]
+fn event_list_filters_and_pages() {
+    let db = Db::new();
+    for (i, price) in ["5 EUR", "10 EUR", "15 EUR", "20 EUR", "25 EUR"].iter().enumerate() {
+        let day = format!("2030-04-0{}T19:00:00Z", i + 1);
+        let end = format!("2030-04-0{}T22:00:00Z", i + 1);
+        db.json(&[
+            "event",
+            "create",
+            "--name",
+            &format!("E{i}"),
+            "--starts-at",
+            &day,
+            "--ends-at",
+            &end,
+            "--capacity",
+            "5",
+            "--price",
+            price,
+        ]);
+    }
+    let names =
+        |v: &Value| v["items"].as_array().expect("items").iter().map(|e| s(&e["name"]).to_owned()).collect::<Vec<_>>();
+    let page1 = db.json(&["event", "list", "--limit", "2"]);
+    assert_eq!(names(&page1), ["E0", "E1"]);
+    let cursor = s(&page1["next_cursor"]).to_owned();
+    let page2 = db.json(&["event", "list", "--limit", "2", "--cursor", &cursor]);
+    assert_eq!(names(&page2), ["E2", "E3"]);
+    let last = db.json(&["event", "list", "--limit", "2", "--offset", "4"]);
+    assert_eq!(names(&last), ["E4"]);
+    assert!(last["next_cursor"].is_null());
+    let ranged = db.json(&["event", "list", "--from", "2030-04-02T00:00:00Z", "--to", "2030-04-04T00:00:00Z"]);
+    assert_eq!(names(&ranged), ["E1", "E2"]);
+    let priced = db.json(&["event", "list", "--min-price", "10 EUR", "--max-price", "20.00 EUR"]);
+    assert_eq!(names(&priced), ["E1", "E2", "E3"]);
+    db.json(&["event", "cancel", s(&page1["items"][0]["id"])]);
+    assert_eq!(names(&db.json(&["event", "list", "--status", "cancelled"])), ["E0"]);
+    assert_eq!(db.json(&["event", "list", "--status", "scheduled"])["items"].as_array().map(Vec::len), Some(4));
+    db.fails(&["event", "list", "--cursor", "garbage"], 5);
+    db.fails(&["event", "list", "--limit", "0"], 5);
+    db.fails(&["event", "list", "--status", "done"], 5);
+    db.fails(&["event", "list", "--offset", "1", "--cursor", &cursor], 2);
+}
+
+#[test]
+fn csv_output_has_a_header_and_one_row_per_item() {
+    let db = Db::new();
+    db.event(&["--slug", "a"]);
+    db.event(&["--slug", "b", "--name", "Comma, in name"]);
+    let out = db.run(&["--format", "csv", "event", "list"]);
+    assert!(out.status.success());
+    let mut r = csv::Reader::from_reader(&out.stdout[..]);
+    let headers = r.headers().expect("header").clone();
+    assert_eq!(&headers[0], "id");
+    assert!(headers.iter().any(|h| h == "available"));
+    let rows: Vec<csv::StringRecord> = r.records().collect::<Result<_, _>>().expect("valid CSV");
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().any(|row| &row[2] == "Comma, in name"));
+}
+
+#[test]
+fn event_update_and_cancel() {
+    let db = Db::new();
+    db.event(&["--slug", "gig"]);
+    let up = db.json(&["event", "update", "gig", "--capacity", "20", "--venue", "Hall", "--name", "Bigger gig"]);
+    assert_eq!((up["capacity"].as_u64(), s(&up["venue"]), s(&up["name"])), (Some(20), "Hall", "Bigger gig"));
+    let cleared = db.json(&["event", "update", "gig", "--clear", "venue"]);
+    assert!(cleared["venue"].is_null());
+    db.json(&["book", "gig", "--customer", "ann@example.com", "--qty", "5"]);
+    let err = db.fails(&["event", "update", "gig", "--capacity", "4"], 4);
+    assert!(err.contains("capacity cannot go below the 5 seats"), "{err}");
+    db.fails(&["event", "update", "gig"], 5);
+    db.fails(&["event", "update", "gig", "--ends-at", "2000-01-01T00:00:00Z"], 5);
+    let c = db.json(&["event", "cancel", "gig"]);
+    assert_eq!((s(&c["status"]), c["sold"].as_u64()), ("cancelled", Some(0)));
+    db.fails(&["event", "cancel", "gig"], 4);
+    db.fails(&["event", "update", "gig", "--name", "x"], 4);
+    db.fails(&["book", "gig", "--customer", "bob@example.com"], 4);
+}
+
+#[test]
+fn book_hold_confirm_cancel_and_booking_json_shape() {
+    let db = Db::new();
+    db.event(&["--slug", "gig"]);
+    let sale = db.json(&["book", "gig", "--customer", "Ann@Example.com", "--qty", "2"]);
+    for field in ["id", "code", "event_id", "customer", "quantity", "status", "expires_at", "tickets"] {
+        assert!(sale.get(field).is_some(), "booking JSON lacks {field}: {sale}");
+    }
+    assert_eq!((s(&sale["status"]), s(&sale["customer"])), ("confirmed", "ann@example.com"));
+    assert!(sale["expires_at"].is_null());
+    let tickets = sale["tickets"].as_array().expect("tickets");
+    assert_eq!(tickets.len(), 2);
+    assert!(tickets.iter().all(|t| s(&t["secret"]).len() == 26));
+    let hold = db.json(&["book", "gig", "--customer", "bob@example.com", "--hold", "15m"]);
+    assert_eq!(s(&hold["status"]), "held");
+    assert!(hold["expires_at"].is_string());
+    let code = s(&hold["code"]);
+    assert_eq!(db.json(&["booking", "show", code])["status"], "held");
+    assert_eq!(
+        db.json(&["booking", "show", &code.to_lowercase().replace('-', "")])["code"],
+        code,
+        "codes are forgiving"
+    );
+    assert_eq!(db.json(&["event", "show", "gig"])["held"], 1);
+    assert_eq!(db.json(&["booking", "confirm", code])["status"], "confirmed");
+    db.fails(&["booking", "confirm", code], 4);
+    assert_eq!(db.json(&["booking", "cancel", code])["status"], "cancelled");
+    let e = db.json(&["event", "show", "gig"]);
+    assert_eq!((e["held"].as_u64(), e["sold"].as_u64(), e["available"].as_u64()), (Some(0), Some(2), Some(8)));
+}
+
+#[test]
+fn idempotency_key_replays_instead_of_booking_twice() {
+    let db = Db::new();
+    db.event(&["--slug", "gig"]);
+    let args = ["book", "gig", "--customer", "ann@example.com", "--qty", "2", "--idempotency-key", "order-7"];
+    let first = db.json(&args);
+    let again = db.json(&args);
+    assert_eq!(first["code"], again["code"]);
+    assert_eq!((first["replayed"].as_bool(), again["replayed"].as_bool()), (Some(false), Some(true)));
+    assert_eq!(db.json(&["event", "show", "gig"])["sold"], 2);
+    let err =
+        db.fails(&["book", "gig", "--customer", "ann@example.com", "--qty", "3", "--idempotency-key", "order-7"], 4);
+    assert!(err.contains("idempotency key"), "{err}");
+}
+
+#[test]
+fn booking_list_filters() {
+    let db = Db::new();
+    db.event(&["--slug", "a"]);
+    db.event(&["--slug", "b"]);
+    db.json(&["book", "a", "--customer", "ann@example.com"]);
+    db.json(&["book", "a", "--customer", "bob@example.com", "--hold", "10m"]);
+    db.json(&["book", "b", "--customer", "ann@example.com", "--qty", "3"]);
+    let count = |args: &[&str]| {
+        let mut all = vec!["booking", "list"];
+        all.extend_from_slice(args);
+        db.json(&all)["items"].as_array().expect("items").len()
+    };
+    assert_eq!(count(&[]), 3);
+    assert_eq!(count(&["--event", "a"]), 2);
+    assert_eq!(count(&["--customer", "ann@example.com"]), 2);
+    assert_eq!(count(&["--status", "held"]), 1);
+    assert_eq!(count(&["--event", "b", "--status", "confirmed"]), 1);
+    let page = db.json(&["booking", "list", "--limit", "2"]);
+    let next = db.json(&["booking", "list", "--limit", "2", "--cursor", s(&page["next_cursor"])]);
+    assert_eq!(next["items"].as_array().map(Vec::len), Some(1));
+    // --as: a customer sees only their own bookings.
+    let mine = db.json(&["--as", "bob@example.com", "booking", "list"]);
+    assert_eq!(mine["items"].as_array().map(Vec::len), Some(1));
+    db.fails(&["--as", "bob@example.com", "booking", "list", "--customer", "ann@example.com"], 6);
+}
+
+#[test]
+fn an_expired_hold_cannot_be_confirmed_and_the_sweeper_tidies() {
+    let db = Db::new();
+    db.event(&["--slug", "gig", "--capacity", "2"]);
+    let hold = db.json(&["book", "gig", "--customer", "ann@example.com", "--qty", "2", "--hold", "1s"]);
+    db.fails(&["book", "gig", "--customer", "bob@example.com"], 4);
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    assert_eq!(db.json(&["booking", "show", s(&hold["code"])])["status"], "expired");
+    assert_eq!(db.json(&["event", "show", "gig"])["held"], 0, "reads never count an overdue hold");
+    let err = db.fails(&["booking", "confirm", s(&hold["code"])], 4);
+    assert!(err.contains("cannot confirm a booking that is expired"), "{err}");
+    assert_eq!(db.json(&["holds", "expire"])["expired"], 1);
+    assert_eq!(db.json(&["holds", "expire"])["expired"], 0);
+    db.json(&["book", "gig", "--customer", "bob@example.com", "--qty", "2"]);
+}
+
+#[test]
+fn checkin_once_then_refused_with_the_time() {
+    let db = Db::new();
+    db.event(&["--slug", "gig"]);
+    let b = db.json(&["book", "gig", "--customer", "ann@example.com"]);
+    let secret = s(&b["tickets"][0]["secret"]).to_owned();
+    let c = db.json(&["checkin", &secret]);
+    assert_eq!(c["booking_code"], b["code"]);
+    let err = db.fails(&["checkin", &secret], 4);
+    assert!(err.contains(&format!("already checked in at {}", s(&c["checked_in_at"]))), "{err}");
+    db.fails(&["checkin", "not-a-secret"], 5);
+    db.fails(&["checkin", "00000000000000000000000000"], 3);
+    let shown = db.json(&["booking", "show", s(&b["code"])]);
+    assert!(shown["tickets"][0]["checked_in_at"].is_string());
+}
+
+#[test]
+fn report_sales() {
+    let db = Db::new();
+    db.event(&["--slug", "gig"]);
+    let b = db.json(&["book", "gig", "--customer", "ann@example.com", "--qty", "3"]);
+    db.json(&["book", "gig", "--customer", "bob@example.com", "--hold", "10m"]);
+    db.json(&["checkin", s(&b["tickets"][0]["secret"])]);
+    let r = db.json(&["report", "sales", "--event", "gig"]);
+    let row = &r["items"][0];
+    assert_eq!((row["sold"].as_u64(), row["held"].as_u64(), row["checked_in"].as_u64()), (Some(3), Some(1), Some(1)));
+    assert_eq!(row["revenue"], serde_json::json!({"amount_minor": 3750, "currency": "EUR"}));
+    assert_eq!(db.json(&["report", "sales"])["items"].as_array().map(Vec::len), Some(1));
+    db.fails(&["--as", "ann@example.com", "report", "sales"], 6);
+}
+
+#[test]
+fn bad_input_exit_codes_and_one_line_errors() {
+    let db = Db::new();
+    let create = |over: &[(&str, &str)]| {
+        let mut args: Vec<String> = vec!["event".into(), "create".into()];
+        let mut fields = vec![
+            ("--name", "Gig"),
+            ("--starts-at", "2030-01-01T19:00:00Z"),
+            ("--ends-at", "2030-01-01T22:00:00Z"),
+            ("--capacity", "5"),
+            ("--price", "10 EUR"),
+        ];
+        for (k, v) in over {
+            fields.retain(|(f, _)| f != k);
+            fields.push((k, v));
+        }
+        for (k, v) in fields {
+            args.push(k.into());
+            args.push(v.into());
+        }
+        args
+    };
+    let fails = |over: &[(&str, &str)], code: i32| {
+        let args = create(over);
+        db.fails(&args.iter().map(String::as_str).collect::<Vec<_>>(), code)
+    };
+    let err = fails(&[("--starts-at", "next tuesday")], 5);
+    assert!(err.starts_with("goticket: error: invalid --starts-at:"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(fails(&[("--price", "-5.00 EUR")], 5).contains("negative"));
+    assert!(fails(&[("--price", "5.001 EUR")], 5).contains("decimal places"));
+    assert!(fails(&[("--capacity", "0")], 5).contains("--capacity"));
+    assert!(fails(&[("--capacity", "lots")], 5).contains("--capacity"));
+    assert!(fails(&[("--ends-at", "2030-01-01T18:00:00Z")], 5).contains("ends_at"));
+    assert!(fails(&[("--name", "   ")], 5).contains("--name"));
+    // Nothing half-written: no event exists after all those refusals.
+    assert_eq!(db.json(&["event", "list"])["items"].as_array().map(Vec::len), Some(0));
+
+    db.fails(&["event", "create", "--name", "x"], 2);
+    db.fails(&["frobnicate"], 2);
+    db.fails(&["--format", "yaml", "event", "list"], 2);
+    assert!(db.fails(&["event", "show", "no-such-event"], 3).contains("event not found"));
+    db.fails(&["book", "no-such-event", "--customer", "a@example.com"], 3);
+    db.fails(&["booking", "show", "AAAA-BBBB-CCCC"], 3);
+    db.fails(&["booking", "show", "nope"], 5);
+    db.fails(&["book", "gig", "--customer", "not-an-email"], 5);
+    let args = create(&[("--slug", "gig")]);
+    assert!(db.run(&args.iter().map(String::as_str).collect::<Vec<_>>()).status.success());
+    db.fails(&["book", "gig", "--customer", "a@example.com", "--qty", "101"], 5);
+    db.fails(&["book", "gig", "--customer", "a@example.com", "--hold", "forever"], 5);
+    let err = db.fails(&["book", "gig", "--customer", "a@example.com", "--qty", "6"], 4);
+    assert!(err.contains("sold out: requested 6, 5 left"), "{err}");
+    db.fails(&["--as", "a@example.com", "book", "gig", "--customer", "b@example.com"], 6);
+    db.fails(&["--as", "a@example.com", "event", "cancel", "gig"], 6);
+    db.fails(&["--as", "a@example.com", "holds", "expire"], 6);
+    db.fails(&["--as", "nobody", "event", "list"], 5);
+    let pg = Command::new(BIN).args(["--db", "postgres://localhost/x", "event", "list"]).output().expect("runs");
+    assert_eq!(pg.status.code(), Some(5), "{}", String::from_utf8_lossy(&pg.stderr));
+}
+
+#[test]
+fn customer_as_flag_books_for_self() {
+    let db = Db::new();
+    db.event(&["--slug", "gig"]);
+    let b = db.json(&["--as", "Cat@Example.com", "book", "gig", "--qty", "2"]);
+    assert_eq!(b["customer"], "cat@example.com");
+    db.json(&["--as", "cat@example.com", "booking", "cancel", s(&b["code"])]);
+    db.fails(&["--as", "dan@example.com", "booking", "show", s(&b["code"])], 6);
+}
+
+#[test]
+fn gotticket_db_env_selects_the_database() {
+    let db = Db::new();
+    let url = format!("sqlite:{}", db.path.display());
+    let out = Command::new(BIN)
+        .args(["--format", "json", "event", "create", "--name", "Env", "--starts-at", "2030-01-01T19:00:00Z"])
+        .args(["--ends-at", "2030-01-01T22:00:00Z", "--capacity", "5", "--price", "1 EUR", "--slug", "env"])
+        .env("GOTICKET_DB", &url)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(db.json(&["event", "show", "env"])["name"], "Env");
+}
+
+#[test]
+fn migrate_reports_success_and_is_repeatable() {
+    let db = Db::new();
+    assert_eq!(db.json(&["migrate"])["migrated"], true);
+    assert_eq!(db.json(&["migrate"])["migrated"], true);
+}
+
+#[test]
+fn demo_sells_out_without_overselling() {
+    let db = Db::new();
+    let out = db.json(&["demo", "--capacity", "150", "--buyers", "6"]);
+    let e = &out["event"];
+    assert_eq!((e["sold"].as_u64(), e["held"].as_u64(), e["available"].as_u64()), (Some(150), Some(0), Some(0)));
+    assert!(out["bookings"]["items"].as_array().is_some_and(|b| !b.is_empty()));
+    assert_eq!(out["report"]["items"][0]["sold"], 150);
+    assert!(s(&out["summary"]).ends_with("oversold: false"));
+    let table = db.run(&["demo", "--capacity", "20", "--buyers", "2"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(table.status.success() && text.contains("Sales report") && text.contains("oversold: false"), "{text}");
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let db = Db::new();
+    db.json(&["demo", "--capacity", "1500", "--buyers", "2"]);
+    let mut child = db
+        .cmd(&["booking", "list", "--limit", "1000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// 8 OS processes, each running the real `goticket book` over and over on one hot
+/// event until it is refused: exactly the capacity is sold, every refusal is
+/// "sold out" (exit 4), and the counters equal the bookings.
+#[test]
+fn eight_processes_never_oversell() {
+    let db = Db::new();
+    let capacity = 1000;
+    db.event(&["--slug", "hot", "--capacity", &capacity.to_string()]);
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let path = db.path.clone();
+            std::thread::spawn(move || {
+                let mut booked = 0u32;
+                loop {
+                    let out = Command::new(BIN)
+                        .arg("--db")
+                        .arg(&path)
+                        .args(["book", "hot", "--customer", &format!("p{w}@example.com")])
+                        .output()
+                        .expect("runs");
+                    match out.status.code() {
+                        Some(0) => booked += 1,
+                        Some(4) => {
+                            let err = String::from_utf8_lossy(&out.stderr);
+                            assert!(err.contains("sold out"), "worker {w}: refused for another reason: {err}");
+                            return booked;
+                        }
+                        other => panic!("worker {w}: exit {other:?}: {}", String::from_utf8_lossy(&out.stderr)),
+                    }
+                }
+            })
+        })
+        .collect();
+    let booked: u32 = workers.into_iter().map(|w| w.join().expect("worker")).sum();
+    assert_eq!(booked, capacity, "successful `goticket book` runs");
+    let e = db.json(&["event", "show", "hot"]);
+    assert_eq!((e["sold"].as_u64(), e["available"].as_u64()), (Some(u64::from(capacity)), Some(0)));
+    let listed = db.json(&["booking", "list", "--event", "hot", "--limit", "1000"]);
+    let total: u64 =
+        listed["items"].as_array().expect("items").iter().map(|b| b["quantity"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(total, u64::from(capacity), "bookings add up to the sold counter");
+}
