@@ -1,1 +1,55 @@
-fn main() {}
+//! Embedding goticket in your own program: open a store, create an event, hold two
+//! seats, confirm them, and print what you got. Run it with
+//! `cargo run -p goticket-examples --bin quickstart [DB_FILE]`.
+
+use std::sync::Arc;
+
+use goticket_core::{
+    BookingRequest, EventKey, HoldDuration, NewEvent, Principal, Role, Service, Store, parse_timestamp,
+};
+use goticket_store_sqlite::SqliteStore;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // A database file: the first argument, or a fresh one in a temp dir.
+    let dir = tempfile::tempdir()?;
+    let path = std::env::args().nth(1).map_or_else(|| dir.path().join("quickstart.db"), Into::into);
+    let store = SqliteStore::open(&path)?;
+    store.migrate()?;
+    let service = Service::new(Arc::new(store));
+
+    // Every operation names who is acting; roles are checked by the service.
+    let organizer = Principal::new("org@example.com".parse()?, Role::Organizer);
+    let customer = Principal::new("ann@example.com".parse()?, Role::Customer);
+
+    let mut new = NewEvent::new(
+        "Rust meetup".parse()?,
+        parse_timestamp("starts_at", "2030-05-04T18:00:00+02:00")?,
+        parse_timestamp("ends_at", "2030-05-04T21:00:00+02:00")?,
+        "80".parse()?,
+        "12.50 EUR".parse()?,
+    );
+    new.max_per_customer = Some("4".parse()?);
+    let event = service.create_event(&organizer, new)?;
+
+    // Hold two seats for 15 minutes, then confirm them (payment went through).
+    let mut request = BookingRequest::buy(EventKey::Id(event.id), "2".parse()?);
+    request.hold = Some("15m".parse::<HoldDuration>()?);
+    let held = service.reserve(&customer, request)?.booking;
+    let booking = service.confirm(&customer, &held.code)?;
+
+    let event = service.event(&customer, &EventKey::Id(event.id))?;
+    println!("event {} ({}): {} sold, {} available", event.name, event.id, event.sold, event.available);
+    println!(
+        "booking {} for {}: {} x {} = {} [{}]",
+        booking.code,
+        booking.customer,
+        booking.quantity,
+        booking.unit_price,
+        booking.total(),
+        booking.status
+    );
+    for ticket in &booking.tickets {
+        println!("  ticket {}: {}", ticket.seq, ticket.secret);
+    }
+    Ok(())
+}

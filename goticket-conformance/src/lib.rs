@@ -4,7 +4,7 @@
 //!
 //! A store crate runs it all with one macro in its integration tests:
 //!
-//! ```ignore
+//! ```text
 //! fn fixture() -> goticket_conformance::Fixture { /* open a fresh store */ }
 //! goticket_conformance::conformance_tests!(fixture);
 //! ```
