@@ -32,6 +32,7 @@ pub mod error;
 pub mod event;
 pub mod money;
 pub mod query;
+pub mod records;
 pub mod service;
 pub mod store;
 pub mod types;

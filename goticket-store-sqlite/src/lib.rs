@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use goticket_core::booking::{decide_reservation, replay};
 use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
+use goticket_core::records::{BookingRecord, TicketRecord};
 use goticket_core::store::{DecideBooking, DecideCheckIn, DecideEvent, EventKey, SalesRow, Store};
 use goticket_core::{
     Booking, BookingCode, BookingFilter, BookingStatus, CheckIn, Email, Event, EventFilter, EventId, PageStart,
@@ -39,8 +40,11 @@ use goticket_core::{
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params, params_from_iter};
+use uuid::Uuid;
 
-use crate::rows::{BOOKING_COLS, db_err, event_cols, micros, read_booking_row, read_event_row, read_sales_row};
+use crate::rows::{
+    BOOKING_COLS, db_err, event_cols, micros, read_booking_row, read_event_row, read_sales_row, read_ticket_row,
+};
 
 /// How hard SQLite works to make a commit survive a power cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -248,22 +252,24 @@ fn read_booking(conn: &Connection, clause: &str, value: &str) -> Result<Option<B
         .prepare_cached(&sql)
         .and_then(|mut s| s.query_row([value], read_booking_row).optional())
         .map_err(db_err)?;
-    raw.map(|r| with_tickets(conn, r.into_booking()?)).transpose()
+    raw.map(|r| with_tickets(conn, r)).transpose()
 }
 
-fn with_tickets(conn: &Connection, mut booking: Booking) -> Result<Booking> {
+fn tickets(conn: &Connection, booking_id: &Uuid) -> Result<Vec<TicketRecord>> {
     let mut stmt = conn
         .prepare_cached("SELECT seq, secret, checked_in_at FROM tickets WHERE booking_id = ?1 ORDER BY seq")
         .map_err(db_err)?;
-    let raws = stmt
-        .query_map([booking.id.to_string()], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?))
-        })
+    let rows = stmt
+        .query_map([booking_id.hyphenated().to_string()], read_ticket_row)
         .map_err(db_err)?
         .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(db_err)?;
-    booking.tickets = raws.into_iter().map(rows::ticket_from_raw).collect::<Result<_>>()?;
-    Ok(booking)
+        .map_err(db_err);
+    rows
+}
+
+fn with_tickets(conn: &Connection, record: BookingRecord) -> Result<Booking> {
+    let tickets = tickets(conn, &record.id)?;
+    record.into_booking(tickets)
 }
 
 fn write_event_fields(conn: &Connection, e: &Event) -> Result<()> {
@@ -379,7 +385,7 @@ fn reserve_one(conn: &Connection, req: &ReserveRequest, event: &Event, now: Time
             .and_then(|mut s| s.query_row(params![req.customer.as_str(), key.as_str()], read_booking_row).optional())
             .map_err(db_err)?;
         if let Some(raw) = existing {
-            return replay(req, with_tickets(conn, raw.into_booking()?)?, now);
+            return replay(req, with_tickets(conn, raw)?, now);
         }
     }
     let already = match event.max_per_customer {
@@ -628,7 +634,7 @@ impl Store for SqliteStore {
                 .map_err(db_err)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(db_err)?;
-            raws.into_iter().map(|r| with_tickets(c, r.into_booking()?)).collect()
+            raws.into_iter().map(|r| with_tickets(c, r)).collect()
         })
     }
 
@@ -725,7 +731,9 @@ impl Store for SqliteStore {
                 .map_err(db_err)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(db_err)?;
-            raws.into_iter().map(|r| r.into_row()).collect()
+            raws.into_iter()
+                .map(|(e, confirmed, checked_in, revenue)| e.into_sales_row(confirmed, checked_in, revenue))
+                .collect()
         })
     }
 }
