@@ -10,6 +10,7 @@ use goticket_core::{
     BookingCode, BookingFilter, BookingRequest, Cursor, Email, Error, EventFilter, EventKey, EventPatch, NewEvent,
     PageRequest, PageStart, Principal, Role, Service, Store, TicketSecret, parse_timestamp,
 };
+use goticket_store_pg::PgStore;
 use goticket_store_sqlite::SqliteStore;
 
 use crate::args::{BookingCmd, Clearable, Cli, Command, EventCmd, HoldsCmd, PageArgs, ReportCmd};
@@ -38,14 +39,24 @@ fn time_opt(flag: &str, raw: &Option<String>) -> Result<Option<goticket_core::Ti
 
 /// Opens the store a `--db` URL names and brings its schema up to date.
 pub fn open_store(url: &str) -> Result<Arc<dyn Store>> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(
-            Error::validation("--db", "PostgreSQL is not supported by this build yet; use a SQLite path").into()
-        );
+    let store: Arc<dyn Store> = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Arc::new(PgStore::connect(url).map_err(|e| e.in_field("--db"))?)
+    } else {
+        Arc::new(SqliteStore::open_url(url).map_err(|e| e.in_field("--db"))?)
+    };
+    store.migrate().with_context(|| format!("preparing the database {}", redact(url)))?;
+    Ok(store)
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
     }
-    let store = SqliteStore::open_url(url).map_err(|e| e.in_field("--db"))?;
-    store.migrate().with_context(|| format!("migrating {url}"))?;
-    Ok(Arc::new(store))
 }
 
 fn principal(as_user: &Option<String>) -> Result<Principal, Error> {
@@ -200,4 +211,14 @@ fn booking(s: &Service, p: &Principal, cmd: BookingCmd, out: &mut Out<impl Write
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(super::redact("postgres://app:s3cret@db:5432/t"), "postgres://app:***@db:5432/t");
+        assert_eq!(super::redact("postgres://app@db/t"), "postgres://app@db/t");
+        assert_eq!(super::redact("./goticket.db"), "./goticket.db");
+    }
 }

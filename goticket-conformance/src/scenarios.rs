@@ -566,13 +566,19 @@ pub fn update_event_fields(f: Fixture) {
 /// 32 threads each book one ticket at a time on one hot event of capacity 1,000 until
 /// refused: exactly 1,000 sold, and the counters equal the bookings.
 pub fn concurrent_threads_never_oversell(f: Fixture) {
+    hot_event_stress(f, 32, 1000);
+}
+
+/// `threads` buyers each book one ticket at a time on one event of `capacity` until
+/// refused: exactly `capacity` sold, every refusal is "sold out", and the stored
+/// bookings add up to the counters.
+pub fn hot_event_stress(f: Fixture, threads: usize, capacity: u32) {
     let h = h(f);
     let a = admin();
-    let capacity = 1000;
     let e = key(&h.event(&a, capacity, "1 EUR", None));
     let service = Arc::new(h.service.clone());
     let booked = Arc::new(AtomicU32::new(0));
-    let threads: Vec<_> = (0..32)
+    let threads: Vec<_> = (0..threads)
         .map(|t| {
             let (service, e, booked) = (service.clone(), e.clone(), booked.clone());
             std::thread::spawn(move || {

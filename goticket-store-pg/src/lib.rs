@@ -1,1 +1,708 @@
-//! placeholder
+//! goticket-store-pg: the [`Store`] on PostgreSQL (diesel, r2d2 pool), for many
+//! processes or machines selling from one database.
+//!
+//! Every write is one transaction. A reservation batch first locks its events' rows
+//! (`SELECT ... FOR UPDATE`, in id order so two batches never deadlock on each other),
+//! expires their overdue holds, then decides and writes each request in a savepoint;
+//! counters move with a guarded `UPDATE` and CHECK constraints stand behind them.
+//! Deadlocks and serialization failures are retried with bounded backoff, in one
+//! place ([`PgStore::write`]); a lost connection is reported as retryable, never
+//! retried blindly (the commit may have happened).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use goticket_core::{Service, Store};
+//! use goticket_store_pg::PgStore;
+//!
+//! let store = PgStore::connect("postgres://postgres@127.0.0.1/tickets")?;
+//! store.migrate()?;
+//! let service = Service::new(Arc::new(store));
+//! # let _ = service;
+//! # Ok::<(), goticket_core::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod rows;
+mod schema;
+pub mod testing;
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::{Int4, Int8, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use goticket_core::booking::{decide_reservation, replay};
+use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
+use goticket_core::records::TicketRecord;
+use goticket_core::store::{DecideBooking, DecideCheckIn, DecideEvent, EventKey, SalesRow, Store};
+use goticket_core::{
+    Booking, BookingCode, BookingFilter, BookingStatus, CheckIn, Email, Event, EventFilter, EventId, PageStart,
+    Reservation, ReserveRequest, TicketSecret, Timestamp,
+};
+use uuid::Uuid;
+
+use crate::rows::{
+    BookingRow, CountRow, EVENT_COLS, EventChanges, EventRow, NewBookingRow, NewEventRow, NewTicketRow, SalesRowSql,
+    TicketRow, to_pg,
+};
+use crate::schema::{bookings, events, tickets};
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Serializes concurrent `migrate` calls across processes.
+const MIGRATION_LOCK: i64 = 0x676f_7469_636b_6574;
+
+/// Options for the connection pool and retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgOptions {
+    /// Most connections this process opens.
+    pub max_connections: u32,
+    /// How long a caller waits for a free connection before a retryable error.
+    pub checkout_timeout: Duration,
+    /// How often a transaction that hit a deadlock or serialization failure is re-run.
+    pub max_retries: u32,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions { max_connections: 16, checkout_timeout: Duration::from_secs(10), max_retries: 10 }
+    }
+}
+
+type Manager = ConnectionManager<PgConnection>;
+
+/// The PostgreSQL store. Share it behind an `Arc`; all methods are thread-safe.
+pub struct PgStore {
+    pool: Pool<Manager>,
+    options: PgOptions,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").field("options", &self.options).finish_non_exhaustive()
+    }
+}
+
+/// A transaction body's error: a driver error (which may be retried) or a domain
+/// decision (which is final).
+enum TxErr {
+    Db(DieselError),
+    Domain(Error),
+}
+
+impl From<DieselError> for TxErr {
+    fn from(e: DieselError) -> Self {
+        TxErr::Db(e)
+    }
+}
+
+impl From<Error> for TxErr {
+    fn from(e: Error) -> Self {
+        TxErr::Domain(e)
+    }
+}
+
+type Tx<T> = std::result::Result<T, TxErr>;
+
+fn message(e: &DieselError) -> String {
+    match e {
+        DieselError::DatabaseError(_, info) => info.message().to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// Failures after which the transaction was rolled back by the server, so running it
+/// again is safe.
+fn is_retryable(e: &DieselError) -> bool {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        DieselError::DatabaseError(_, info) => {
+            let m = info.message();
+            m.contains("deadlock detected") || m.contains("lock timeout")
+        }
+        _ => false,
+    }
+}
+
+/// Converts a driver error into core's error, keeping the cause.
+fn pg_err(e: DieselError) -> Error {
+    let kind = match &e {
+        _ if is_retryable(&e) => StoreErrorKind::Busy,
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _) => {
+            StoreErrorKind::Unavailable
+        }
+        DieselError::DatabaseError(
+            DatabaseErrorKind::UniqueViolation
+            | DatabaseErrorKind::CheckViolation
+            | DatabaseErrorKind::ForeignKeyViolation,
+            _,
+        ) => StoreErrorKind::Integrity,
+        DieselError::DatabaseError(_, info) if info.message().contains("does not exist") => {
+            return Error::Storage(StoreError::new(
+                StoreErrorKind::Schema,
+                format!("the database has no goticket schema ({}); run `goticket migrate`", info.message()),
+                Some(Box::new(e)),
+            ));
+        }
+        _ => StoreErrorKind::Other,
+    };
+    Error::Storage(StoreError::new(kind, format!("postgres: {}", message(&e)), Some(Box::new(e))))
+}
+
+fn tx_err(e: TxErr) -> Error {
+    match e {
+        TxErr::Db(e) => pg_err(e),
+        TxErr::Domain(e) => e,
+    }
+}
+
+fn unique_violation_on(e: &DieselError) -> Option<String> {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+            Some(info.constraint_name().unwrap_or("unknown").to_owned())
+        }
+        _ => None,
+    }
+}
+
+impl PgStore {
+    /// Connects to the database with default options. Nothing is opened until first
+    /// use, so an unreachable server is reported by the first call, as retryable.
+    pub fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, PgOptions::default())
+    }
+
+    /// Connects with the given options.
+    pub fn connect_with(url: &str, options: PgOptions) -> Result<Self> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(Error::validation("db", format!("{url:?} is not a postgres:// URL")));
+        }
+        let pool = Pool::builder()
+            .max_size(options.max_connections)
+            .min_idle(Some(0))
+            .connection_timeout(options.checkout_timeout)
+            .test_on_check_out(true)
+            .build_unchecked(ConnectionManager::new(url));
+        Ok(PgStore { pool, options })
+    }
+
+    fn conn(&self) -> Result<PooledConnection<Manager>> {
+        self.pool.get().map_err(|e| {
+            Error::Storage(StoreError::new(
+                StoreErrorKind::Unavailable,
+                format!("no PostgreSQL connection within {:?}", self.options.checkout_timeout),
+                Some(Box::new(e)),
+            ))
+        })
+    }
+
+    /// Runs `f` in one transaction, re-running it (with growing pauses) after a
+    /// deadlock or serialization failure. `f` may run more than once.
+    fn write<T>(&self, mut f: impl FnMut(&mut PgConnection) -> Tx<T>) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            let mut conn = self.conn()?;
+            match conn.transaction::<T, TxErr, _>(|c| f(c)) {
+                Ok(v) => return Ok(v),
+                Err(TxErr::Db(e)) if is_retryable(&e) && attempt < self.options.max_retries => {
+                    attempt += 1;
+                    std::thread::sleep(backoff(attempt));
+                }
+                Err(e) => return Err(tx_err(e)),
+            }
+        }
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&mut PgConnection) -> Tx<T>) -> Result<T> {
+        let mut conn = self.conn()?;
+        f(&mut conn).map_err(tx_err)
+    }
+}
+
+/// 2 ms doubling up to 256 ms, with jitter so retrying transactions spread out.
+fn backoff(attempt: u32) -> Duration {
+    let base = 2u64 << attempt.min(7);
+    let jitter =
+        u64::from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos()))
+            % base;
+    Duration::from_millis(base / 2 + jitter / 2)
+}
+
+fn read_event(c: &mut PgConnection, key: &EventKey, now: Timestamp) -> Tx<Option<Event>> {
+    let q = diesel::sql_query(format!("SELECT {EVENT_COLS} FROM events e WHERE "))
+        .into_boxed::<Pg>()
+        .bind::<Timestamptz, _>(to_pg(now)?);
+    let row: Option<EventRow> = match key {
+        EventKey::Id(id) => q.sql("e.id = $2").bind::<SqlUuid, _>(id.as_uuid()).get_result(c).optional()?,
+        EventKey::Slug(s) => q.sql("e.slug = $2").bind::<Text, _>(s.as_str().to_owned()).get_result(c).optional()?,
+    };
+    Ok(row.map(|r| r.record()?.into_event()).transpose()?)
+}
+
+/// Locks the event's row for the rest of the transaction; false if it does not exist.
+fn lock_event(c: &mut PgConnection, id: EventId) -> Tx<bool> {
+    let found: Option<Uuid> = events::table.find(id.as_uuid()).select(events::id).for_update().first(c).optional()?;
+    Ok(found.is_some())
+}
+
+/// Expires overdue holds (of one event, or all) and releases their seats, in one
+/// statement; returns how many bookings expired.
+fn expire_overdue(c: &mut PgConnection, event: Option<EventId>, now: Timestamp) -> Tx<u64> {
+    let filter = if event.is_some() { "AND event_id = $2" } else { "" };
+    let sql = format!(
+        "WITH expired AS (
+             UPDATE bookings SET status = 'expired', updated_at = $1
+             WHERE status = 'held' AND expires_at <= $1 {filter}
+             RETURNING event_id, quantity),
+         per_event AS (SELECT event_id, SUM(quantity)::int4 AS q, COUNT(*) AS n FROM expired GROUP BY event_id),
+         released AS (UPDATE events e SET held = e.held - p.q FROM per_event p WHERE e.id = p.event_id RETURNING 1)
+         SELECT COALESCE(SUM(n), 0)::int8 AS n FROM per_event"
+    );
+    let q = diesel::sql_query(sql).into_boxed::<Pg>().bind::<Timestamptz, _>(to_pg(now)?);
+    let q = match event {
+        Some(id) => q.bind::<SqlUuid, _>(id.as_uuid()),
+        None => q,
+    };
+    let row: CountRow = q.get_result(c)?;
+    Ok(u64::try_from(row.n).unwrap_or(0))
+}
+
+fn load_tickets(c: &mut PgConnection, ids: &[Uuid]) -> Tx<HashMap<Uuid, Vec<TicketRecord>>> {
+    let rows: Vec<TicketRow> = tickets::table
+        .filter(tickets::booking_id.eq_any(ids))
+        .order((tickets::booking_id, tickets::seq))
+        .select(TicketRow::as_select())
+        .load(c)?;
+    let mut by_booking: HashMap<Uuid, Vec<TicketRecord>> = HashMap::new();
+    for r in rows {
+        let id = r.booking_id;
+        by_booking.entry(id).or_default().push(r.record()?);
+    }
+    Ok(by_booking)
+}
+
+fn with_tickets(c: &mut PgConnection, rows: Vec<BookingRow>) -> Tx<Vec<Booking>> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut tickets = load_tickets(c, &ids)?;
+    rows.into_iter()
+        .map(|r| {
+            let t = tickets.remove(&r.id).unwrap_or_default();
+            Ok(r.record()?.into_booking(t)?)
+        })
+        .collect()
+}
+
+fn booking_where(
+    c: &mut PgConnection,
+    filter: impl FnOnce(bookings::BoxedQuery<'static, Pg>) -> bookings::BoxedQuery<'static, Pg>,
+) -> Tx<Option<Booking>> {
+    let row: Option<BookingRow> =
+        filter(bookings::table.into_boxed()).select(BookingRow::as_select()).first(c).optional()?;
+    Ok(match row {
+        Some(r) => with_tickets(c, vec![r])?.pop(),
+        None => None,
+    })
+}
+
+fn booking_by_code(c: &mut PgConnection, code: &BookingCode) -> Tx<Option<Booking>> {
+    let code = code.as_str().to_owned();
+    booking_where(c, |q| q.filter(bookings::code.eq(code)))
+}
+
+/// Adds to an event's counters only if the seats fit; the CHECK constraints stand
+/// behind it.
+fn bump_counters(c: &mut PgConnection, event: EventId, held: i64, sold: i64) -> Tx<()> {
+    let held = i32::try_from(held).map_err(|_| Error::validation("quantity", "out of range"))?;
+    let sold = i32::try_from(sold).map_err(|_| Error::validation("quantity", "out of range"))?;
+    let n = diesel::sql_query(
+        "UPDATE events SET held = held + $2, sold = sold + $3
+         WHERE id = $1 AND held + $2 >= 0 AND sold + $3 >= 0 AND held + sold + $2 + $3 <= capacity",
+    )
+    .bind::<SqlUuid, _>(event.as_uuid())
+    .bind::<Int4, _>(held)
+    .bind::<Int4, _>(sold)
+    .execute(c)?;
+    if n != 1 {
+        return Err(TxErr::Domain(Error::Storage(StoreError::new(
+            StoreErrorKind::Integrity,
+            format!("counter guard refused held{held:+} sold{sold:+} on event {event}"),
+            None,
+        ))));
+    }
+    Ok(())
+}
+
+fn write_event_fields(c: &mut PgConnection, e: &Event) -> Tx<()> {
+    let changes = EventChanges::from_event(e)?;
+    let n = diesel::update(events::table.find(e.id.as_uuid()))
+        .set(&changes)
+        .execute(c)
+        .map_err(|err| slug_conflict(err, e))?;
+    if n != 1 {
+        return Err(Error::not_found("event", e.id).into());
+    }
+    Ok(())
+}
+
+fn slug_conflict(err: DieselError, e: &Event) -> TxErr {
+    if unique_violation_on(&err).is_some_and(|c| c.contains("slug")) {
+        let slug = e.slug.as_ref().map(|s| s.as_str()).unwrap_or_default();
+        return Error::conflict(format!("slug {slug:?} is already used by another event")).into();
+    }
+    err.into()
+}
+
+fn insert_booking(c: &mut PgConnection, b: &Booking) -> Tx<()> {
+    let collision = |err: DieselError| -> TxErr {
+        match unique_violation_on(&err) {
+            Some(name) if name.contains("idempotency") => {
+                Error::conflict("a concurrent request used the same idempotency key").into()
+            }
+            Some(name) => Error::conflict(format!("{name} collision; please retry")).into(),
+            None => err.into(),
+        }
+    };
+    diesel::insert_into(bookings::table).values(NewBookingRow::from_booking(b)?).execute(c).map_err(collision)?;
+    let rows: Vec<NewTicketRow<'_>> = b.tickets.iter().map(|t| NewTicketRow::new(b.id.as_uuid(), t)).collect();
+    diesel::insert_into(tickets::table).values(&rows).execute(c).map_err(collision)?;
+    Ok(())
+}
+
+fn reserve_one(c: &mut PgConnection, req: &ReserveRequest, event: &Event, now: Timestamp) -> Tx<Reservation> {
+    if let Some(key) = &req.idempotency_key {
+        let (customer, key) = (req.customer.as_str().to_owned(), key.as_str().to_owned());
+        let existing =
+            booking_where(c, |q| q.filter(bookings::customer.eq(customer)).filter(bookings::idempotency_key.eq(key)))?;
+        if let Some(existing) = existing {
+            return Ok(replay(req, existing, now)?);
+        }
+    }
+    let already: i64 = match event.max_per_customer {
+        Some(_) => bookings::table
+            .filter(bookings::event_id.eq(req.event_id.as_uuid()))
+            .filter(bookings::customer.eq(req.customer.as_str()))
+            .filter(bookings::status.eq_any(["held", "confirmed"]))
+            .select(diesel::dsl::sum(bookings::quantity))
+            .first::<Option<i64>>(c)?
+            .unwrap_or(0),
+        None => 0,
+    };
+    let booking = decide_reservation(req, event, u32::try_from(already).unwrap_or(u32::MAX), now)?;
+    insert_booking(c, &booking)?;
+    let q = i64::from(booking.quantity.get());
+    match booking.status {
+        BookingStatus::Held => bump_counters(c, event.id, q, 0)?,
+        _ => bump_counters(c, event.id, 0, q)?,
+    }
+    Ok(Reservation { booking, replayed: false })
+}
+
+fn collect_rows<T, R>(rows: Vec<R>, f: impl Fn(R) -> Result<T>) -> Tx<Vec<T>> {
+    rows.into_iter().map(|r| f(r).map_err(TxErr::Domain)).collect()
+}
+
+impl Store for PgStore {
+    fn migrate(&self) -> Result<()> {
+        let mut c = self.conn()?;
+        // Advisory lock: two processes migrating at once must not both apply a step.
+        c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).map_err(pg_err)?;
+        let result = c.run_pending_migrations(MIGRATIONS).map(|_| ()).map_err(|e| {
+            Error::Storage(StoreError::new(StoreErrorKind::Schema, format!("migration failed: {e}"), None))
+        });
+        c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).map_err(pg_err)?;
+        result
+    }
+
+    fn ping(&self) -> Result<()> {
+        self.read(|c| {
+            c.batch_execute("SELECT 1 FROM events LIMIT 1")?;
+            Ok(())
+        })
+    }
+
+    fn insert_event(&self, e: &Event) -> Result<()> {
+        self.write(|c| {
+            diesel::insert_into(events::table)
+                .values(NewEventRow::from_event(e)?)
+                .execute(c)
+                .map_err(|err| slug_conflict(err, e))?;
+            Ok(())
+        })
+    }
+
+    fn event(&self, key: &EventKey, now: Timestamp) -> Result<Option<Event>> {
+        self.read(|c| read_event(c, key, now))
+    }
+
+    fn list_events(&self, filter: &EventFilter, start: PageStart, fetch: u32, now: Timestamp) -> Result<Vec<Event>> {
+        self.read(|c| {
+            let mut q = diesel::sql_query(format!("SELECT {EVENT_COLS} FROM events e WHERE true"))
+                .into_boxed::<Pg>()
+                .bind::<Timestamptz, _>(to_pg(now)?);
+            let mut n = 1;
+            let mut next = || {
+                n += 1;
+                n
+            };
+            if let Some(t) = filter.starts_from {
+                q = q.sql(format!(" AND e.starts_at >= ${}", next())).bind::<Timestamptz, _>(to_pg(t)?);
+            }
+            if let Some(t) = filter.starts_before {
+                q = q.sql(format!(" AND e.starts_at < ${}", next())).bind::<Timestamptz, _>(to_pg(t)?);
+            }
+            for (m, op) in [(filter.min_price, ">="), (filter.max_price, "<=")] {
+                if let Some(m) = m {
+                    q = q.sql(format!(" AND e.currency = ${}", next())).bind::<Text, _>(m.currency().code().to_owned());
+                    q = q.sql(format!(" AND e.price_minor {op} ${}", next())).bind::<Int8, _>(m.amount_minor());
+                }
+            }
+            if let Some(s) = filter.status {
+                q = q.sql(format!(" AND e.status = ${}", next())).bind::<Text, _>(s.as_str().to_owned());
+            }
+            if let Some(o) = &filter.organizer {
+                q = q.sql(format!(" AND e.organizer = ${}", next())).bind::<Text, _>(o.as_str().to_owned());
+            }
+            let mut offset = 0i64;
+            match start {
+                PageStart::First => {}
+                PageStart::Offset(o) => offset = i64::try_from(o).unwrap_or(i64::MAX),
+                PageStart::After(cur) => {
+                    let at = goticket_core::Timestamp::from_microsecond(cur.key)
+                        .map_err(|_| Error::validation("cursor", "is not a cursor this server handed out"))?;
+                    let (a, b) = (next(), next());
+                    q = q
+                        .sql(format!(" AND (e.starts_at, e.id) > (${a}, ${b})"))
+                        .bind::<Timestamptz, _>(to_pg(at)?)
+                        .bind::<SqlUuid, _>(cur.id);
+                }
+            }
+            let (l, o) = (next(), next());
+            q = q
+                .sql(format!(" ORDER BY e.starts_at, e.id LIMIT ${l} OFFSET ${o}"))
+                .bind::<Int8, _>(i64::from(fetch))
+                .bind::<Int8, _>(offset);
+            let rows: Vec<EventRow> = q.load(c)?;
+            collect_rows(rows, |r| r.record()?.into_event())
+        })
+    }
+
+    fn update_event(&self, id: EventId, now: Timestamp, decide: DecideEvent<'_>) -> Result<Event> {
+        self.write(|c| {
+            if !lock_event(c, id)? {
+                return Err(Error::not_found("event", id).into());
+            }
+            expire_overdue(c, Some(id), now)?;
+            let current = read_event(c, &EventKey::Id(id), now)?.ok_or_else(|| Error::not_found("event", id))?;
+            let next = decide(&current)?;
+            write_event_fields(c, &next)?;
+            Ok(next)
+        })
+    }
+
+    fn cancel_event(&self, id: EventId, now: Timestamp, decide: DecideEvent<'_>) -> Result<Event> {
+        self.write(|c| {
+            if !lock_event(c, id)? {
+                return Err(Error::not_found("event", id).into());
+            }
+            expire_overdue(c, Some(id), now)?;
+            let current = read_event(c, &EventKey::Id(id), now)?.ok_or_else(|| Error::not_found("event", id))?;
+            let next = decide(&current)?;
+            diesel::update(
+                bookings::table
+                    .filter(bookings::event_id.eq(id.as_uuid()))
+                    .filter(bookings::status.eq_any(["held", "confirmed"])),
+            )
+            .set((bookings::status.eq("cancelled"), bookings::updated_at.eq(to_pg(now)?)))
+            .execute(c)?;
+            diesel::update(events::table.find(id.as_uuid()))
+                .set((events::held.eq(0), events::sold.eq(0)))
+                .execute(c)?;
+            write_event_fields(c, &next)?;
+            Ok(next)
+        })
+    }
+
+    fn reserve(&self, batch: &[ReserveRequest], now: Timestamp) -> Result<Vec<Result<Reservation>>> {
+        self.write(|c| {
+            // Lock every event of the batch up front, in id order: two batches touching
+            // the same events always lock them in the same order.
+            let ids: BTreeSet<EventId> = batch.iter().map(|r| r.event_id).collect();
+            let mut events: HashMap<EventId, Option<Event>> = HashMap::new();
+            for id in ids {
+                let event = if lock_event(c, id)? {
+                    expire_overdue(c, Some(id), now)?;
+                    read_event(c, &EventKey::Id(id), now)?
+                } else {
+                    None
+                };
+                events.insert(id, event);
+            }
+            let mut out = Vec::with_capacity(batch.len());
+            for req in batch {
+                let Some(event) = events.get_mut(&req.event_id).and_then(|e| e.as_mut()) else {
+                    out.push(Err(Error::not_found("event", req.event_id)));
+                    continue;
+                };
+                // A nested transaction is a savepoint: a refusal undoes only this request.
+                match c.transaction::<_, TxErr, _>(|c| reserve_one(c, req, event, now)) {
+                    Ok(r) => {
+                        if !r.replayed {
+                            let q = r.booking.quantity.get();
+                            *event = match r.booking.status {
+                                BookingStatus::Held => event.clone().with_counters(event.held + q, event.sold),
+                                _ => event.clone().with_counters(event.held, event.sold + q),
+                            };
+                        }
+                        out.push(Ok(r));
+                    }
+                    Err(TxErr::Domain(Error::Storage(e))) => return Err(TxErr::Domain(Error::Storage(e))),
+                    Err(TxErr::Domain(refusal)) => out.push(Err(refusal)),
+                    Err(db) => return Err(db),
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn booking(&self, code: &BookingCode) -> Result<Option<Booking>> {
+        self.read(|c| booking_by_code(c, code))
+    }
+
+    fn list_bookings(
+        &self,
+        filter: &BookingFilter,
+        start: PageStart,
+        fetch: u32,
+        now: Timestamp,
+    ) -> Result<Vec<Booking>> {
+        self.read(|c| {
+            let mut q = bookings::table.into_boxed::<Pg>();
+            if let Some(e) = filter.event {
+                q = q.filter(bookings::event_id.eq(e.as_uuid()));
+            }
+            if let Some(cu) = &filter.customer {
+                q = q.filter(bookings::customer.eq(cu.as_str().to_owned()));
+            }
+            if let Some(o) = &filter.organizer {
+                let theirs = events::table.filter(events::organizer.eq(o.as_str().to_owned())).select(events::id);
+                q = q.filter(bookings::event_id.eq_any(theirs));
+            }
+            let now = to_pg(now)?;
+            q = match filter.status {
+                None => q,
+                Some(BookingStatus::Held) => q.filter(bookings::status.eq("held")).filter(bookings::expires_at.gt(now)),
+                Some(BookingStatus::Expired) => q.filter(
+                    bookings::status.eq("expired").or(bookings::status.eq("held").and(bookings::expires_at.le(now))),
+                ),
+                Some(s) => q.filter(bookings::status.eq(s.as_str())),
+            };
+            let mut offset = 0;
+            match start {
+                PageStart::First => {}
+                PageStart::Offset(o) => offset = i64::try_from(o).unwrap_or(i64::MAX),
+                PageStart::After(cur) => q = q.filter(bookings::id.gt(cur.id)),
+            }
+            let rows: Vec<BookingRow> =
+                q.order(bookings::id).limit(i64::from(fetch)).offset(offset).select(BookingRow::as_select()).load(c)?;
+            with_tickets(c, rows)
+        })
+    }
+
+    fn transition_booking(&self, code: &BookingCode, now: Timestamp, decide: DecideBooking<'_>) -> Result<Booking> {
+        self.write(|c| {
+            let before = booking_by_code(c, code)?.ok_or_else(|| Error::not_found("booking", code))?;
+            lock_event(c, before.event_id)?;
+            expire_overdue(c, Some(before.event_id), now)?;
+            let mut booking = booking_by_code(c, code)?.unwrap_or(before);
+            let event = read_event(c, &EventKey::Id(booking.event_id), now)?
+                .ok_or_else(|| Error::not_found("event", booking.event_id))?;
+            let t = decide(&booking, &event)?;
+            diesel::update(bookings::table.find(booking.id.as_uuid()))
+                .set((bookings::status.eq(t.to.as_str()), bookings::updated_at.eq(to_pg(now)?)))
+                .execute(c)?;
+            bump_counters(c, event.id, t.held_delta, t.sold_delta)?;
+            booking.status = t.to;
+            booking.updated_at = now;
+            Ok(booking)
+        })
+    }
+
+    fn check_in(&self, secret: &TicketSecret, now: Timestamp, decide: DecideCheckIn<'_>) -> Result<CheckIn> {
+        self.write(|c| {
+            let found: Option<(Uuid, i32)> = tickets::table
+                .filter(tickets::secret.eq(secret.as_str()))
+                .select((tickets::booking_id, tickets::seq))
+                .for_update()
+                .first(c)
+                .optional()?;
+            let (booking_id, seq) = found.ok_or_else(|| Error::not_found("ticket", "with that secret"))?;
+            let booking = booking_where(c, |q| q.filter(bookings::id.eq(booking_id)))?
+                .ok_or_else(|| Error::not_found("booking", booking_id))?;
+            let ticket = booking
+                .tickets
+                .iter()
+                .find(|t| i64::from(t.seq) == i64::from(seq))
+                .ok_or_else(|| Error::not_found("ticket", "with that secret"))?;
+            let event = read_event(c, &EventKey::Id(booking.event_id), now)?
+                .ok_or_else(|| Error::not_found("event", booking.event_id))?;
+            decide(&booking, ticket, &event)?;
+            let n = diesel::update(
+                tickets::table
+                    .filter(tickets::booking_id.eq(booking_id))
+                    .filter(tickets::seq.eq(seq))
+                    .filter(tickets::checked_in_at.is_null()),
+            )
+            .set(tickets::checked_in_at.eq(to_pg(now)?))
+            .execute(c)?;
+            if n != 1 {
+                return Err(Error::conflict("ticket was checked in concurrently").into());
+            }
+            Ok(CheckIn {
+                booking_code: booking.code.clone(),
+                event_id: event.id,
+                event_name: event.name.to_string(),
+                customer: booking.customer.clone(),
+                seq: ticket.seq,
+                of: booking.quantity.get(),
+                checked_in_at: now,
+            })
+        })
+    }
+
+    fn expire_holds(&self, now: Timestamp) -> Result<u64> {
+        self.write(|c| expire_overdue(c, None, now))
+    }
+
+    fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>> {
+        self.read(|c| {
+            let mut q = diesel::sql_query(format!(
+                "SELECT {EVENT_COLS},
+                   (SELECT COUNT(*) FROM bookings b WHERE b.event_id = e.id AND b.status = 'confirmed') AS confirmed,
+                   (SELECT COUNT(*) FROM tickets t JOIN bookings b ON b.id = t.booking_id
+                      WHERE b.event_id = e.id AND t.checked_in_at IS NOT NULL) AS checked_in,
+                   (SELECT COALESCE(SUM(b.quantity::int8 * b.unit_price_minor), 0)::int8 FROM bookings b
+                      WHERE b.event_id = e.id AND b.status = 'confirmed') AS revenue
+                 FROM events e WHERE true"
+            ))
+            .into_boxed::<Pg>()
+            .bind::<Timestamptz, _>(to_pg(now)?);
+            let mut n = 1;
+            if let Some(id) = event {
+                n += 1;
+                q = q.sql(format!(" AND e.id = ${n}")).bind::<SqlUuid, _>(id.as_uuid());
+            }
+            if let Some(o) = organizer {
+                n += 1;
+                q = q.sql(format!(" AND e.organizer = ${n}")).bind::<Text, _>(o.as_str().to_owned());
+            }
+            let rows: Vec<SalesRowSql> = q.sql(" ORDER BY e.starts_at, e.id").load(c)?;
+            collect_rows(rows, |r| r.event.record()?.into_sales_row(r.confirmed, r.checked_in, r.revenue))
+        })
+    }
+}

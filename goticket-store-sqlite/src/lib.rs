@@ -259,12 +259,10 @@ fn tickets(conn: &Connection, booking_id: &Uuid) -> Result<Vec<TicketRecord>> {
     let mut stmt = conn
         .prepare_cached("SELECT seq, secret, checked_in_at FROM tickets WHERE booking_id = ?1 ORDER BY seq")
         .map_err(db_err)?;
-    let rows = stmt
-        .query_map([booking_id.hyphenated().to_string()], read_ticket_row)
+    stmt.query_map([booking_id.hyphenated().to_string()], read_ticket_row)
         .map_err(db_err)?
         .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(db_err);
-    rows
+        .map_err(db_err)
 }
 
 fn with_tickets(conn: &Connection, record: BookingRecord) -> Result<Booking> {

@@ -1,0 +1,327 @@
+//! PostgreSQL rows: what diesel reads and writes, and their mapping to core's
+//! records (which core re-validates into domain values).
+
+use diesel::prelude::*;
+use diesel::sql_types::{Int4, Int8, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
+use goticket_core::records::{BookingRecord, EventRecord, TicketRecord};
+use goticket_core::{Booking, Event, Ticket, Timestamp};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::schema::{bookings, events, tickets};
+
+/// A domain timestamp as PostgreSQL's `timestamptz` (both keep microseconds).
+pub(crate) fn to_pg(t: Timestamp) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.as_microsecond()) * 1000)
+        .map_err(|e| Error::validation("time", format!("{t} cannot be stored: {e}")))
+}
+
+fn from_pg(t: OffsetDateTime) -> Result<Timestamp> {
+    let micros = i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX);
+    Timestamp::from_microsecond(micros).map_err(|e| {
+        Error::Storage(StoreError::new(StoreErrorKind::Integrity, format!("stored time is invalid: {e}"), None))
+    })
+}
+
+fn from_pg_opt(t: Option<OffsetDateTime>) -> Result<Option<Timestamp>> {
+    t.map(from_pg).transpose()
+}
+
+fn to_pg_opt(t: Option<Timestamp>) -> Result<Option<OffsetDateTime>> {
+    t.map(to_pg).transpose()
+}
+
+/// The event columns, with `eff_held` as of `$1` (overdue holds not counted).
+pub(crate) const EVENT_COLS: &str = "e.id, e.slug, e.name, e.description, e.venue, e.starts_at, e.ends_at, e.capacity, \
+     e.price_minor, e.currency, e.max_per_customer, e.sales_start, e.sales_end, e.status, e.organizer, e.sold, \
+     e.created_at, e.updated_at, \
+     (e.held - COALESCE((SELECT SUM(o.quantity) FROM bookings o \
+                         WHERE o.event_id = e.id AND o.status = 'held' AND o.expires_at <= $1), 0))::int4 AS eff_held";
+
+#[derive(QueryableByName)]
+pub(crate) struct EventRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Nullable<Text>)]
+    slug: Option<String>,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    description: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    venue: Option<String>,
+    #[diesel(sql_type = Timestamptz)]
+    starts_at: OffsetDateTime,
+    #[diesel(sql_type = Timestamptz)]
+    ends_at: OffsetDateTime,
+    #[diesel(sql_type = Int4)]
+    capacity: i32,
+    #[diesel(sql_type = Int8)]
+    price_minor: i64,
+    #[diesel(sql_type = Text)]
+    currency: String,
+    #[diesel(sql_type = Nullable<Int4>)]
+    max_per_customer: Option<i32>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    sales_start: Option<OffsetDateTime>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    sales_end: Option<OffsetDateTime>,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Text)]
+    organizer: String,
+    #[diesel(sql_type = Int4)]
+    eff_held: i32,
+    #[diesel(sql_type = Int4)]
+    sold: i32,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: OffsetDateTime,
+    #[diesel(sql_type = Timestamptz)]
+    updated_at: OffsetDateTime,
+}
+
+impl EventRow {
+    pub(crate) fn record(self) -> Result<EventRecord> {
+        Ok(EventRecord {
+            id: self.id,
+            slug: self.slug,
+            name: self.name,
+            description: self.description,
+            venue: self.venue,
+            starts_at: from_pg(self.starts_at)?,
+            ends_at: from_pg(self.ends_at)?,
+            capacity: i64::from(self.capacity),
+            price_minor: self.price_minor,
+            currency: self.currency,
+            max_per_customer: self.max_per_customer.map(i64::from),
+            sales_start: from_pg_opt(self.sales_start)?,
+            sales_end: from_pg_opt(self.sales_end)?,
+            status: self.status,
+            organizer: self.organizer,
+            held: i64::from(self.eff_held),
+            sold: i64::from(self.sold),
+            created_at: from_pg(self.created_at)?,
+            updated_at: from_pg(self.updated_at)?,
+        })
+    }
+}
+
+#[derive(QueryableByName)]
+pub(crate) struct SalesRowSql {
+    #[diesel(embed)]
+    pub(crate) event: EventRow,
+    #[diesel(sql_type = Int8)]
+    pub(crate) confirmed: i64,
+    #[diesel(sql_type = Int8)]
+    pub(crate) checked_in: i64,
+    #[diesel(sql_type = Int8)]
+    pub(crate) revenue: i64,
+}
+
+#[derive(QueryableByName)]
+pub(crate) struct CountRow {
+    #[diesel(sql_type = Int8)]
+    pub(crate) n: i64,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = bookings, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct BookingRow {
+    pub(crate) id: Uuid,
+    code: String,
+    event_id: Uuid,
+    customer: String,
+    quantity: i32,
+    status: String,
+    unit_price_minor: i64,
+    currency: String,
+    expires_at: Option<OffsetDateTime>,
+    idempotency_key: Option<String>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl BookingRow {
+    pub(crate) fn record(self) -> Result<BookingRecord> {
+        Ok(BookingRecord {
+            id: self.id,
+            code: self.code,
+            event_id: self.event_id,
+            customer: self.customer,
+            quantity: i64::from(self.quantity),
+            status: self.status,
+            unit_price_minor: self.unit_price_minor,
+            currency: self.currency,
+            expires_at: from_pg_opt(self.expires_at)?,
+            idempotency_key: self.idempotency_key,
+            created_at: from_pg(self.created_at)?,
+            updated_at: from_pg(self.updated_at)?,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = tickets, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct TicketRow {
+    pub(crate) booking_id: Uuid,
+    seq: i32,
+    secret: String,
+    checked_in_at: Option<OffsetDateTime>,
+}
+
+impl TicketRow {
+    pub(crate) fn record(self) -> Result<TicketRecord> {
+        Ok(TicketRecord {
+            seq: i64::from(self.seq),
+            secret: self.secret,
+            checked_in_at: from_pg_opt(self.checked_in_at)?,
+        })
+    }
+}
+
+fn int(v: u32) -> i32 {
+    // Every counted domain value (capacity, quantity, limit) is at most 10,000,000.
+    i32::try_from(v).unwrap_or(i32::MAX)
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = events)]
+pub(crate) struct NewEventRow<'a> {
+    id: Uuid,
+    slug: Option<&'a str>,
+    name: &'a str,
+    description: Option<&'a str>,
+    venue: Option<&'a str>,
+    starts_at: OffsetDateTime,
+    ends_at: OffsetDateTime,
+    capacity: i32,
+    price_minor: i64,
+    currency: &'a str,
+    max_per_customer: Option<i32>,
+    sales_start: Option<OffsetDateTime>,
+    sales_end: Option<OffsetDateTime>,
+    status: &'a str,
+    organizer: &'a str,
+    held: i32,
+    sold: i32,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl<'a> NewEventRow<'a> {
+    pub(crate) fn from_event(e: &'a Event) -> Result<Self> {
+        Ok(NewEventRow {
+            id: e.id.as_uuid(),
+            slug: e.slug.as_ref().map(|s| s.as_str()),
+            name: e.name.as_str(),
+            description: e.description.as_deref(),
+            venue: e.venue.as_deref(),
+            starts_at: to_pg(e.starts_at)?,
+            ends_at: to_pg(e.ends_at)?,
+            capacity: int(e.capacity.get()),
+            price_minor: e.price.amount_minor(),
+            currency: e.price.currency().code(),
+            max_per_customer: e.max_per_customer.map(|m| int(m.get())),
+            sales_start: to_pg_opt(e.sales_start)?,
+            sales_end: to_pg_opt(e.sales_end)?,
+            status: e.status.as_str(),
+            organizer: e.organizer.as_str(),
+            held: 0,
+            sold: 0,
+            created_at: to_pg(e.created_at)?,
+            updated_at: to_pg(e.updated_at)?,
+        })
+    }
+}
+
+/// The fields an update or a cancellation writes (never the counters or the owner).
+#[derive(AsChangeset)]
+#[diesel(table_name = events, treat_none_as_null = true)]
+pub(crate) struct EventChanges<'a> {
+    slug: Option<&'a str>,
+    name: &'a str,
+    description: Option<&'a str>,
+    venue: Option<&'a str>,
+    starts_at: OffsetDateTime,
+    ends_at: OffsetDateTime,
+    capacity: i32,
+    price_minor: i64,
+    currency: &'a str,
+    max_per_customer: Option<i32>,
+    sales_start: Option<OffsetDateTime>,
+    sales_end: Option<OffsetDateTime>,
+    status: &'a str,
+    updated_at: OffsetDateTime,
+}
+
+impl<'a> EventChanges<'a> {
+    pub(crate) fn from_event(e: &'a Event) -> Result<Self> {
+        Ok(EventChanges {
+            slug: e.slug.as_ref().map(|s| s.as_str()),
+            name: e.name.as_str(),
+            description: e.description.as_deref(),
+            venue: e.venue.as_deref(),
+            starts_at: to_pg(e.starts_at)?,
+            ends_at: to_pg(e.ends_at)?,
+            capacity: int(e.capacity.get()),
+            price_minor: e.price.amount_minor(),
+            currency: e.price.currency().code(),
+            max_per_customer: e.max_per_customer.map(|m| int(m.get())),
+            sales_start: to_pg_opt(e.sales_start)?,
+            sales_end: to_pg_opt(e.sales_end)?,
+            status: e.status.as_str(),
+            updated_at: to_pg(e.updated_at)?,
+        })
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = bookings)]
+pub(crate) struct NewBookingRow<'a> {
+    id: Uuid,
+    code: &'a str,
+    event_id: Uuid,
+    customer: &'a str,
+    quantity: i32,
+    status: &'a str,
+    unit_price_minor: i64,
+    currency: &'a str,
+    expires_at: Option<OffsetDateTime>,
+    idempotency_key: Option<&'a str>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl<'a> NewBookingRow<'a> {
+    pub(crate) fn from_booking(b: &'a Booking) -> Result<Self> {
+        Ok(NewBookingRow {
+            id: b.id.as_uuid(),
+            code: b.code.as_str(),
+            event_id: b.event_id.as_uuid(),
+            customer: b.customer.as_str(),
+            quantity: int(b.quantity.get()),
+            status: b.status.as_str(),
+            unit_price_minor: b.unit_price.amount_minor(),
+            currency: b.unit_price.currency().code(),
+            expires_at: to_pg_opt(b.expires_at)?,
+            idempotency_key: b.idempotency_key.as_ref().map(|k| k.as_str()),
+            created_at: to_pg(b.created_at)?,
+            updated_at: to_pg(b.updated_at)?,
+        })
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = tickets)]
+pub(crate) struct NewTicketRow<'a> {
+    booking_id: Uuid,
+    seq: i32,
+    secret: &'a str,
+}
+
+impl<'a> NewTicketRow<'a> {
+    pub(crate) fn new(booking_id: Uuid, t: &'a Ticket) -> Self {
+        NewTicketRow { booking_id, seq: int(t.seq), secret: t.secret.as_str() }
+    }
+}
