@@ -115,7 +115,8 @@ macro_rules! conformance_tests {
             overdue_holds_never_block_or_count, sweeper_expires_and_reports, cancel_event_cascades,
             capacity_rises_and_falls_only_to_taken, check_in_once, batch_outcomes_are_independent,
             batch_same_customer_limit_and_key, sales_window_and_end, not_found_errors,
-            role_rules, sales_report_figures, update_event_fields, concurrent_threads_never_oversell
+            role_rules, sales_report_figures, update_event_fields, concurrent_threads_never_oversell,
+            batch_collision_fails_only_its_request
         );
 
         proptest::proptest! {

@@ -613,3 +613,29 @@ pub fn hot_event_stress(f: Fixture, threads: usize, capacity: u32) {
     }
     assert_eq!(total, capacity, "stored bookings add up to the sold counter");
 }
+
+/// A unique collision while writing a batch (two requests drew the same booking
+/// code) fails only the request that collided; its neighbours are booked.
+pub fn batch_collision_fails_only_its_request(f: Fixture) {
+    let h = h(f);
+    let a = admin();
+    let e = h.event(&a, 10, "1 EUR", None);
+    let entropy = goticket_core::SeededEntropy::new(77);
+    let code = goticket_core::BookingCode::generate(&entropy);
+    let req = |customer: &str, code: &goticket_core::BookingCode| goticket_core::ReserveRequest {
+        id: goticket_core::BookingId::generate(&*h.clock, &entropy),
+        code: code.clone(),
+        event_id: e.id,
+        customer: customer.parse().expect("valid"),
+        quantity: 1u32.try_into().expect("valid"),
+        hold_until: None,
+        idempotency_key: None,
+        secrets: vec![goticket_core::TicketSecret::generate(&entropy)],
+    };
+    let other = goticket_core::BookingCode::generate(&entropy);
+    let batch = [req("ann@example.com", &code), req("bob@example.com", &code), req("cat@example.com", &other)];
+    let out = h.fixture.store.reserve(&batch, h.service.now()).expect("the batch as a whole succeeds");
+    let kinds: Vec<Option<ErrorKind>> = out.iter().map(|o| o.as_ref().err().map(|e| e.kind())).collect();
+    assert_eq!(kinds, [None, Some(ErrorKind::Conflict), None]);
+    assert_eq!(counters(&h.service, &key(&e)), (0, 2, 8));
+}

@@ -488,3 +488,143 @@ mod tests {
         assert!("pending".parse::<BookingStatus>().is_err());
     }
 }
+
+/// What a store read, inside its transaction, before planning a reservation batch.
+#[derive(Debug, Default)]
+pub struct BatchState {
+    /// The batch's events, after their overdue holds were expired. A missing event
+    /// makes its requests "not found".
+    pub events: std::collections::HashMap<EventId, Event>,
+    /// Earlier bookings, by customer and retry key, for the requests that carry one.
+    pub by_key: std::collections::HashMap<(Email, IdempotencyKey), Booking>,
+    /// Live seats (held or confirmed) per event and customer, for events with a
+    /// per-customer limit.
+    pub seats_by_customer: std::collections::HashMap<(EventId, Email), u32>,
+}
+
+/// What a reservation batch does: each request's outcome, the bookings to insert and
+/// each event's counter changes.
+#[derive(Debug, Default)]
+pub struct BatchPlan {
+    /// One outcome per request, in order.
+    pub outcomes: Vec<Result<Reservation>>,
+    /// New bookings (with their tickets), in order.
+    pub inserts: Vec<Booking>,
+    /// Per event: (held delta, sold delta), sorted by event id.
+    pub deltas: Vec<(EventId, i64, i64)>,
+}
+
+/// The batch reservation rule: requests are decided one after another, in arrival
+/// order, each seeing the seats, limits and retry keys of those before it, exactly as
+/// if each had run alone. Stores read a [`BatchState`], call this, and write the plan.
+pub fn plan_reservations(batch: &[ReserveRequest], mut state: BatchState, now: Timestamp) -> BatchPlan {
+    let mut plan = BatchPlan { outcomes: Vec::with_capacity(batch.len()), ..BatchPlan::default() };
+    let mut deltas: std::collections::BTreeMap<EventId, (i64, i64)> = std::collections::BTreeMap::new();
+    for req in batch {
+        if let Some(key) = &req.idempotency_key
+            && let Some(existing) = state.by_key.get(&(req.customer.clone(), key.clone()))
+        {
+            plan.outcomes.push(replay(req, existing.clone(), now));
+            continue;
+        }
+        let Some(event) = state.events.get_mut(&req.event_id) else {
+            plan.outcomes.push(Err(Error::not_found("event", req.event_id)));
+            continue;
+        };
+        let seats_key = (req.event_id, req.customer.clone());
+        let already = state.seats_by_customer.get(&seats_key).copied().unwrap_or(0);
+        match decide_reservation(req, event, already, now) {
+            Ok(booking) => {
+                let q = booking.quantity.get();
+                let d = deltas.entry(event.id).or_default();
+                *event = if booking.status == BookingStatus::Held {
+                    d.0 += i64::from(q);
+                    event.clone().with_counters(event.held + q, event.sold)
+                } else {
+                    d.1 += i64::from(q);
+                    event.clone().with_counters(event.held, event.sold + q)
+                };
+                *state.seats_by_customer.entry(seats_key).or_default() += q;
+                if let Some(key) = &req.idempotency_key {
+                    state.by_key.insert((req.customer.clone(), key.clone()), booking.clone());
+                }
+                plan.inserts.push(booking.clone());
+                plan.outcomes.push(Ok(Reservation { booking, replayed: false }));
+            }
+            Err(e) => plan.outcomes.push(Err(e)),
+        }
+    }
+    plan.deltas = deltas.into_iter().map(|(id, (h, s))| (id, h, s)).collect();
+    plan
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+    use crate::clock::SeededEntropy;
+    use crate::event::NewEvent;
+
+    const NOW: &str = "2027-01-01T12:00:00Z";
+
+    fn event(capacity: u32, limit: Option<u32>) -> Event {
+        let mut n = NewEvent::new(
+            "Gig".parse().unwrap(),
+            "2027-05-01T19:00:00Z".parse().unwrap(),
+            "2027-05-01T23:00:00Z".parse().unwrap(),
+            capacity.try_into().unwrap(),
+            "10 EUR".parse().unwrap(),
+        );
+        n.max_per_customer = limit.map(|l| l.try_into().unwrap());
+        n.into_event(
+            EventId::from_uuid(uuid::Uuid::from_u128(1)),
+            "o@example.com".parse().unwrap(),
+            NOW.parse().unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn req(e: &SeededEntropy, customer: &str, q: u32, key: Option<&str>) -> ReserveRequest {
+        ReserveRequest {
+            id: BookingId::from_uuid(uuid::Uuid::from_u128(u128::from(e.next()))),
+            code: BookingCode::generate(e),
+            event_id: EventId::from_uuid(uuid::Uuid::from_u128(1)),
+            customer: customer.parse().unwrap(),
+            quantity: q.try_into().unwrap(),
+            hold_until: None,
+            idempotency_key: key.map(|k| k.parse().unwrap()),
+            secrets: (0..q).map(|_| TicketSecret::generate(e)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_batch_decides_in_arrival_order_like_requests_one_by_one() {
+        let e = SeededEntropy::new(5);
+        let ev = event(5, Some(3));
+        let batch = vec![
+            req(&e, "a@example.com", 2, None),
+            req(&e, "a@example.com", 2, None),
+            req(&e, "b@example.com", 3, Some("k")),
+            req(&e, "b@example.com", 3, Some("k")),
+            req(&e, "c@example.com", 1, None),
+        ];
+        let mut state = BatchState::default();
+        state.events.insert(ev.id, ev.clone());
+        let plan = plan_reservations(&batch, state, NOW.parse().unwrap());
+        let kinds: Vec<_> =
+            plan.outcomes.iter().map(|o| o.as_ref().map(|r| r.replayed).map_err(|e| e.kind())).collect();
+        assert_eq!(
+            kinds,
+            [Ok(false), Err(crate::ErrorKind::LimitExceeded), Ok(false), Ok(true), Err(crate::ErrorKind::SoldOut)]
+        );
+        assert_eq!(plan.inserts.len(), 2, "a replay inserts nothing");
+        assert_eq!(plan.deltas, [(ev.id, 0, 5)]);
+    }
+
+    #[test]
+    fn a_missing_event_fails_only_its_own_requests() {
+        let e = SeededEntropy::new(6);
+        let plan = plan_reservations(&[req(&e, "a@example.com", 1, None)], BatchState::default(), NOW.parse().unwrap());
+        assert_eq!(plan.outcomes[0].as_ref().unwrap_err().kind(), crate::ErrorKind::NotFound);
+        assert!(plan.inserts.is_empty() && plan.deltas.is_empty());
+    }
+}

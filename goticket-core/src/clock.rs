@@ -159,6 +159,15 @@ impl SeededEntropy {
     }
 }
 
+impl SeededEntropy {
+    /// The next 64 random bits.
+    pub fn next(&self) -> u64 {
+        let mut b = [0u8; 8];
+        self.fill(&mut b);
+        u64::from_le_bytes(b)
+    }
+}
+
 impl Entropy for SeededEntropy {
     fn fill(&self, buf: &mut [u8]) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());

@@ -37,7 +37,7 @@ use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{Int4, Int8, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-use goticket_core::booking::{decide_reservation, replay};
+use goticket_core::booking::{BatchState, decide_reservation, plan_reservations, replay};
 use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
 use goticket_core::records::TicketRecord;
 use goticket_core::store::{DecideBooking, DecideCheckIn, DecideEvent, EventKey, SalesRow, Store};
@@ -219,6 +219,49 @@ impl PgStore {
         }
     }
 
+    /// The fallback path: one savepoint per request, so a collision fails only its own.
+    fn reserve_each(&self, batch: &[ReserveRequest], now: Timestamp) -> Result<Vec<Result<Reservation>>> {
+        self.write(|c| {
+            // Lock every event of the batch up front, in id order: two batches touching
+            // the same events always lock them in the same order.
+            let ids: BTreeSet<EventId> = batch.iter().map(|r| r.event_id).collect();
+            let mut events: HashMap<EventId, Option<Event>> = HashMap::new();
+            for id in ids {
+                let event = if lock_event(c, id)? {
+                    expire_overdue(c, Some(id), now)?;
+                    read_event(c, &EventKey::Id(id), now)?
+                } else {
+                    None
+                };
+                events.insert(id, event);
+            }
+            let mut out = Vec::with_capacity(batch.len());
+            for req in batch {
+                let Some(event) = events.get_mut(&req.event_id).and_then(|e| e.as_mut()) else {
+                    out.push(Err(Error::not_found("event", req.event_id)));
+                    continue;
+                };
+                // A nested transaction is a savepoint: a refusal undoes only this request.
+                match c.transaction::<_, TxErr, _>(|c| reserve_one(c, req, event, now)) {
+                    Ok(r) => {
+                        if !r.replayed {
+                            let q = r.booking.quantity.get();
+                            *event = match r.booking.status {
+                                BookingStatus::Held => event.clone().with_counters(event.held + q, event.sold),
+                                _ => event.clone().with_counters(event.held, event.sold + q),
+                            };
+                        }
+                        out.push(Ok(r));
+                    }
+                    Err(TxErr::Domain(Error::Storage(e))) => return Err(TxErr::Domain(Error::Storage(e))),
+                    Err(TxErr::Domain(refusal)) => out.push(Err(refusal)),
+                    Err(db) => return Err(db),
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn read<T>(&self, f: impl FnOnce(&mut PgConnection) -> Tx<T>) -> Result<T> {
         let mut conn = self.conn()?;
         f(&mut conn).map_err(tx_err)
@@ -358,7 +401,9 @@ fn slug_conflict(err: DieselError, e: &Event) -> TxErr {
     err.into()
 }
 
-fn insert_booking(c: &mut PgConnection, b: &Booking) -> Tx<()> {
+/// Inserts bookings and their tickets in a few multi-row statements (chunked under
+/// PostgreSQL's 65,535 bind parameters). A unique collision is a conflict.
+fn insert_bookings(c: &mut PgConnection, bookings: &[Booking]) -> Tx<()> {
     let collision = |err: DieselError| -> TxErr {
         match unique_violation_on(&err) {
             Some(name) if name.contains("idempotency") => {
@@ -368,9 +413,15 @@ fn insert_booking(c: &mut PgConnection, b: &Booking) -> Tx<()> {
             None => err.into(),
         }
     };
-    diesel::insert_into(bookings::table).values(NewBookingRow::from_booking(b)?).execute(c).map_err(collision)?;
-    let rows: Vec<NewTicketRow<'_>> = b.tickets.iter().map(|t| NewTicketRow::new(b.id.as_uuid(), t)).collect();
-    diesel::insert_into(tickets::table).values(&rows).execute(c).map_err(collision)?;
+    let rows = bookings.iter().map(NewBookingRow::from_booking).collect::<Result<Vec<_>>>()?;
+    for chunk in rows.chunks(2000) {
+        diesel::insert_into(bookings::table).values(chunk).execute(c).map_err(collision)?;
+    }
+    let tickets: Vec<NewTicketRow<'_>> =
+        bookings.iter().flat_map(|b| b.tickets.iter().map(|t| NewTicketRow::new(b.id.as_uuid(), t))).collect();
+    for chunk in tickets.chunks(10_000) {
+        diesel::insert_into(tickets::table).values(chunk).execute(c).map_err(collision)?;
+    }
     Ok(())
 }
 
@@ -394,13 +445,67 @@ fn reserve_one(c: &mut PgConnection, req: &ReserveRequest, event: &Event, now: T
         None => 0,
     };
     let booking = decide_reservation(req, event, u32::try_from(already).unwrap_or(u32::MAX), now)?;
-    insert_booking(c, &booking)?;
+    insert_bookings(c, std::slice::from_ref(&booking))?;
     let q = i64::from(booking.quantity.get());
     match booking.status {
         BookingStatus::Held => bump_counters(c, event.id, q, 0)?,
         _ => bump_counters(c, event.id, 0, q)?,
     }
     Ok(Reservation { booking, replayed: false })
+}
+
+/// The batch path: a few queries to read what the batch needs, core's plan, and bulk
+/// writes, so a batch of a hundred costs about what a batch of one does.
+fn reserve_planned(c: &mut PgConnection, batch: &[ReserveRequest], now: Timestamp) -> Tx<Vec<Result<Reservation>>> {
+    let mut state = BatchState::default();
+    // Lock in id order: two batches touching the same events lock them alike.
+    let ids: BTreeSet<EventId> = batch.iter().map(|r| r.event_id).collect();
+    for id in ids {
+        if lock_event(c, id)? {
+            expire_overdue(c, Some(id), now)?;
+            if let Some(e) = read_event(c, &EventKey::Id(id), now)? {
+                state.events.insert(id, e);
+            }
+        }
+    }
+    let keyed: Vec<&ReserveRequest> = batch.iter().filter(|r| r.idempotency_key.is_some()).collect();
+    if !keyed.is_empty() {
+        let customers: Vec<&str> = keyed.iter().map(|r| r.customer.as_str()).collect();
+        let keys: Vec<&str> = keyed.iter().filter_map(|r| r.idempotency_key.as_ref().map(|k| k.as_str())).collect();
+        let rows: Vec<BookingRow> = bookings::table
+            .filter(bookings::customer.eq_any(customers))
+            .filter(bookings::idempotency_key.eq_any(keys))
+            .select(BookingRow::as_select())
+            .load(c)?;
+        for b in with_tickets(c, rows)? {
+            if let Some(k) = b.idempotency_key.clone() {
+                state.by_key.insert((b.customer.clone(), k), b);
+            }
+        }
+    }
+    let limited: Vec<Uuid> =
+        state.events.values().filter(|e| e.max_per_customer.is_some()).map(|e| e.id.as_uuid()).collect();
+    if !limited.is_empty() {
+        let customers: Vec<&str> =
+            batch.iter().filter(|r| limited.contains(&r.event_id.as_uuid())).map(|r| r.customer.as_str()).collect();
+        let rows: Vec<(Uuid, String, Option<i64>)> = bookings::table
+            .filter(bookings::event_id.eq_any(&limited))
+            .filter(bookings::customer.eq_any(customers))
+            .filter(bookings::status.eq_any(["held", "confirmed"]))
+            .group_by((bookings::event_id, bookings::customer))
+            .select((bookings::event_id, bookings::customer, diesel::dsl::sum(bookings::quantity)))
+            .load(c)?;
+        for (event, customer, seats) in rows {
+            let seats = u32::try_from(seats.unwrap_or(0)).unwrap_or(u32::MAX);
+            state.seats_by_customer.insert((EventId::from_uuid(event), customer.parse()?), seats);
+        }
+    }
+    let plan = plan_reservations(batch, state, now);
+    insert_bookings(c, &plan.inserts)?;
+    for (id, held, sold) in &plan.deltas {
+        bump_counters(c, *id, *held, *sold)?;
+    }
+    Ok(plan.outcomes)
 }
 
 fn collect_rows<T, R>(rows: Vec<R>, f: impl Fn(R) -> Result<T>) -> Tx<Vec<T>> {
@@ -529,45 +634,13 @@ impl Store for PgStore {
     }
 
     fn reserve(&self, batch: &[ReserveRequest], now: Timestamp) -> Result<Vec<Result<Reservation>>> {
-        self.write(|c| {
-            // Lock every event of the batch up front, in id order: two batches touching
-            // the same events always lock them in the same order.
-            let ids: BTreeSet<EventId> = batch.iter().map(|r| r.event_id).collect();
-            let mut events: HashMap<EventId, Option<Event>> = HashMap::new();
-            for id in ids {
-                let event = if lock_event(c, id)? {
-                    expire_overdue(c, Some(id), now)?;
-                    read_event(c, &EventKey::Id(id), now)?
-                } else {
-                    None
-                };
-                events.insert(id, event);
-            }
-            let mut out = Vec::with_capacity(batch.len());
-            for req in batch {
-                let Some(event) = events.get_mut(&req.event_id).and_then(|e| e.as_mut()) else {
-                    out.push(Err(Error::not_found("event", req.event_id)));
-                    continue;
-                };
-                // A nested transaction is a savepoint: a refusal undoes only this request.
-                match c.transaction::<_, TxErr, _>(|c| reserve_one(c, req, event, now)) {
-                    Ok(r) => {
-                        if !r.replayed {
-                            let q = r.booking.quantity.get();
-                            *event = match r.booking.status {
-                                BookingStatus::Held => event.clone().with_counters(event.held + q, event.sold),
-                                _ => event.clone().with_counters(event.held, event.sold + q),
-                            };
-                        }
-                        out.push(Ok(r));
-                    }
-                    Err(TxErr::Domain(Error::Storage(e))) => return Err(TxErr::Domain(Error::Storage(e))),
-                    Err(TxErr::Domain(refusal)) => out.push(Err(refusal)),
-                    Err(db) => return Err(db),
-                }
-            }
-            Ok(out)
-        })
+        match self.write(|c| reserve_planned(c, batch, now)) {
+            // A unique key collided while writing the plan (a booking code, a ticket
+            // secret, a concurrent idempotency key): nothing was written; run the batch
+            // one request at a time so the collision fails only its own request.
+            Err(Error::Conflict { .. }) => self.reserve_each(batch, now),
+            other => other,
+        }
     }
 
     fn booking(&self, code: &BookingCode) -> Result<Option<Booking>> {

@@ -24,19 +24,19 @@
 mod rows;
 mod schema;
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use goticket_core::booking::{decide_reservation, replay};
+use goticket_core::booking::{BatchState, decide_reservation, plan_reservations, replay};
 use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
 use goticket_core::records::{BookingRecord, TicketRecord};
 use goticket_core::store::{DecideBooking, DecideCheckIn, DecideEvent, EventKey, SalesRow, Store};
 use goticket_core::{
-    Booking, BookingCode, BookingFilter, BookingStatus, CheckIn, Email, Event, EventFilter, EventId, PageStart,
-    Reservation, ReserveRequest, TicketSecret, Timestamp,
+    Booking, BookingCode, BookingFilter, BookingStatus, CheckIn, Email, Event, EventFilter, EventId, IdempotencyKey,
+    PageStart, Reservation, ReserveRequest, TicketSecret, Timestamp,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params, params_from_iter};
@@ -375,30 +375,16 @@ fn bump_counters(conn: &Connection, event: EventId, held: i64, sold: i64) -> Res
 }
 
 fn reserve_one(conn: &Connection, req: &ReserveRequest, event: &Event, now: Timestamp) -> Result<Reservation> {
-    if let Some(key) = &req.idempotency_key {
-        let existing = conn
-            .prepare_cached(&format!(
-                "SELECT {BOOKING_COLS} FROM bookings b WHERE b.customer = ?1 AND b.idempotency_key = ?2"
-            ))
-            .and_then(|mut s| s.query_row(params![req.customer.as_str(), key.as_str()], read_booking_row).optional())
-            .map_err(db_err)?;
-        if let Some(raw) = existing {
-            return replay(req, with_tickets(conn, raw)?, now);
-        }
+    if let Some(key) = &req.idempotency_key
+        && let Some(existing) = read_booking_by_key(conn, &req.customer, key)?
+    {
+        return replay(req, existing, now);
     }
     let already = match event.max_per_customer {
-        Some(_) => conn
-            .prepare_cached(
-                "SELECT COALESCE(SUM(quantity), 0) FROM bookings
-                 WHERE event_id = ?1 AND customer = ?2 AND status IN ('held', 'confirmed')",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![req.event_id.to_string(), req.customer.as_str()], |r| r.get::<_, i64>(0))
-            })
-            .map_err(db_err)?,
+        Some(_) => customer_seats(conn, req.event_id, &req.customer)?,
         None => 0,
     };
-    let booking = decide_reservation(req, event, u32::try_from(already).unwrap_or(u32::MAX), now)?;
+    let booking = decide_reservation(req, event, already, now)?;
     insert_booking(conn, &booking)?;
     let q = i64::from(booking.quantity.get());
     match booking.status {
@@ -406,6 +392,103 @@ fn reserve_one(conn: &Connection, req: &ReserveRequest, event: &Event, now: Time
         _ => bump_counters(conn, event.id, 0, q)?,
     }
     Ok(Reservation { booking, replayed: false })
+}
+
+/// The batch path: read what the batch needs, let core plan it, write the plan.
+fn reserve_planned(tx: &Transaction<'_>, batch: &[ReserveRequest], now: Timestamp) -> Result<Vec<Result<Reservation>>> {
+    let mut state = BatchState::default();
+    let ids: BTreeSet<EventId> = batch.iter().map(|r| r.event_id).collect();
+    for id in ids {
+        expire_overdue(tx, Some(id), now)?;
+        if let Some(e) = read_event(tx, &EventKey::Id(id), now)? {
+            state.events.insert(id, e);
+        }
+    }
+    for req in batch {
+        if let Some(key) = &req.idempotency_key {
+            let k = (req.customer.clone(), key.clone());
+            if !state.by_key.contains_key(&k)
+                && let Some(b) = read_booking_by_key(tx, &req.customer, key)?
+            {
+                state.by_key.insert(k, b);
+            }
+        }
+        let limited = state.events.get(&req.event_id).is_some_and(|e| e.max_per_customer.is_some());
+        let k = (req.event_id, req.customer.clone());
+        if limited && !state.seats_by_customer.contains_key(&k) {
+            let seats = customer_seats(tx, req.event_id, &req.customer)?;
+            state.seats_by_customer.insert(k, seats);
+        }
+    }
+    let plan = plan_reservations(batch, state, now);
+    for b in &plan.inserts {
+        insert_booking(tx, b)?;
+    }
+    for (id, held, sold) in &plan.deltas {
+        bump_counters(tx, *id, *held, *sold)?;
+    }
+    Ok(plan.outcomes)
+}
+
+fn read_booking_by_key(conn: &Connection, customer: &Email, key: &IdempotencyKey) -> Result<Option<Booking>> {
+    let raw = conn
+        .prepare_cached(&format!(
+            "SELECT {BOOKING_COLS} FROM bookings b WHERE b.customer = ?1 AND b.idempotency_key = ?2"
+        ))
+        .and_then(|mut s| s.query_row(params![customer.as_str(), key.as_str()], read_booking_row).optional())
+        .map_err(db_err)?;
+    raw.map(|r| with_tickets(conn, r)).transpose()
+}
+
+fn customer_seats(conn: &Connection, event: EventId, customer: &Email) -> Result<u32> {
+    let seats: i64 = conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(quantity), 0) FROM bookings
+             WHERE event_id = ?1 AND customer = ?2 AND status IN ('held', 'confirmed')",
+        )
+        .and_then(|mut s| s.query_row(params![event.to_string(), customer.as_str()], |r| r.get(0)))
+        .map_err(db_err)?;
+    Ok(u32::try_from(seats).unwrap_or(u32::MAX))
+}
+
+/// The fallback path: one savepoint per request, so a collision fails only its own.
+fn reserve_each(store: &SqliteStore, batch: &[ReserveRequest], now: Timestamp) -> Result<Vec<Result<Reservation>>> {
+    store.write(|tx| {
+        let mut events: HashMap<EventId, Option<Event>> = HashMap::new();
+        let mut out = Vec::with_capacity(batch.len());
+        for req in batch {
+            let slot = match events.entry(req.event_id) {
+                Entry::Occupied(o) => o.into_mut(),
+                Entry::Vacant(v) => {
+                    expire_overdue(tx, Some(req.event_id), now)?;
+                    v.insert(read_event(tx, &EventKey::Id(req.event_id), now)?)
+                }
+            };
+            let Some(event) = slot.as_mut() else {
+                out.push(Err(Error::not_found("event", req.event_id)));
+                continue;
+            };
+            // A savepoint per request: a refusal or a failed insert undoes only
+            // that request, never its neighbours in the batch.
+            let sp = tx.savepoint().map_err(db_err)?;
+            match reserve_one(&sp, req, event, now) {
+                Ok(r) => {
+                    sp.commit().map_err(db_err)?;
+                    if !r.replayed {
+                        let q = r.booking.quantity.get();
+                        *event = match r.booking.status {
+                            BookingStatus::Held => event.clone().with_counters(event.held + q, event.sold),
+                            _ => event.clone().with_counters(event.held, event.sold + q),
+                        };
+                    }
+                    out.push(Ok(r));
+                }
+                Err(Error::Storage(e)) => return Err(Error::Storage(e)),
+                Err(refusal) => out.push(Err(refusal)),
+            }
+        }
+        Ok(out)
+    })
 }
 
 impl Store for SqliteStore {
@@ -539,42 +622,13 @@ impl Store for SqliteStore {
     }
 
     fn reserve(&self, batch: &[ReserveRequest], now: Timestamp) -> Result<Vec<Result<Reservation>>> {
-        self.write(|tx| {
-            let mut events: HashMap<EventId, Option<Event>> = HashMap::new();
-            let mut out = Vec::with_capacity(batch.len());
-            for req in batch {
-                let slot = match events.entry(req.event_id) {
-                    Entry::Occupied(o) => o.into_mut(),
-                    Entry::Vacant(v) => {
-                        expire_overdue(tx, Some(req.event_id), now)?;
-                        v.insert(read_event(tx, &EventKey::Id(req.event_id), now)?)
-                    }
-                };
-                let Some(event) = slot.as_mut() else {
-                    out.push(Err(Error::not_found("event", req.event_id)));
-                    continue;
-                };
-                // A savepoint per request: a refusal or a failed insert undoes only
-                // that request, never its neighbours in the batch.
-                let sp = tx.savepoint().map_err(db_err)?;
-                match reserve_one(&sp, req, event, now) {
-                    Ok(r) => {
-                        sp.commit().map_err(db_err)?;
-                        if !r.replayed {
-                            let q = r.booking.quantity.get();
-                            *event = match r.booking.status {
-                                BookingStatus::Held => event.clone().with_counters(event.held + q, event.sold),
-                                _ => event.clone().with_counters(event.held, event.sold + q),
-                            };
-                        }
-                        out.push(Ok(r));
-                    }
-                    Err(Error::Storage(e)) => return Err(Error::Storage(e)),
-                    Err(refusal) => out.push(Err(refusal)),
-                }
-            }
-            Ok(out)
-        })
+        match self.write(|tx| reserve_planned(tx, batch, now)) {
+            // A unique key collided while writing the plan (a booking code, a ticket
+            // secret): nothing was written; run the batch one request at a time so the
+            // collision fails only its own request.
+            Err(Error::Conflict { .. }) => reserve_each(self, batch, now),
+            other => other,
+        }
     }
 
     fn booking(&self, code: &BookingCode) -> Result<Option<Booking>> {
