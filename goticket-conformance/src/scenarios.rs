@@ -639,3 +639,119 @@ pub fn batch_collision_fails_only_its_request(f: Fixture) {
     assert_eq!(kinds, [None, Some(ErrorKind::Conflict), None]);
     assert_eq!(counters(&h.service, &key(&e)), (0, 2, 8));
 }
+
+/// The hot event again with combining turned off: one transaction per booking.
+pub fn concurrent_threads_without_combiner(f: Fixture) {
+    let h = h(f);
+    let service = h.service.clone().without_combiner();
+    let e = key(&h.event(&admin(), 300, "1 EUR", None));
+    std::thread::scope(|s| {
+        for t in 0..16 {
+            let (service, e) = (&service, &e);
+            s.spawn(move || while buy(service, &admin(), e, &format!("u{t}@example.com"), 1).is_ok() {});
+        }
+    });
+    assert_eq!(counters(&h.service, &e), (0, 300, 0));
+    assert!(service.combiner_stats().is_none(), "nothing went through a combiner");
+}
+
+/// Many buyers through the combiner at once, with mixed quantities, a per-customer
+/// limit, retries of the same idempotency key and refusals mixed into the same
+/// batches: exactly the capacity is sold, no request is split, no limit is broken,
+/// every retry gets its original booking, and batches really were shared.
+pub fn combined_buyers_mixed_quantities_limits_and_keys(f: Fixture) {
+    let h = h(f);
+    let a = admin();
+    let capacity = 600;
+    let e = key(&h.event(&a, capacity, "1 EUR", Some(6)));
+    let closed = key(&h.event(&a, 10, "1 EUR", None));
+    h.service.cancel_event(&a, &closed).expect("cancel");
+    let booked = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for t in 0..24u64 {
+            let (service, e, closed, booked) = (&h.service, &e, &closed, &booked);
+            s.spawn(move || {
+                let mut x = t.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                for i in 0..10_000 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    if t == 0 && i % 3 == 0 {
+                        // A request that must fail, in the middle of others' batches.
+                        assert_eq!(kind(buy(service, &admin(), closed, "x@example.com", 1)), ErrorKind::NotOnSale);
+                    }
+                    let q = 1 + (x % 4) as u32;
+                    let customer = format!("c{}@example.com", x % 200);
+                    let req = BookingRequest {
+                        event: e.clone(),
+                        customer: Some(customer.parse().expect("valid")),
+                        quantity: q.try_into().expect("valid"),
+                        hold: None,
+                        idempotency_key: Some(format!("t{t}-i{i}").parse().expect("valid")),
+                    };
+                    match service.reserve(&admin(), req.clone()) {
+                        Ok(r) => {
+                            assert!(!r.replayed);
+                            assert_eq!(r.booking.tickets.len() as u32, q, "a request is never split");
+                            let again = service.reserve(&admin(), req).expect("a retry gets the original back");
+                            assert!(again.replayed && again.booking.code == r.booking.code);
+                            booked.lock().expect("lock").push(r.booking);
+                        }
+                        Err(Error::SoldOut { available: 0, .. }) => return,
+                        Err(Error::SoldOut { .. } | Error::LimitExceeded { .. }) => {}
+                        Err(other) => panic!("unexpected refusal: {other}"),
+                    }
+                }
+                panic!("thread {t} never saw the event sell out");
+            });
+        }
+    });
+    let booked = booked.into_inner().expect("lock");
+    let sold: u32 = booked.iter().map(|b| b.quantity.get()).sum();
+    assert_eq!(sold, capacity, "exactly the capacity sold");
+    assert_eq!(counters(&h.service, &e), (0, capacity, 0));
+    let mut per_customer: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+    for b in &booked {
+        *per_customer.entry(b.customer.as_str()).or_default() += b.quantity.get();
+    }
+    assert!(per_customer.values().all(|&q| q <= 6), "per-customer limit held inside shared batches");
+    let stats = h.service.combiner_stats().expect("the combiner ran");
+    assert!(stats.largest_batch > 1, "concurrent requests shared batches: {stats:?}");
+    assert!(stats.batches < stats.requests, "{stats:?}");
+}
+
+/// A request that makes its whole batch fail (here: a store that refuses any batch
+/// holding a poisoned customer) fails alone; the combiner reruns its neighbours one
+/// by one and they are booked.
+pub fn a_failing_request_does_not_poison_its_batch(f: Fixture) {
+    let poisoned = Fixture {
+        store: Arc::new(crate::fault::PoisonStore::new(f.store.clone(), "poison@example.com")),
+        guard: f.guard,
+    };
+    let h = h(poisoned);
+    let e = key(&h.event(&admin(), 1000, "1 EUR", None));
+    let failures = AtomicU32::new(0);
+    std::thread::scope(|s| {
+        for t in 0..12 {
+            let (service, e, failures) = (&h.service, &e, &failures);
+            s.spawn(move || {
+                for i in 0..30 {
+                    let customer = if t == 0 && i % 2 == 0 {
+                        "poison@example.com".to_owned()
+                    } else {
+                        format!("ok{t}@example.com")
+                    };
+                    match buy(service, &admin(), e, &customer, 1) {
+                        Ok(_) => assert_ne!(customer, "poison@example.com"),
+                        Err(err) => {
+                            assert_eq!(customer, "poison@example.com", "a healthy request failed: {err}");
+                            failures.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(failures.load(Ordering::SeqCst), 15);
+    assert_eq!(counters(&h.service, &e).1, 12 * 30 - 15);
+}

@@ -28,6 +28,7 @@
 pub mod auth;
 pub mod booking;
 pub mod clock;
+pub mod combiner;
 pub mod error;
 pub mod event;
 pub mod money;
@@ -40,6 +41,7 @@ pub mod types;
 pub use auth::{Principal, Role};
 pub use booking::{Booking, BookingAction, BookingStatus, CheckIn, Reservation, ReserveRequest, Ticket, Transition};
 pub use clock::{Clock, Entropy, HoldDuration, ManualClock, OsEntropy, SeededEntropy, SystemClock, parse_timestamp};
+pub use combiner::CombinerSnapshot;
 pub use error::{Error, ErrorKind, Result, StoreError, StoreErrorKind};
 pub use event::{Event, EventPatch, EventStatus, NewEvent};
 pub use jiff::{SignedDuration, Timestamp};

@@ -3,7 +3,7 @@
 //! store needs and calls it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
 
@@ -11,6 +11,7 @@ use crate::auth::Principal;
 use crate::booking::Booking;
 use crate::booking::{BookingAction, CheckIn, Reservation, ReserveRequest, decide_check_in};
 use crate::clock::{Clock, Entropy, HoldDuration, OsEntropy, SystemClock};
+use crate::combiner::{Combiner, CombinerSnapshot};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventPatch, NewEvent};
 use crate::query::{BookingFilter, Cursor, EventFilter, Page, PageRequest};
@@ -39,12 +40,22 @@ impl BookingRequest {
     }
 }
 
+/// The default bound on a combined batch.
+pub const DEFAULT_MAX_BATCH: usize = 256;
+
 /// The goticket service over one store.
+///
+/// Concurrent [`Service::reserve`] calls go through the flash-sale combiner by default
+/// (see [`crate::combiner`]): they are committed together, one transaction per batch.
+/// [`Service::without_combiner`] turns that off. Clones share one combiner.
 #[derive(Debug, Clone)]
 pub struct Service {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
+    /// Started on the first reservation; `None` when combining is off.
+    combiner: Option<Arc<OnceLock<Result<Combiner, String>>>>,
+    max_batch: usize,
 }
 
 impl Service {
@@ -55,7 +66,32 @@ impl Service {
 
     /// A service with a chosen clock and entropy source (tests, simulations).
     pub fn with_sources(store: Arc<dyn Store>, clock: Arc<dyn Clock>, entropy: Arc<dyn Entropy>) -> Self {
-        Service { store, clock, entropy }
+        Service { store, clock, entropy, combiner: Some(Arc::new(OnceLock::new())), max_batch: DEFAULT_MAX_BATCH }
+    }
+
+    /// This service with reservations committed one per transaction, no combining.
+    pub fn without_combiner(mut self) -> Self {
+        self.combiner = None;
+        self
+    }
+
+    /// This service with combined batches of at most `max_batch` requests (default 256).
+    pub fn with_max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        if self.combiner.is_some() {
+            self.combiner = Some(Arc::new(OnceLock::new()));
+        }
+        self
+    }
+
+    /// Whether reservations are combined.
+    pub fn is_combining(&self) -> bool {
+        self.combiner.is_some()
+    }
+
+    /// What the combiner has done, if it is on and has started.
+    pub fn combiner_stats(&self) -> Option<CombinerSnapshot> {
+        self.combiner.as_ref()?.get()?.as_ref().ok().map(Combiner::stats)
     }
 
     /// The current time on the service's clock.
@@ -128,9 +164,25 @@ impl Service {
         })
     }
 
-    /// Books seats: a hold if `hold` is set, a sale otherwise.
+    /// Books seats: a hold if `hold` is set, a sale otherwise. Concurrent calls are
+    /// combined into shared transactions unless combining is off.
     pub fn reserve(&self, p: &Principal, req: BookingRequest) -> Result<Reservation> {
-        self.reserve_many(p, vec![req])?.pop().expect("one request gives one outcome")
+        let Some(slot) = &self.combiner else {
+            return self.reserve_many(p, vec![req])?.pop().expect("one request gives one outcome");
+        };
+        let now = self.now();
+        let prepared = self.prepare(p, req, now, &mut HashMap::new())?;
+        let combiner = slot.get_or_init(|| {
+            Combiner::start(self.store.clone(), self.clock.clone(), self.max_batch).map_err(|e| e.to_string())
+        });
+        match combiner {
+            Ok(c) => c.submit(prepared),
+            Err(why) => Err(Error::Storage(crate::error::StoreError::new(
+                crate::error::StoreErrorKind::Other,
+                why.clone(),
+                None,
+            ))),
+        }
     }
 
     /// Books a batch in one store transaction, in order; each request gets its own
