@@ -62,6 +62,55 @@ pub enum Command {
     Report(ReportCmd),
     /// Seed a sample event, sell it out with concurrent buyers, and show the result.
     Demo(DemoArgs),
+    /// Measure throughput and latency.
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCmd {
+    /// A hot on-sale: M buyers on C threads book one fresh event.
+    FlashSale(FlashSaleArgs),
+    /// The batched floor: one thread books a fresh event N requests per transaction.
+    Batched(BatchedArgs),
+}
+
+/// `bench flash-sale`.
+#[derive(Debug, Args)]
+pub struct FlashSaleArgs {
+    /// Seats of the fresh event.
+    #[arg(long, default_value_t = 10_000)]
+    pub capacity: u32,
+    /// Buyers in total (each makes one booking request).
+    #[arg(long, default_value_t = 20_000)]
+    pub buyers: u32,
+    /// Buyers booking at the same time (threads).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: u32,
+    /// Seats per booking.
+    #[arg(long, default_value_t = 1)]
+    pub qty: u32,
+    /// One transaction per booking instead of combined batches.
+    #[arg(long)]
+    pub no_combine: bool,
+    /// Largest combined batch.
+    #[arg(long, default_value_t = 256)]
+    pub max_batch: usize,
+}
+
+/// `bench batched`.
+#[derive(Debug, Args)]
+pub struct BatchedArgs {
+    /// Seats of the fresh event.
+    #[arg(long, default_value_t = 20_000)]
+    pub capacity: u32,
+    /// Requests per transaction.
+    #[arg(long, default_value_t = 100)]
+    pub batch: u32,
+    /// Seats per booking.
+    #[arg(long, default_value_t = 1)]
+    pub qty: u32,
 }
 
 /// Event subcommands.

@@ -112,6 +112,7 @@ pub fn run(cli: Cli, w: impl Write) -> Result<()> {
             out.list(&s.sales_report(&p, key.as_ref())?)?;
         }
         Command::Demo(a) => crate::demo::run(s, &p, &a, &mut out)?,
+        Command::Bench(cmd) => crate::bench::run(s, &p, &cli.db, cmd, &mut out)?,
     }
     out.flush()?;
     Ok(())

@@ -2,6 +2,7 @@
 //! renders the result; no business rule lives here.
 
 mod args;
+mod bench;
 mod commands;
 mod demo;
 mod output;

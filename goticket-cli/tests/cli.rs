@@ -581,3 +581,32 @@ mod postgres {
         assert_eq!(total, u64::from(capacity));
     }
 }
+
+#[test]
+fn bench_flash_sale_reports_its_figures_combined_and_not() {
+    let db = Db::new();
+    for extra in [&[][..], &["--no-combine"][..]] {
+        let mut args =
+            vec!["bench", "flash-sale", "--capacity", "50", "--buyers", "80", "--concurrency", "8", "--qty", "2"];
+        args.extend_from_slice(extra);
+        let r = db.json(&args);
+        for field in
+            ["bookings_per_sec", "p50_ms", "p99_ms", "max_ms", "sold", "capacity", "refused", "oversold", "combined"]
+        {
+            assert!(r.get(field).is_some(), "bench JSON lacks {field}: {r}");
+        }
+        assert_eq!(r["combined"], extra.is_empty());
+        assert_eq!(
+            (r["sold"].as_u64(), r["capacity"].as_u64(), r["oversold"].as_bool()),
+            (Some(50), Some(50), Some(false))
+        );
+        assert_eq!(r["bookings"], 25, "2 seats each: 25 bookings fill 50 seats");
+        assert_eq!(r["refused"], 55);
+    }
+    let floor = db.json(&["bench", "batched", "--capacity", "300", "--batch", "100"]);
+    assert_eq!(
+        (floor["sold"].as_u64(), floor["oversold"].as_bool(), floor["batches"].as_u64()),
+        (Some(300), Some(false), Some(3))
+    );
+    db.fails(&["bench", "flash-sale", "--concurrency", "0"], 5);
+}

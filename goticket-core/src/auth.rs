@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::booking::Booking;
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::types::Email;
+use crate::types::{Email, EventId};
 
 /// A user's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -105,10 +105,16 @@ impl Principal {
     /// May book seats of `event` for `customer`: customers for themselves, organizers
     /// for anyone on their own events (a box office), admins for anyone.
     pub fn require_book_for(&self, event: &Event, customer: &Email) -> Result<()> {
-        if *customer == self.email || self.manages(event) {
+        self.require_book_for_event_of(&event.organizer, event.id, customer)
+    }
+
+    /// [`Principal::require_book_for`] knowing only the event's id and owner.
+    pub fn require_book_for_event_of(&self, owner: &Email, event: EventId, customer: &Email) -> Result<()> {
+        let manages = self.is_admin() || (self.role == Role::Organizer && *owner == self.email);
+        if *customer == self.email || manages {
             return Ok(());
         }
-        Err(Error::forbidden(format!("{} {} may not book for {customer}", self.role, self.email)))
+        Err(Error::forbidden(format!("{} {} may not book for {customer} on event {event}", self.role, self.email)))
     }
 
     /// May see, confirm or cancel the booking.

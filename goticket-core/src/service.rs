@@ -3,7 +3,7 @@
 //! store needs and calls it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use jiff::Timestamp;
 
@@ -56,7 +56,14 @@ pub struct Service {
     /// Started on the first reservation; `None` when combining is off.
     combiner: Option<Arc<OnceLock<Result<Combiner, String>>>>,
     max_batch: usize,
+    /// Event id -> owner. Both never change, so a reservation can be authorized
+    /// without a read; everything that can change is decided in the store's
+    /// transaction.
+    owners: Arc<RwLock<HashMap<EventId, Email>>>,
 }
+
+/// Owners remembered before the cache starts over.
+const OWNER_CACHE_LIMIT: usize = 100_000;
 
 impl Service {
     /// A service on `store` with the system clock and the OS random source.
@@ -66,7 +73,14 @@ impl Service {
 
     /// A service with a chosen clock and entropy source (tests, simulations).
     pub fn with_sources(store: Arc<dyn Store>, clock: Arc<dyn Clock>, entropy: Arc<dyn Entropy>) -> Self {
-        Service { store, clock, entropy, combiner: Some(Arc::new(OnceLock::new())), max_batch: DEFAULT_MAX_BATCH }
+        Service {
+            store,
+            clock,
+            entropy,
+            combiner: Some(Arc::new(OnceLock::new())),
+            max_batch: DEFAULT_MAX_BATCH,
+            owners: Arc::default(),
+        }
     }
 
     /// This service with reservations committed one per transaction, no combining.
@@ -190,7 +204,7 @@ impl Service {
     /// store failed and nothing was written.
     pub fn reserve_many(&self, p: &Principal, reqs: Vec<BookingRequest>) -> Result<Vec<Result<Reservation>>> {
         let now = self.now();
-        let mut events: HashMap<EventKey, Event> = HashMap::new();
+        let mut events: HashMap<EventKey, (EventId, Email)> = HashMap::new();
         let mut outcomes: Vec<Option<Result<Reservation>>> = Vec::with_capacity(reqs.len());
         let mut batch = Vec::with_capacity(reqs.len());
         let mut slots = Vec::with_capacity(reqs.len());
@@ -218,30 +232,48 @@ impl Service {
         p: &Principal,
         req: BookingRequest,
         now: Timestamp,
-        seen: &mut HashMap<EventKey, Event>,
+        seen: &mut HashMap<EventKey, (EventId, Email)>,
     ) -> Result<ReserveRequest> {
         let customer = req.customer.unwrap_or_else(|| p.email().clone());
         // The owner and id of an event never change, so checking them before the
         // store's transaction is race-free; capacity and status are decided inside it.
-        let event = match seen.get(&req.event) {
-            Some(e) => e,
+        let (event_id, owner) = match seen.get(&req.event) {
+            Some(known) => known.clone(),
             None => {
-                let e = self.load_event(&req.event, now)?;
-                seen.entry(req.event.clone()).or_insert(e)
+                let known = self.owner_of(&req.event, now)?;
+                seen.insert(req.event.clone(), known.clone());
+                known
             }
         };
-        p.require_book_for(event, &customer)?;
+        p.require_book_for_event_of(&owner, event_id, &customer)?;
         let q = req.quantity.get();
         Ok(ReserveRequest {
             id: BookingId::generate(&*self.clock, &*self.entropy),
             code: BookingCode::generate(&*self.entropy),
-            event_id: event.id,
+            event_id,
             customer,
             quantity: req.quantity,
             hold_until: req.hold.map(|h| h.expiry_from(now)),
             idempotency_key: req.idempotency_key,
             secrets: (0..q).map(|_| TicketSecret::generate(&*self.entropy)).collect(),
         })
+    }
+
+    /// An event's id and owner: from the cache for ids, from the store otherwise (a
+    /// slug can move to another event, an id cannot).
+    fn owner_of(&self, key: &EventKey, now: Timestamp) -> Result<(EventId, Email)> {
+        if let EventKey::Id(id) = key
+            && let Some(owner) = self.owners.read().unwrap_or_else(|p| p.into_inner()).get(id)
+        {
+            return Ok((*id, owner.clone()));
+        }
+        let event = self.load_event(key, now)?;
+        let mut owners = self.owners.write().unwrap_or_else(|p| p.into_inner());
+        if owners.len() >= OWNER_CACHE_LIMIT {
+            owners.clear();
+        }
+        owners.insert(event.id, event.organizer.clone());
+        Ok((event.id, event.organizer))
     }
 
     /// Shows a booking as of now.

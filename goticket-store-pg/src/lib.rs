@@ -35,7 +35,7 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::{Int4, Int8, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Int4, Int8, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use goticket_core::booking::{BatchState, decide_reservation, plan_reservations, replay};
 use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
@@ -458,15 +458,22 @@ fn reserve_one(c: &mut PgConnection, req: &ReserveRequest, event: &Event, now: T
 /// writes, so a batch of a hundred costs about what a batch of one does.
 fn reserve_planned(c: &mut PgConnection, batch: &[ReserveRequest], now: Timestamp) -> Tx<Vec<Result<Reservation>>> {
     let mut state = BatchState::default();
-    // Lock in id order: two batches touching the same events lock them alike.
-    let ids: BTreeSet<EventId> = batch.iter().map(|r| r.event_id).collect();
-    for id in ids {
-        if lock_event(c, id)? {
-            expire_overdue(c, Some(id), now)?;
-            if let Some(e) = read_event(c, &EventKey::Id(id), now)? {
-                state.events.insert(id, e);
-            }
+    // One statement locks the batch's events, in id order (two batches touching the
+    // same events lock them alike), and reads them with `held` already net of overdue
+    // holds; those holds are then expired only where there are any.
+    let ids: Vec<Uuid> = batch.iter().map(|r| r.event_id.as_uuid()).collect::<BTreeSet<_>>().into_iter().collect();
+    let rows: Vec<EventRow> =
+        diesel::sql_query(format!("SELECT {EVENT_COLS} FROM events e WHERE e.id = ANY($2) ORDER BY e.id FOR UPDATE"))
+            .bind::<Timestamptz, _>(to_pg(now)?)
+            .bind::<Array<SqlUuid>, _>(ids)
+            .load(c)?;
+    for row in rows {
+        let overdue = row.has_overdue_holds();
+        let event = row.record()?.into_event()?;
+        if overdue {
+            expire_overdue(c, Some(event.id), now)?;
         }
+        state.events.insert(event.id, event);
     }
     let keyed: Vec<&ReserveRequest> = batch.iter().filter(|r| r.idempotency_key.is_some()).collect();
     if !keyed.is_empty() {

@@ -35,7 +35,7 @@ fn to_pg_opt(t: Option<Timestamp>) -> Result<Option<OffsetDateTime>> {
 /// The event columns, with `eff_held` as of `$1` (overdue holds not counted).
 pub(crate) const EVENT_COLS: &str = "e.id, e.slug, e.name, e.description, e.venue, e.starts_at, e.ends_at, e.capacity, \
      e.price_minor, e.currency, e.max_per_customer, e.sales_start, e.sales_end, e.status, e.organizer, e.sold, \
-     e.created_at, e.updated_at, \
+     e.created_at, e.updated_at, e.held AS raw_held, \
      (e.held - COALESCE((SELECT SUM(o.quantity) FROM bookings o \
                          WHERE o.event_id = e.id AND o.status = 'held' AND o.expires_at <= $1), 0))::int4 AS eff_held";
 
@@ -74,6 +74,8 @@ pub(crate) struct EventRow {
     #[diesel(sql_type = Int4)]
     eff_held: i32,
     #[diesel(sql_type = Int4)]
+    raw_held: i32,
+    #[diesel(sql_type = Int4)]
     sold: i32,
     #[diesel(sql_type = Timestamptz)]
     created_at: OffsetDateTime,
@@ -82,6 +84,11 @@ pub(crate) struct EventRow {
 }
 
 impl EventRow {
+    /// Whether some of the stored `held` belongs to holds past their expiry.
+    pub(crate) fn has_overdue_holds(&self) -> bool {
+        self.raw_held != self.eff_held
+    }
+
     pub(crate) fn record(self) -> Result<EventRecord> {
         Ok(EventRecord {
             id: self.id,

@@ -114,7 +114,7 @@ pub struct SqliteStore {
 }
 
 /// Idle reader connections kept for reuse.
-const MAX_IDLE_READERS: usize = 8;
+const MAX_IDLE_READERS: usize = 64;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file with default options. Call
