@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The flash-sale benchmark behind BENCHMARKS.md: on SQLite and PostgreSQL, a hot
+# event with 64 concurrent buyers, combined and --no-combine, plus the batched floor
+# (100 bookings per transaction from one thread), all in one run, ROUNDS times
+# interleaved so a noisy neighbour hits every configuration alike. Prints CSV.
+#
+#   scripts/bench-flash-sale.sh [ROUNDS]      (default 3)
+#
+# PostgreSQL: GOTICKET_BENCH_PG_URL, default postgres://postgres@127.0.0.1:5432/goticket_bench
+# (the database is created if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds="${1:-3}"
+cargo build --release -q -p goticket-cli
+g=target/release/goticket
+pg="${GOTICKET_BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/goticket_bench}"
+if [ -z "${GOTICKET_BENCH_PG_URL:-}" ]; then
+    psql -h 127.0.0.1 -U postgres -d postgres -qtc "SELECT 1 FROM pg_database WHERE datname = 'goticket_bench'" | grep -q 1 \
+        || psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE goticket_bench"
+fi
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+sqlite="sqlite:$dir/bench.db"
+
+first=1
+for round in $(seq 1 "$rounds"); do
+    for db in "$sqlite" "$pg"; do
+        for args in \
+            "flash-sale --capacity 3000 --buyers 3000 --concurrency 64 --no-combine" \
+            "flash-sale --capacity 20000 --buyers 20000 --concurrency 64" \
+            "batched --capacity 20000 --batch 100"; do
+            # shellcheck disable=SC2086
+            out=$("$g" --db "$db" --format csv bench $args)
+            if [ "$first" = 1 ]; then echo "round,$(echo "$out" | head -n 1)"; first=0; fi
+            echo "$round,$(echo "$out" | tail -n 1)"
+        done
+    done
+done
