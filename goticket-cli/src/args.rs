@@ -97,6 +97,10 @@ pub struct FlashSaleArgs {
     /// Largest combined batch.
     #[arg(long, default_value_t = 256)]
     pub max_batch: usize,
+    /// Sell this existing event (id or slug) instead of a fresh one, e.g. from several
+    /// processes at once; --capacity is then ignored.
+    #[arg(long)]
+    pub event: Option<String>,
 }
 
 /// `bench batched`.

@@ -610,3 +610,65 @@ fn bench_flash_sale_reports_its_figures_combined_and_not() {
     );
     db.fails(&["bench", "flash-sale", "--concurrency", "0"], 5);
 }
+
+/// Two processes, each with its own combiner and 16 buyer threads, sell one event:
+/// exactly the capacity, whatever each process's share.
+fn two_combining_processes_share_one_event(db_url: &str, capacity: u32) {
+    let run = |args: &[&str]| Command::new(BIN).args(["--db", db_url]).args(args).output().expect("runs");
+    let created = run(&[
+        "--format",
+        "json",
+        "event",
+        "create",
+        "--name",
+        "Shared",
+        "--starts-at",
+        "2030-01-01T19:00:00Z",
+        "--ends-at",
+        "2030-01-01T22:00:00Z",
+        "--capacity",
+        &capacity.to_string(),
+        "--price",
+        "1 EUR",
+        "--slug",
+        "shared",
+    ]);
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let buyers = (capacity * 2).to_string();
+    let procs: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new(BIN)
+                .args(["--db", db_url, "--format", "json", "bench", "flash-sale", "--event", "shared"])
+                .args(["--buyers", &buyers, "--concurrency", "16"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let mut total = 0;
+    for p in procs {
+        let out = p.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let r: Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!((r["combined"].as_bool(), r["oversold"].as_bool()), (Some(true), Some(false)), "{r}");
+        total += r["bookings"].as_u64().expect("bookings");
+    }
+    assert_eq!(total, u64::from(capacity), "the two processes together sold exactly the capacity");
+    let e = run(&["--format", "json", "event", "show", "shared"]);
+    let e: Value = serde_json::from_slice(&e.stdout).expect("json");
+    assert_eq!((e["sold"].as_u64(), e["available"].as_u64()), (Some(u64::from(capacity)), Some(0)));
+}
+
+#[test]
+fn two_combining_processes_on_one_sqlite_event() {
+    let db = Db::new();
+    two_combining_processes_share_one_event(&db.path.display().to_string(), 1500);
+}
+
+#[test]
+fn two_combining_processes_on_one_postgres_event() {
+    let Some(admin) = goticket_store_pg::testing::test_url() else { return };
+    let schema = goticket_store_pg::testing::TestSchema::create(&admin);
+    two_combining_processes_share_one_event(schema.url(), 1500);
+}
