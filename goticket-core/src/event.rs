@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::money::Money;
-use crate::types::{Capacity, Email, EventId, EventName, PerCustomerLimit, Slug};
+use crate::types::{Capacity, Email, EventId, EventName, ExternalId, PerCustomerLimit, Slug};
 
 /// Whether an event still runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -52,6 +52,8 @@ impl fmt::Display for EventStatus {
 pub struct Event {
     /// Id (UUIDv7).
     pub id: EventId,
+    /// The id it has in the system it was imported from, if any.
+    pub external_id: Option<ExternalId>,
     /// Optional unique slug.
     pub slug: Option<Slug>,
     /// Name.
@@ -136,6 +138,8 @@ pub struct NewEvent {
     pub sales_end: Option<Timestamp>,
     /// Owner; defaults to the creating principal. Only an admin may name another.
     pub organizer: Option<Email>,
+    /// The id in the system it was imported from.
+    pub external_id: Option<ExternalId>,
 }
 
 impl NewEvent {
@@ -154,6 +158,7 @@ impl NewEvent {
             sales_start: None,
             sales_end: None,
             organizer: None,
+            external_id: None,
         }
     }
 
@@ -161,6 +166,7 @@ impl NewEvent {
     pub fn into_event(self, id: EventId, organizer: Email, now: Timestamp) -> Result<Event> {
         let event = Event {
             id,
+            external_id: self.external_id,
             slug: self.slug,
             name: self.name,
             description: self.description,

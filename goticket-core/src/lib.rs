@@ -50,6 +50,6 @@ pub use query::{BookingFilter, Cursor, EventFilter, Page, PageRequest, PageStart
 pub use service::{BookingRequest, Service};
 pub use store::{EventKey, SalesRow, Store};
 pub use types::{
-    BookingCode, BookingId, Capacity, Email, EventId, EventName, IdempotencyKey, PerCustomerLimit, Quantity, Slug,
+    BookingCode, BookingId, Capacity, Email, EventId, EventName, ExternalId, IdempotencyKey, PerCustomerLimit, Quantity, Slug,
     TicketSecret,
 };

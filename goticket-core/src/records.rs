@@ -44,6 +44,7 @@ fn money(column: &str, amount: i64, currency: &str) -> Result<Money> {
 #[allow(missing_docs)]
 pub struct EventRecord {
     pub id: Uuid,
+    pub external_id: Option<String>,
     pub slug: Option<String>,
     pub name: String,
     pub description: Option<String>,
@@ -69,6 +70,7 @@ impl EventRecord {
     pub fn into_event(self) -> Result<Event> {
         let event = Event {
             id: EventId::from_uuid(self.id),
+            external_id: self.external_id.as_deref().map(|s| parse("external_id", s)).transpose()?,
             slug: self.slug.as_deref().map(|s| parse("slug", s)).transpose()?,
             name: parse("name", &self.name)?,
             description: self.description,
@@ -177,6 +179,7 @@ mod tests {
         let t: Timestamp = "2027-01-01T00:00:00Z".parse().unwrap();
         EventRecord {
             id: Uuid::nil(),
+            external_id: None,
             slug: None,
             name: "Gig".into(),
             description: None,

@@ -458,6 +458,50 @@ impl fmt::Display for EventName {
     }
 }
 
+/// The id a row has in the system it was imported from: 1-200 characters, no
+/// control characters. Re-importing a row with the same external id never creates a
+/// second one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ExternalId(String);
+
+impl ExternalId {
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for ExternalId {
+    type Err = Error;
+    fn from_str(raw: &str) -> Result<Self> {
+        let s = bounded_text("external_id", raw, 200, false)?.expect("required text is Some");
+        if s.contains('\n') || s.contains('\t') {
+            return Err(Error::validation("external_id", "must be on one line"));
+        }
+        Ok(ExternalId(s))
+    }
+}
+
+impl TryFrom<String> for ExternalId {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
+    }
+}
+
+impl From<ExternalId> for String {
+    fn from(s: ExternalId) -> String {
+        s.0
+    }
+}
+
+impl fmt::Display for ExternalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A client-chosen key that makes a booking request safe to retry: 1-200 printable
 /// characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -35,7 +35,7 @@ fn to_pg_opt(t: Option<Timestamp>) -> Result<Option<OffsetDateTime>> {
 /// The event columns, with `eff_held` as of `$1` (overdue holds not counted).
 pub(crate) const EVENT_COLS: &str = "e.id, e.slug, e.name, e.description, e.venue, e.starts_at, e.ends_at, e.capacity, \
      e.price_minor, e.currency, e.max_per_customer, e.sales_start, e.sales_end, e.status, e.organizer, e.sold, \
-     e.created_at, e.updated_at, e.held AS raw_held, \
+     e.created_at, e.updated_at, e.held AS raw_held, e.external_id, \
      (e.held - COALESCE((SELECT SUM(o.quantity) FROM bookings o \
                          WHERE o.event_id = e.id AND o.status = 'held' AND o.expires_at <= $1), 0))::int4 AS eff_held";
 
@@ -75,6 +75,8 @@ pub(crate) struct EventRow {
     eff_held: i32,
     #[diesel(sql_type = Int4)]
     raw_held: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    external_id: Option<String>,
     #[diesel(sql_type = Int4)]
     sold: i32,
     #[diesel(sql_type = Timestamptz)]
@@ -92,6 +94,7 @@ impl EventRow {
     pub(crate) fn record(self) -> Result<EventRecord> {
         Ok(EventRecord {
             id: self.id,
+            external_id: self.external_id,
             slug: self.slug,
             name: self.name,
             description: self.description,
@@ -214,6 +217,7 @@ pub(crate) struct NewEventRow<'a> {
     sold: i32,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
+    external_id: Option<&'a str>,
 }
 
 impl<'a> NewEventRow<'a> {
@@ -238,6 +242,7 @@ impl<'a> NewEventRow<'a> {
             sold: 0,
             created_at: to_pg(e.created_at)?,
             updated_at: to_pg(e.updated_at)?,
+            external_id: e.external_id.as_ref().map(|x| x.as_str()),
         })
     }
 }

@@ -22,6 +22,7 @@ diesel::table! {
         sold -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        external_id -> Nullable<Text>,
     }
 }
 

@@ -511,8 +511,8 @@ impl Store for SqliteStore {
             tx.prepare_cached(
                 "INSERT INTO events (id, slug, name, description, venue, starts_at, ends_at, capacity, price_minor,
                    currency, max_per_customer, sales_start, sales_end, status, organizer, held, sold, created_at,
-                   updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0, 0, ?16, ?17)",
+                   updated_at, external_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0, 0, ?16, ?17, ?18)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -533,6 +533,7 @@ impl Store for SqliteStore {
                     e.organizer.as_str(),
                     micros(e.created_at),
                     micros(e.updated_at),
+                    e.external_id.as_ref().map(|x| x.as_str()),
                 ])
             })
             .map_err(|err| slug_conflict(err, e))?;

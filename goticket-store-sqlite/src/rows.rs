@@ -62,7 +62,7 @@ pub(crate) fn event_cols() -> &'static str {
      e.max_per_customer, e.sales_start, e.sales_end, e.status, e.organizer, e.created_at, e.updated_at,
      e.held - COALESCE((SELECT SUM(o.quantity) FROM bookings o
                         WHERE o.event_id = e.id AND o.status = 'held' AND o.expires_at <= ?1), 0),
-     e.sold"
+     e.sold, e.external_id"
 }
 
 /// Reads the columns of [`event_cols`].
@@ -87,6 +87,7 @@ pub(crate) fn read_event_row(r: &Row<'_>) -> rusqlite::Result<EventRecord> {
         updated_at: ts(r, 16)?,
         held: r.get(17)?,
         sold: r.get(18)?,
+        external_id: r.get(19)?,
     })
 }
 
@@ -118,5 +119,5 @@ pub(crate) fn read_ticket_row(r: &Row<'_>) -> rusqlite::Result<TicketRecord> {
 
 /// An event row followed by the report's three sums.
 pub(crate) fn read_sales_row(r: &Row<'_>) -> rusqlite::Result<(EventRecord, i64, i64, i64)> {
-    Ok((read_event_row(r)?, r.get(19)?, r.get(20)?, r.get(21)?))
+    Ok((read_event_row(r)?, r.get(20)?, r.get(21)?, r.get(22)?))
 }
