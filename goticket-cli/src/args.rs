@@ -65,6 +65,78 @@ pub enum Command {
     /// Measure throughput and latency.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Import from CSV or JSON Lines: validated row by row, atomic, idempotent.
+    #[command(subcommand)]
+    Import(ImportCmd),
+    /// Export as CSV or JSON Lines (the same columns import reads).
+    #[command(subcommand)]
+    Export(ExportCmd),
+}
+
+/// File formats for import and export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FileFormat {
+    /// CSV with a header row.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+/// Import subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ImportCmd {
+    /// Events: external_id, name, starts_at, ends_at, capacity, price [, slug, venue,
+    /// description, max_per_customer].
+    Events(ImportArgs),
+}
+
+/// `import events`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file (.csv, .jsonl), or - for standard input.
+    pub file: String,
+    /// The file's format (default: from its extension; required for -).
+    #[arg(long, value_enum)]
+    pub input_format: Option<FileFormat>,
+    /// Write the valid rows and skip the invalid ones (instead of all-or-nothing).
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// With --skip-invalid: write the rejected rows, with the reason, to this CSV file.
+    #[arg(long, requires = "skip_invalid")]
+    pub rejects: Option<std::path::PathBuf>,
+    /// Validate everything (against the database too) and write nothing.
+    #[arg(long, conflicts_with = "skip_invalid")]
+    pub dry_run: bool,
+    /// With --skip-invalid: rows per committed transaction.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch_size: usize,
+}
+
+/// Export subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ExportCmd {
+    /// Events, in start order.
+    Events(ExportEventsArgs),
+}
+
+/// `export events`.
+#[derive(Debug, Args)]
+pub struct ExportEventsArgs {
+    /// Events starting at or after this time.
+    #[arg(long, allow_hyphen_values = true)]
+    pub from: Option<String>,
+    /// Events starting before this time.
+    #[arg(long, allow_hyphen_values = true)]
+    pub to: Option<String>,
+    /// scheduled or cancelled.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    pub output: Option<std::path::PathBuf>,
+    /// The format (default: from --output's extension, else csv).
+    #[arg(long, value_enum)]
+    pub output_format: Option<FileFormat>,
 }
 
 /// Benchmarks.

@@ -13,7 +13,7 @@ use goticket_core::{
 use goticket_store_pg::PgStore;
 use goticket_store_sqlite::SqliteStore;
 
-use crate::args::{BookingCmd, Clearable, Cli, Command, EventCmd, HoldsCmd, PageArgs, ReportCmd};
+use crate::args::{BookingCmd, Clearable, Cli, Command, EventCmd, ExportCmd, HoldsCmd, ImportCmd, PageArgs, ReportCmd};
 use crate::output::Out;
 
 /// The principal the CLI acts as when `--as` is not given.
@@ -24,7 +24,7 @@ fn parse<T: FromStr<Err = Error>>(flag: &str, raw: &str) -> Result<T, Error> {
     raw.parse::<T>().map_err(|e| e.in_field(flag))
 }
 
-fn parse_opt<T: FromStr<Err = Error>>(flag: &str, raw: &Option<String>) -> Result<Option<T>, Error> {
+pub(crate) fn parse_opt<T: FromStr<Err = Error>>(flag: &str, raw: &Option<String>) -> Result<Option<T>, Error> {
     raw.as_deref().map(|r| parse(flag, r)).transpose()
 }
 
@@ -33,7 +33,7 @@ fn either<T>(clear: bool, set: Option<T>) -> Option<Option<T>> {
     if clear { Some(None) } else { set.map(Some) }
 }
 
-fn time_opt(flag: &str, raw: &Option<String>) -> Result<Option<goticket_core::Timestamp>, Error> {
+pub(crate) fn time_opt(flag: &str, raw: &Option<String>) -> Result<Option<goticket_core::Timestamp>, Error> {
     raw.as_deref().map(|r| parse_timestamp(flag, r)).transpose()
 }
 
@@ -113,6 +113,8 @@ pub fn run(cli: Cli, w: impl Write) -> Result<()> {
         }
         Command::Demo(a) => crate::demo::run(s, &p, &a, &mut out)?,
         Command::Bench(cmd) => crate::bench::run(s, &p, &cli.db, cmd, &mut out)?,
+        Command::Import(ImportCmd::Events(a)) => crate::transfer::import_events(s, &p, &a, &mut out)?,
+        Command::Export(ExportCmd::Events(a)) => crate::transfer::export_events(s, &p, &a, &mut out)?,
     }
     out.flush()?;
     Ok(())

@@ -6,6 +6,7 @@ mod bench;
 mod commands;
 mod demo;
 mod output;
+mod transfer;
 
 use std::io::{self, Write};
 use std::process::ExitCode;

@@ -1,6 +1,7 @@
 //! The CLI through the real binary: every command, the JSON shapes scripts rely on,
 //! the exit codes, bad input, and many OS processes booking one event.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
@@ -671,4 +672,231 @@ fn two_combining_processes_on_one_postgres_event() {
     let Some(admin) = goticket_store_pg::testing::test_url() else { return };
     let schema = goticket_store_pg::testing::TestSchema::create(&admin);
     two_combining_processes_share_one_event(schema.url(), 1500);
+}
+
+/// Batch import and export through the real binary, on one store (a `--db` URL).
+mod transfer {
+    use super::*;
+
+    const GOOD_CSV: &str = "external_id,name,starts_at,ends_at,capacity,price,slug,venue,max_per_customer
+ev-1,Spring concert,2030-04-01T19:00:00Z,2030-04-01T22:00:00Z,500,25.00 EUR,spring,Main hall,4
+ev-2,\"Jazz, late\",2030-04-02T21:00:00+02:00,2030-04-02T23:30:00+02:00,120,18.5 EUR,,Cellar,
+";
+
+    struct Store {
+        url: String,
+        dir: tempfile::TempDir,
+        _schema: Option<goticket_store_pg::testing::TestSchema>,
+    }
+
+    impl Store {
+        fn sqlite() -> Self {
+            let dir = tempfile::tempdir().expect("dir");
+            Store { url: dir.path().join("t.db").display().to_string(), dir, _schema: None }
+        }
+        fn postgres() -> Option<Self> {
+            let schema = goticket_store_pg::testing::TestSchema::create(&goticket_store_pg::testing::test_url()?);
+            Some(Store { url: schema.url().to_owned(), dir: tempfile::tempdir().expect("dir"), _schema: Some(schema) })
+        }
+        fn file(&self, name: &str, text: &str) -> String {
+            let p = self.dir.path().join(name);
+            std::fs::write(&p, text).expect("write");
+            p.display().to_string()
+        }
+        fn run(&self, args: &[&str]) -> Output {
+            Command::new(BIN).args(["--db", &self.url]).args(args).env_remove("GOTICKET_DB").output().expect("runs")
+        }
+        fn ok(&self, args: &[&str]) -> Value {
+            let mut all = vec!["--format", "json"];
+            all.extend_from_slice(args);
+            let out = self.run(&all);
+            assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+        }
+        fn count(&self) -> usize {
+            self.ok(&["event", "list", "--limit", "1000"])["items"].as_array().map_or(0, Vec::len)
+        }
+        fn export(&self, format: &str) -> String {
+            let out = self.run(&["export", "events", "--output-format", format]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).expect("utf-8")
+        }
+    }
+
+    fn counts(v: &Value) -> (u64, u64, u64, u64) {
+        let n = |k: &str| v[k].as_u64().unwrap_or(u64::MAX);
+        (n("created"), n("updated"), n("unchanged"), n("rejected"))
+    }
+
+    fn happy_path_rerun_and_round_trip(s: &Store) {
+        let csv = s.file("events.csv", GOOD_CSV);
+        assert_eq!(counts(&s.ok(&["import", "events", &csv])), (2, 0, 0, 0));
+        assert_eq!(counts(&s.ok(&["import", "events", &csv])), (0, 0, 2, 0), "re-running an import is a no-op");
+        let e = s.ok(&["event", "show", "spring"]);
+        assert_eq!((e["capacity"].as_u64(), e["max_per_customer"].as_u64()), (Some(500), Some(4)));
+        assert_eq!(e["external_id"], "ev-1");
+        // Round trip, both formats, into fresh stores of the same kind.
+        for format in ["csv", "jsonl"] {
+            let exported = s.export(format);
+            let other = Store::sqlite();
+            let path = other.file(&format!("x.{format}"), &exported);
+            assert_eq!(counts(&other.ok(&["import", "events", &path])), (2, 0, 0, 0));
+            assert_eq!(other.export(format), exported, "import(export(x)) gives back the same data ({format})");
+        }
+        // Standard input.
+        let mut child = Command::new(BIN)
+            .args(["--db", &s.url, "--format", "json", "import", "events", "-", "--input-format", "csv"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child.stdin.take().expect("stdin").write_all(GOOD_CSV.as_bytes()).expect("write");
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success());
+        assert_eq!(counts(&serde_json::from_slice(&out.stdout).expect("json")), (0, 0, 2, 0));
+    }
+
+    fn bad_rows_all_or_nothing_and_skip_mode(s: &Store) {
+        let bad = s.file(
+            "bad.csv",
+            "external_id,name,starts_at,ends_at,capacity,price
+ev-3,Fine,2030-05-01T19:00:00Z,2030-05-01T22:00:00Z,10,5 EUR
+ev-4,,tomorrow,2030-05-01T22:00:00Z,0,-5 EUR
+ev-5,Backwards,2030-05-01T19:00:00Z,2030-05-01T18:00:00Z,10,5 EUR
+",
+        );
+        let out = s.run(&["import", "events", &bad]);
+        assert_eq!(out.status.code(), Some(5));
+        let err = String::from_utf8_lossy(&out.stderr);
+        for expected in [
+            "line 3, column name: is required",
+            "line 3, column starts_at:",
+            "line 3, column capacity:",
+            "line 3, column price:",
+            "line 4, column ends_at: must be after starts_at",
+            "2 of 3 rows are invalid; nothing was written",
+        ] {
+            assert!(err.contains(expected), "missing {expected:?} in {err}");
+        }
+        assert_eq!(s.count(), 0, "all-or-nothing: the good row was not written either");
+        let rejects = s.dir.path().join("rejects.csv");
+        let r = s.ok(&["import", "events", &bad, "--skip-invalid", "--rejects", &rejects.display().to_string()]);
+        assert_eq!(counts(&r), (1, 0, 0, 2));
+        let text = std::fs::read_to_string(&rejects).expect("rejects file");
+        assert!(text.starts_with("line,column,reason\n3,name,is required\n4,ends_at,"), "{text}");
+        assert_eq!(s.count(), 1);
+        let header = s.file("header.csv", "external_id,name,colour\n");
+        let err = s.run(&["import", "events", &header]);
+        assert_eq!(err.status.code(), Some(5));
+        assert!(String::from_utf8_lossy(&err.stderr).contains("column colour: is not a known column"));
+        let junk = s.file("junk.jsonl", "{\"external_id\": \"j\", \"capacity\": true}\nnot json\n");
+        let err = s.run(&["import", "events", &junk]);
+        assert_eq!(err.status.code(), Some(5));
+        let text = String::from_utf8_lossy(&err.stderr);
+        assert!(
+            text.contains("line 1, column capacity: must be text or a number")
+                && text.contains("line 2: not a JSON object"),
+            "{text}"
+        );
+    }
+
+    fn updates_where_the_domain_allows(s: &Store) {
+        let csv = s.file("events.csv", GOOD_CSV);
+        s.ok(&["import", "events", &csv]);
+        s.ok(&["book", "spring", "--customer", "a@example.com", "--qty", "3"]);
+        let shrink = s.file("shrink.csv", &GOOD_CSV.replace(",500,", ",2,"));
+        let out = s.run(&["import", "events", &shrink]);
+        assert_eq!(out.status.code(), Some(5));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("line 2: conflict: capacity cannot go below the 3 seats")
+        );
+        assert_eq!(s.ok(&["event", "show", "spring"])["capacity"], 500, "nothing written");
+        let grow = s.file("grow.csv", &GOOD_CSV.replace(",500,", ",900,").replace("Spring concert", "Spring gala"));
+        let dry = s.ok(&["import", "events", &grow, "--dry-run"]);
+        assert_eq!((counts(&dry), dry["dry_run"].as_bool()), ((0, 1, 1, 0), Some(true)));
+        assert_eq!(s.ok(&["event", "show", "spring"])["capacity"], 500, "a dry run writes nothing");
+        assert_eq!(counts(&s.ok(&["import", "events", &grow])), (0, 1, 1, 0));
+        let e = s.ok(&["event", "show", "spring"]);
+        assert_eq!(
+            (e["capacity"].as_u64(), e["name"].as_str(), e["sold"].as_u64()),
+            (Some(900), Some("Spring gala"), Some(3))
+        );
+    }
+
+    /// A kill -9 in the middle: all-or-nothing leaves nothing; batch mode leaves whole
+    /// batches, and a re-run completes the import exactly.
+    fn killed_import_resumes(s: &Store) {
+        let rows = 60_000;
+        let mut text = String::from("external_id,name,starts_at,ends_at,capacity,price\n");
+        for i in 0..rows {
+            text.push_str(&format!("k-{i},Event {i},2030-06-01T19:00:00Z,2030-06-01T22:00:00Z,100,10 EUR\n"));
+        }
+        let big = s.file("big.csv", &text);
+        let kill_after = |args: &[&str], ms: u64| {
+            let mut child = Command::new(BIN)
+                .args(["--db", &s.url])
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn");
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            let _ = child.kill();
+            child.wait().expect("wait");
+        };
+        kill_after(&["import", "events", &big], 2000);
+        let after_kill = s.count();
+        assert!(after_kill == 0 || after_kill == rows, "all-or-nothing left {after_kill} events");
+        if after_kill == 0 {
+            kill_after(&["import", "events", &big, "--skip-invalid", "--batch-size", "1000"], 900);
+            let partial = s.ok(&["report", "sales"])["items"].as_array().map_or(0, Vec::len);
+            assert_eq!(partial % 1000, 0, "only whole batches are committed ({partial})");
+        }
+        let done = s.ok(&["import", "events", &big, "--skip-invalid", "--batch-size", "1000"]);
+        assert_eq!(counts(&done).3, 0);
+        let total = s.ok(&["report", "sales"])["items"].as_array().map_or(0, Vec::len);
+        assert_eq!(total, rows, "the re-run completed the import exactly");
+        assert_eq!(counts(&s.ok(&["import", "events", &big])), (0, 0, rows as u64, 0));
+    }
+
+    #[test]
+    fn sqlite_happy_path_rerun_and_round_trip() {
+        happy_path_rerun_and_round_trip(&Store::sqlite());
+    }
+    #[test]
+    fn sqlite_bad_rows() {
+        bad_rows_all_or_nothing_and_skip_mode(&Store::sqlite());
+    }
+    #[test]
+    fn sqlite_updates() {
+        updates_where_the_domain_allows(&Store::sqlite());
+    }
+    #[test]
+    fn sqlite_killed_import_resumes() {
+        killed_import_resumes(&Store::sqlite());
+    }
+    #[test]
+    fn postgres_happy_path_rerun_and_round_trip() {
+        if let Some(s) = Store::postgres() {
+            happy_path_rerun_and_round_trip(&s);
+        }
+    }
+    #[test]
+    fn postgres_bad_rows() {
+        if let Some(s) = Store::postgres() {
+            bad_rows_all_or_nothing_and_skip_mode(&s);
+        }
+    }
+    #[test]
+    fn postgres_updates() {
+        if let Some(s) = Store::postgres() {
+            updates_where_the_domain_allows(&s);
+        }
+    }
+    #[test]
+    fn postgres_killed_import_resumes() {
+        if let Some(s) = Store::postgres() {
+            killed_import_resumes(&s);
+        }
+    }
 }

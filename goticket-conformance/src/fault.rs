@@ -74,6 +74,16 @@ impl Store for PoisonStore {
     fn expire_holds(&self, now: Timestamp) -> Result<u64> {
         self.inner.expire_holds(now)
     }
+    fn import_events(
+        &self,
+        rows: &mut dyn Iterator<Item = goticket_core::import::ImportEvent>,
+        mode: goticket_core::import::ImportMode,
+        now: Timestamp,
+        may_update: &dyn Fn(&Event) -> Result<()>,
+        on_row: &mut dyn FnMut(u64, &Result<goticket_core::import::ImportAction>),
+    ) -> Result<()> {
+        self.inner.import_events(rows, mode, now, may_update, on_row)
+    }
     fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>> {
         self.inner.sales_report(event, organizer, now)
     }

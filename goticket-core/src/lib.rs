@@ -31,6 +31,7 @@ pub mod clock;
 pub mod combiner;
 pub mod error;
 pub mod event;
+pub mod import;
 pub mod money;
 pub mod query;
 pub mod records;
@@ -50,6 +51,6 @@ pub use query::{BookingFilter, Cursor, EventFilter, Page, PageRequest, PageStart
 pub use service::{BookingRequest, Service};
 pub use store::{EventKey, SalesRow, Store};
 pub use types::{
-    BookingCode, BookingId, Capacity, Email, EventId, EventName, ExternalId, IdempotencyKey, PerCustomerLimit, Quantity, Slug,
-    TicketSecret,
+    BookingCode, BookingId, Capacity, Email, EventId, EventName, ExternalId, IdempotencyKey, PerCustomerLimit,
+    Quantity, Slug, TicketSecret,
 };

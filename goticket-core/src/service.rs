@@ -347,6 +347,29 @@ impl Service {
         })
     }
 
+    /// Imports validated event rows (see [`crate::import`]), owned by the principal;
+    /// existing events (same external id) are updated only if the principal manages
+    /// them. `on_row` hears each row's outcome.
+    pub fn import_events(
+        &self,
+        p: &Principal,
+        rows: &mut dyn Iterator<Item = crate::import::EventRow>,
+        mode: crate::import::ImportMode,
+        on_row: &mut dyn FnMut(u64, &Result<crate::import::ImportAction>),
+    ) -> Result<()> {
+        p.require_create_event(p.email())?;
+        let now = self.now();
+        let owner = p.email().clone();
+        let mut events = rows.map(|r| crate::import::ImportEvent {
+            line: r.line,
+            event: r
+                .event
+                .into_event(EventId::generate(&*self.clock, &*self.entropy), owner.clone(), now)
+                .expect("parse_event_row checks every rule NewEvent::into_event applies"),
+        });
+        self.store.import_events(&mut events, mode, now, &|e| p.require_manage(e, "update"), on_row)
+    }
+
     /// Sales per event: one event, or all the principal manages.
     pub fn sales_report(&self, p: &Principal, event: Option<&EventKey>) -> Result<Vec<SalesRow>> {
         let now = self.now();

@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::booking::{Booking, CheckIn, Reservation, ReserveRequest, Ticket, Transition};
 use crate::error::Result;
 use crate::event::{Event, EventStatus};
+use crate::import::{ImportAction, ImportEvent, ImportMode};
 use crate::money::Money;
 use crate::query::{BookingFilter, EventFilter, PageStart};
 use crate::types::{BookingCode, Email, EventId, Slug, TicketSecret};
@@ -142,6 +143,21 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Marks every overdue hold expired and releases its seats; returns how many.
     fn expire_holds(&self, now: Timestamp) -> Result<u64>;
+
+    /// Imports events keyed by external id, pulling rows from `rows` in chunks (a file
+    /// of any size streams through), deciding each chunk with
+    /// [`crate::import::plan_event_import`] (`may_update` says whether the importer
+    /// may change an existing event) and telling `on_row` every row's outcome. See
+    /// [`ImportMode`] for what is committed when. In `AllOrNothing` mode a refused row
+    /// means nothing is written and the call fails.
+    fn import_events(
+        &self,
+        rows: &mut dyn Iterator<Item = ImportEvent>,
+        mode: ImportMode,
+        now: Timestamp,
+        may_update: &dyn Fn(&Event) -> Result<()>,
+        on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
+    ) -> Result<()>;
 
     /// Sales figures for one event or, with `None`, all events (of `organizer`, if set),
     /// ordered by start time.

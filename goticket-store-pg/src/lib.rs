@@ -39,6 +39,7 @@ use diesel::sql_types::{Array, Int4, Int8, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use goticket_core::booking::{BatchState, decide_reservation, plan_reservations, replay};
 use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
+use goticket_core::import::{ImportAction, ImportEvent, ImportMode, ImportState, plan_event_import};
 use goticket_core::records::TicketRecord;
 use goticket_core::store::{DecideBooking, DecideCheckIn, DecideEvent, EventKey, SalesRow, Store};
 use goticket_core::{
@@ -94,6 +95,8 @@ impl std::fmt::Debug for PgStore {
 enum TxErr {
     Db(DieselError),
     Domain(Error),
+    /// Not a failure: roll back on purpose (a dry run).
+    Rollback,
 }
 
 impl From<DieselError> for TxErr {
@@ -159,7 +162,65 @@ fn tx_err(e: TxErr) -> Error {
     match e {
         TxErr::Db(e) => pg_err(e),
         TxErr::Domain(e) => e,
+        TxErr::Rollback => Error::Storage(StoreError::new(StoreErrorKind::Other, "transaction rolled back", None)),
     }
+}
+
+/// Rows an import decides and writes at a time.
+const IMPORT_CHUNK: usize = 1000;
+
+/// Reads what a chunk of an import needs (locking the events it may change), plans it
+/// in core, writes the plan; returns how many rows were refused.
+fn import_chunk(
+    c: &mut PgConnection,
+    chunk: Vec<ImportEvent>,
+    now: Timestamp,
+    may_update: &dyn Fn(&Event) -> Result<()>,
+    on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
+) -> Tx<u64> {
+    let mut state = ImportState::default();
+    let keys: Vec<String> =
+        chunk.iter().filter_map(|r| r.event.external_id.as_ref().map(|x| x.as_str().to_owned())).collect();
+    let ids: Vec<Uuid> = keys.iter().filter_map(|k| Uuid::try_parse(k).ok()).collect();
+    let found: Vec<EventRow> = diesel::sql_query(format!(
+        "SELECT {EVENT_COLS} FROM events e WHERE e.external_id = ANY($2) OR e.id = ANY($3) FOR UPDATE"
+    ))
+    .bind::<Timestamptz, _>(to_pg(now)?)
+    .bind::<Array<Text>, _>(&keys)
+    .bind::<Array<SqlUuid>, _>(&ids)
+    .load(c)?;
+    for row in found {
+        let e = row.record()?.into_event()?;
+        let key = e.external_id.as_ref().map_or_else(|| e.id.to_string(), |x| x.as_str().to_owned());
+        if let Some(slug) = &e.slug {
+            state.slugs.insert(slug.clone(), e.id);
+        }
+        state.existing.insert(key, e);
+    }
+    let slugs: Vec<&str> = chunk.iter().filter_map(|r| r.event.slug.as_ref().map(|s| s.as_str())).collect();
+    if !slugs.is_empty() {
+        let taken: Vec<(Option<String>, Uuid)> =
+            events::table.filter(events::slug.eq_any(&slugs)).select((events::slug, events::id)).load(c)?;
+        for (slug, id) in taken {
+            if let Some(Ok(slug)) = slug.map(|s| s.parse()) {
+                state.slugs.insert(slug, EventId::from_uuid(id));
+            }
+        }
+    }
+    let plan = plan_event_import(chunk, state, now, may_update);
+    let rows = plan.inserts.iter().map(NewEventRow::from_event).collect::<Result<Vec<_>>>()?;
+    if !rows.is_empty() {
+        diesel::insert_into(events::table).values(&rows).execute(c)?;
+    }
+    for e in &plan.updates {
+        write_event_fields(c, e)?;
+    }
+    let mut refused = 0;
+    for (line, outcome) in &plan.outcomes {
+        refused += u64::from(outcome.is_err());
+        on_row(*line, outcome);
+    }
+    Ok(refused)
 }
 
 fn unique_violation_on(e: &DieselError) -> Option<String> {
@@ -757,6 +818,57 @@ impl Store for PgStore {
 
     fn expire_holds(&self, now: Timestamp) -> Result<u64> {
         self.write(|c| expire_overdue(c, None, now))
+    }
+
+    fn import_events(
+        &self,
+        rows: &mut dyn Iterator<Item = ImportEvent>,
+        mode: ImportMode,
+        now: Timestamp,
+        may_update: &dyn Fn(&Event) -> Result<()>,
+        on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
+    ) -> Result<()> {
+        // No retry loop here: the rows are a stream that cannot be replayed. An
+        // interrupted batch import is completed by running it again.
+        let mut conn = self.conn()?;
+        match mode {
+            ImportMode::Batches(n) => loop {
+                let batch: Vec<ImportEvent> = (&mut *rows).take(n.max(1)).collect();
+                if batch.is_empty() {
+                    return Ok(());
+                }
+                conn.transaction::<_, TxErr, _>(|c| {
+                    let mut batch = batch.into_iter().peekable();
+                    while batch.peek().is_some() {
+                        let chunk: Vec<ImportEvent> = batch.by_ref().take(IMPORT_CHUNK).collect();
+                        import_chunk(c, chunk, now, may_update, on_row)?;
+                    }
+                    Ok(())
+                })
+                .map_err(tx_err)?;
+            },
+            ImportMode::AllOrNothing | ImportMode::DryRun => {
+                let mut refused = 0;
+                let result = conn.transaction::<_, TxErr, _>(|c| {
+                    loop {
+                        let chunk: Vec<ImportEvent> = (&mut *rows).take(IMPORT_CHUNK).collect();
+                        if chunk.is_empty() {
+                            break;
+                        }
+                        refused += import_chunk(c, chunk, now, may_update, on_row)?;
+                    }
+                    if mode == ImportMode::DryRun || refused > 0 { Err(TxErr::Rollback) } else { Ok(()) }
+                });
+                match result {
+                    Ok(()) => Ok(()),
+                    Err(TxErr::Rollback) if refused > 0 => {
+                        Err(Error::validation("import", format!("{refused} rows were refused; nothing was written")))
+                    }
+                    Err(TxErr::Rollback) => Ok(()),
+                    Err(e) => Err(tx_err(e)),
+                }
+            }
+        }
     }
 
     fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>> {

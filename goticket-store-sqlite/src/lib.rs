@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use goticket_core::booking::{BatchState, decide_reservation, plan_reservations, replay};
 use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
+use goticket_core::import::{ImportAction, ImportEvent, ImportMode, ImportState, plan_event_import};
 use goticket_core::records::{BookingRecord, TicketRecord};
 use goticket_core::store::{DecideBooking, DecideCheckIn, DecideEvent, EventKey, SalesRow, Store};
 use goticket_core::{
@@ -158,12 +159,22 @@ impl SqliteStore {
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction: committed if it returns `Ok`,
     /// rolled back otherwise.
     fn write<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.write_with(|tx| f(tx).map(|out| (out, true)))
+    }
+
+    /// Like [`SqliteStore::write`], but `f` also says whether to commit (a dry run
+    /// decides everything and then rolls back).
+    fn write_with<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> Result<(T, bool)>) -> Result<T> {
         // A panic in another writer leaves the connection usable: its transaction was
         // rolled back when the Transaction dropped.
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
-        let out = f(&mut tx)?;
-        tx.commit().map_err(db_err)?;
+        let (out, commit) = f(&mut tx)?;
+        if commit {
+            tx.commit().map_err(db_err)?;
+        } else {
+            tx.rollback().map_err(db_err)?;
+        }
         Ok(out)
     }
 }
@@ -268,6 +279,39 @@ fn tickets(conn: &Connection, booking_id: &Uuid) -> Result<Vec<TicketRecord>> {
 fn with_tickets(conn: &Connection, record: BookingRecord) -> Result<Booking> {
     let tickets = tickets(conn, &record.id)?;
     record.into_booking(tickets)
+}
+
+fn insert_event_row(tx: &Connection, e: &Event) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO events (id, slug, name, description, venue, starts_at, ends_at, capacity, price_minor,
+           currency, max_per_customer, sales_start, sales_end, status, organizer, held, sold, created_at,
+           updated_at, external_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0, 0, ?16, ?17, ?18)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            e.id.to_string(),
+            e.slug.as_ref().map(|s| s.as_str()),
+            e.name.as_str(),
+            e.description,
+            e.venue,
+            micros(e.starts_at),
+            micros(e.ends_at),
+            e.capacity.get(),
+            e.price.amount_minor(),
+            e.price.currency().code(),
+            e.max_per_customer.map(|m| m.get()),
+            e.sales_start.map(micros),
+            e.sales_end.map(micros),
+            e.status.as_str(),
+            e.organizer.as_str(),
+            micros(e.created_at),
+            micros(e.updated_at),
+            e.external_id.as_ref().map(|x| x.as_str()),
+        ])
+    })
+    .map_err(|err| slug_conflict(err, e))?;
+    Ok(())
 }
 
 fn write_event_fields(conn: &Connection, e: &Event) -> Result<()> {
@@ -491,6 +535,80 @@ fn reserve_each(store: &SqliteStore, batch: &[ReserveRequest], now: Timestamp) -
     })
 }
 
+/// Rows an import decides and writes at a time.
+const IMPORT_CHUNK: usize = 1000;
+
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Reads what a chunk of an import needs, plans it in core, writes the plan; returns
+/// how many rows were refused.
+fn import_chunk(
+    tx: &Connection,
+    chunk: Vec<ImportEvent>,
+    now: Timestamp,
+    may_update: &dyn Fn(&Event) -> Result<()>,
+    on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
+) -> Result<u64> {
+    let mut state = ImportState::default();
+    let keys: Vec<String> =
+        chunk.iter().filter_map(|r| r.event.external_id.as_ref().map(|x| x.as_str().to_owned())).collect();
+    if !keys.is_empty() {
+        let sql = format!(
+            "SELECT {} FROM events e WHERE e.external_id IN ({}) OR e.id IN ({})",
+            event_cols(),
+            placeholders(2, keys.len()),
+            placeholders(2, keys.len())
+        );
+        let args: Vec<Value> =
+            std::iter::once(Value::Integer(micros(now))).chain(keys.iter().map(|k| Value::Text(k.clone()))).collect();
+        let mut stmt = tx.prepare(&sql).map_err(db_err)?;
+        let found = stmt
+            .query_map(params_from_iter(args.iter()), read_event_row)
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db_err)?;
+        for r in found {
+            let e = r.into_event()?;
+            let key = e.external_id.as_ref().map_or_else(|| e.id.to_string(), |x| x.as_str().to_owned());
+            if let Some(slug) = &e.slug {
+                state.slugs.insert(slug.clone(), e.id);
+            }
+            state.existing.insert(key, e);
+        }
+    }
+    let slugs: Vec<String> =
+        chunk.iter().filter_map(|r| r.event.slug.as_ref().map(|s| s.as_str().to_owned())).collect();
+    if !slugs.is_empty() {
+        let sql = format!("SELECT slug, id FROM events WHERE slug IN ({})", placeholders(1, slugs.len()));
+        let mut stmt = tx.prepare(&sql).map_err(db_err)?;
+        let taken = stmt
+            .query_map(params_from_iter(slugs.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db_err)?;
+        for (slug, id) in taken {
+            if let (Ok(slug), Ok(id)) = (slug.parse(), id.parse()) {
+                state.slugs.insert(slug, id);
+            }
+        }
+    }
+    let plan = plan_event_import(chunk, state, now, may_update);
+    for e in &plan.inserts {
+        insert_event_row(tx, e)?;
+    }
+    for e in &plan.updates {
+        write_event_fields(tx, e)?;
+    }
+    let mut refused = 0;
+    for (line, outcome) in &plan.outcomes {
+        refused += u64::from(outcome.is_err());
+        on_row(*line, outcome);
+    }
+    Ok(refused)
+}
+
 impl Store for SqliteStore {
     fn migrate(&self) -> Result<()> {
         // Every CLI process migrates on start; when the schema is current that must
@@ -507,38 +625,7 @@ impl Store for SqliteStore {
     }
 
     fn insert_event(&self, e: &Event) -> Result<()> {
-        self.write(|tx| {
-            tx.prepare_cached(
-                "INSERT INTO events (id, slug, name, description, venue, starts_at, ends_at, capacity, price_minor,
-                   currency, max_per_customer, sales_start, sales_end, status, organizer, held, sold, created_at,
-                   updated_at, external_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0, 0, ?16, ?17, ?18)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    e.id.to_string(),
-                    e.slug.as_ref().map(|s| s.as_str()),
-                    e.name.as_str(),
-                    e.description,
-                    e.venue,
-                    micros(e.starts_at),
-                    micros(e.ends_at),
-                    e.capacity.get(),
-                    e.price.amount_minor(),
-                    e.price.currency().code(),
-                    e.max_per_customer.map(|m| m.get()),
-                    e.sales_start.map(micros),
-                    e.sales_end.map(micros),
-                    e.status.as_str(),
-                    e.organizer.as_str(),
-                    micros(e.created_at),
-                    micros(e.updated_at),
-                    e.external_id.as_ref().map(|x| x.as_str()),
-                ])
-            })
-            .map_err(|err| slug_conflict(err, e))?;
-            Ok(())
-        })
+        self.write(|tx| insert_event_row(tx, e))
     }
 
     fn event(&self, key: &EventKey, now: Timestamp) -> Result<Option<Event>> {
@@ -754,6 +841,52 @@ impl Store for SqliteStore {
 
     fn expire_holds(&self, now: Timestamp) -> Result<u64> {
         self.write(|tx| expire_overdue(tx, None, now))
+    }
+
+    fn import_events(
+        &self,
+        rows: &mut dyn Iterator<Item = ImportEvent>,
+        mode: ImportMode,
+        now: Timestamp,
+        may_update: &dyn Fn(&Event) -> Result<()>,
+        on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
+    ) -> Result<()> {
+        match mode {
+            ImportMode::Batches(n) => loop {
+                let batch: Vec<ImportEvent> = (&mut *rows).take(n.max(1)).collect();
+                if batch.is_empty() {
+                    return Ok(());
+                }
+                self.write(|tx| {
+                    let mut batch = batch.into_iter().peekable();
+                    while batch.peek().is_some() {
+                        let chunk: Vec<ImportEvent> = batch.by_ref().take(IMPORT_CHUNK).collect();
+                        import_chunk(tx, chunk, now, may_update, on_row)?;
+                    }
+                    Ok(())
+                })?;
+            },
+            ImportMode::AllOrNothing | ImportMode::DryRun => {
+                let refused = self.write_with(|tx| {
+                    let mut refused = 0;
+                    loop {
+                        let chunk: Vec<ImportEvent> = (&mut *rows).take(IMPORT_CHUNK).collect();
+                        if chunk.is_empty() {
+                            break;
+                        }
+                        refused += import_chunk(tx, chunk, now, may_update, on_row)?;
+                    }
+                    Ok((refused, mode == ImportMode::AllOrNothing && refused == 0))
+                })?;
+                if mode == ImportMode::AllOrNothing && refused > 0 {
+                    return Err(Error::validation(
+                        "import",
+                        format!("{refused} rows were refused; nothing was written"),
+                    ));
+                }
+                Ok(())
+            }
+        }
     }
 
     fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>> {

@@ -1,0 +1,388 @@
+//! `goticket import` and `goticket export`: reading and writing CSV and JSON Lines.
+//! Rows are validated by core's import rules and written by the store; this module
+//! only moves bytes, shows progress and reports.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use goticket_core::import::{EVENT_OPTIONAL, EVENT_REQUIRED, EventRow, ImportAction, ImportMode, RowError};
+use goticket_core::{Cursor, Error, Event, EventFilter, PageRequest, PageStart, Principal, Service};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+
+use crate::args::{ExportEventsArgs, FileFormat, ImportArgs};
+use crate::commands::{parse_opt, time_opt};
+use crate::output::Out;
+
+/// One row as read: its line and its fields, or why it could not be read.
+struct RawRow {
+    line: u64,
+    fields: std::result::Result<HashMap<String, String>, RowError>,
+}
+
+fn format_of(path: &str, given: Option<FileFormat>) -> Result<FileFormat> {
+    if let Some(f) = given {
+        return Ok(f);
+    }
+    let ext = Path::new(path).extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("csv") => Ok(FileFormat::Csv),
+        Some("jsonl" | "ndjson" | "json") => Ok(FileFormat::Jsonl),
+        _ => Err(Error::validation(
+            "--input-format",
+            format!("cannot tell the format of {path:?}: give --input-format csv|jsonl"),
+        )
+        .into()),
+    }
+}
+
+/// Opens the rows of a file. For CSV the header is checked first; a bad header
+/// fails the whole import (exit 5) before any row is read.
+fn read_rows(path: &Path, format: FileFormat) -> Result<Box<dyn Iterator<Item = RawRow>>> {
+    let file =
+        BufReader::with_capacity(1 << 16, File::open(path).with_context(|| format!("opening {}", path.display()))?);
+    match format {
+        FileFormat::Csv => {
+            let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(file);
+            let headers: Vec<String> = reader
+                .headers()
+                .map_err(|e| Error::validation("header", format!("line 1: {e}")))?
+                .iter()
+                .map(|h| h.trim().to_owned())
+                .collect();
+            if let Err(errors) = goticket_core::import::check_event_columns(&headers) {
+                let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                return Err(Error::validation("header", lines.join("; ")).into());
+            }
+            Ok(Box::new(reader.into_records().map(move |r| match r {
+                Ok(rec) => RawRow {
+                    line: rec.position().map_or(0, |p| p.line()),
+                    fields: Ok(headers.iter().cloned().zip(rec.iter().map(str::to_owned)).collect()),
+                },
+                Err(e) => RawRow {
+                    line: e.position().map_or(0, |p| p.line()),
+                    fields: Err(RowError {
+                        line: e.position().map_or(0, |p| p.line()),
+                        column: String::new(),
+                        reason: e.to_string(),
+                    }),
+                },
+            })))
+        }
+        FileFormat::Jsonl => Ok(Box::new(file.lines().zip(1u64..).filter_map(|(l, line)| {
+            let fields = match l {
+                Err(e) => Err(RowError { line, column: String::new(), reason: format!("cannot read: {e}") }),
+                Ok(text) if text.trim().is_empty() => return None,
+                Ok(text) => json_fields(line, &text),
+            };
+            Some(RawRow { line, fields })
+        }))),
+    }
+}
+
+fn json_fields(line: u64, text: &str) -> std::result::Result<HashMap<String, String>, RowError> {
+    let err = |column: &str, reason: String| RowError { line, column: column.to_owned(), reason };
+    let obj: serde_json::Map<String, Value> =
+        serde_json::from_str(text).map_err(|e| err("", format!("not a JSON object: {e}")))?;
+    let mut fields = HashMap::new();
+    for (k, v) in obj {
+        if !EVENT_REQUIRED.contains(&k.as_str()) && !EVENT_OPTIONAL.contains(&k.as_str()) {
+            return Err(err(&k, "is not a known key".into()));
+        }
+        let text = match v {
+            Value::String(s) => s,
+            Value::Number(n) => n.to_string(),
+            Value::Null => continue,
+            Value::Object(ref o) if k == "price" => {
+                // The export's and the API's shape: {"amount_minor": 1250, "currency": "EUR"}.
+                let m: goticket_core::Money = serde_json::from_value(Value::Object(o.clone()))
+                    .map_err(|e| err(&k, format!("is not a price: {e}")))?;
+                m.to_string()
+            }
+            other => return Err(err(&k, format!("must be text or a number, got {other}"))),
+        };
+        fields.insert(k, text);
+    }
+    Ok(fields)
+}
+
+fn validate(raw: RawRow) -> std::result::Result<EventRow, Vec<RowError>> {
+    let fields = raw.fields.map_err(|e| vec![e])?;
+    goticket_core::import::parse_event_row(raw.line, &|c| fields.get(c).cloned())
+}
+
+/// Standard input is spooled to a temporary file: all-or-nothing needs two passes.
+fn local_path(file: &str) -> Result<(PathBuf, Option<tempfile::NamedTempFile>)> {
+    if file != "-" {
+        return Ok((PathBuf::from(file), None));
+    }
+    let mut spool = tempfile::NamedTempFile::new().context("creating a temporary file for standard input")?;
+    io::copy(&mut io::stdin().lock(), &mut spool).context("reading standard input")?;
+    Ok((spool.path().to_path_buf(), Some(spool)))
+}
+
+fn progress(len: Option<u64>) -> ProgressBar {
+    if !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = match len {
+        Some(n) => ProgressBar::new(n).with_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {pos} rows  {per_sec}  {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ),
+    };
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    bar
+}
+
+#[derive(Default, serde::Serialize)]
+struct Summary {
+    rows: u64,
+    created: u64,
+    updated: u64,
+    unchanged: u64,
+    rejected: u64,
+    dry_run: bool,
+    seconds: f64,
+    rows_per_sec: f64,
+}
+
+impl Summary {
+    fn count(&mut self, outcome: &goticket_core::Result<ImportAction>) {
+        self.rows += 1;
+        match outcome {
+            Ok(ImportAction::Created) => self.created += 1,
+            Ok(ImportAction::Updated) => self.updated += 1,
+            Ok(ImportAction::Unchanged) => self.unchanged += 1,
+            Err(_) => self.rejected += 1,
+        }
+    }
+}
+
+/// Writes rejected rows, with the reason, as CSV.
+struct Rejects(Option<csv::Writer<File>>);
+
+impl Rejects {
+    fn open(path: Option<&Path>) -> Result<Self> {
+        let Some(path) = path else { return Ok(Rejects(None)) };
+        let mut w = csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
+        w.write_record(["line", "column", "reason"])?;
+        Ok(Rejects(Some(w)))
+    }
+    fn write(&mut self, e: &RowError) -> Result<()> {
+        if let Some(w) = &mut self.0 {
+            w.write_record([e.line.to_string(), e.column.clone(), e.reason.clone()])?;
+        }
+        Ok(())
+    }
+}
+
+fn refusal(line: u64, e: &Error) -> RowError {
+    RowError { line, column: String::new(), reason: e.to_string() }
+}
+
+/// Prints at most 50 errors to stderr, then how many more there were.
+fn report_errors(errors: &[RowError], total: u64) {
+    let mut err = io::stderr().lock();
+    for e in errors.iter().take(50) {
+        let _ = writeln!(err, "goticket: {e}");
+    }
+    if total > 50 {
+        let _ = writeln!(err, "goticket: ... and {} more", total - 50);
+    }
+}
+
+/// `goticket import events`.
+pub fn import_events(s: &Service, p: &Principal, a: &ImportArgs, out: &mut Out<impl Write>) -> Result<()> {
+    let format = format_of(&a.file, a.input_format)?;
+    let (path, _spool) = local_path(&a.file)?;
+    let started = Instant::now();
+    let mut summary = Summary { dry_run: a.dry_run, ..Summary::default() };
+
+    if a.skip_invalid {
+        // One pass: invalid rows go to the rejects file, valid ones are committed in
+        // batches; a re-run after an interruption completes the import exactly.
+        let mut rejects = Rejects::open(a.rejects.as_deref())?;
+        let bar = progress(None);
+        let mut invalid: Vec<RowError> = Vec::new();
+        let mut rows = read_rows(&path, format)?.filter_map(|raw| match validate(raw) {
+            Ok(row) => Some(row),
+            Err(errors) => {
+                invalid.push(errors.into_iter().next().expect("a failed row has at least one error"));
+                None
+            }
+        });
+        let mut refused: Vec<RowError> = Vec::new();
+        s.import_events(p, &mut rows, ImportMode::Batches(a.batch_size.max(1)), &mut |line, outcome| {
+            summary.count(outcome);
+            bar.inc(1);
+            if let Err(e) = outcome {
+                refused.push(refusal(line, e));
+            }
+        })?;
+        drop(rows);
+        bar.finish_and_clear();
+        summary.rows += invalid.len() as u64;
+        summary.rejected += invalid.len() as u64;
+        let mut all: Vec<RowError> = invalid.into_iter().chain(refused).collect();
+        all.sort_by_key(|e| e.line);
+        for e in &all {
+            rejects.write(e)?;
+        }
+        if let Some(w) = &mut rejects.0 {
+            w.flush()?;
+        }
+    } else {
+        // Pass 1: validate every row, keeping none of them in memory.
+        let mut errors = Vec::new();
+        let (mut valid, mut bad) = (0u64, 0u64);
+        for raw in read_rows(&path, format)? {
+            match validate(raw) {
+                Ok(_) => valid += 1,
+                Err(e) => {
+                    bad += 1;
+                    if errors.len() < 50 {
+                        errors.extend(e);
+                    }
+                }
+            }
+        }
+        if bad > 0 {
+            report_errors(&errors, errors.len() as u64);
+            bail!(Error::validation(
+                "import",
+                format!("{bad} of {} rows are invalid; nothing was written", valid + bad)
+            ));
+        }
+        // Pass 2: one transaction (or a dry run that rolls back).
+        let bar = progress(Some(valid));
+        let mode = if a.dry_run { ImportMode::DryRun } else { ImportMode::AllOrNothing };
+        let mut refused = Vec::new();
+        let mut rows = read_rows(&path, format)?.filter_map(|raw| validate(raw).ok());
+        let result = s.import_events(p, &mut rows, mode, &mut |line, outcome| {
+            summary.count(outcome);
+            bar.inc(1);
+            if let Err(e) = outcome {
+                refused.push(refusal(line, e));
+            }
+        });
+        bar.finish_and_clear();
+        if let Err(e) = result {
+            report_errors(&refused, refused.len() as u64);
+            return Err(e.into());
+        }
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.rows_per_sec = if summary.seconds > 0.0 { summary.rows as f64 / summary.seconds } else { 0.0 };
+    let text = format!(
+        "{}{} rows: {} created, {} updated, {} unchanged, {} rejected, in {:.2} s ({:.0} rows/s)",
+        if summary.dry_run { "dry run, nothing written: " } else { "" },
+        summary.rows,
+        summary.created,
+        summary.updated,
+        summary.unchanged,
+        summary.rejected,
+        summary.seconds,
+        summary.rows_per_sec
+    );
+    out.message(&text, serde_json::to_value(&summary)?)?;
+    Ok(())
+}
+
+fn export_row(e: &Event) -> [(&'static str, Value); 10] {
+    let text = |v: Option<String>| v.map_or(Value::Null, Value::String);
+    [
+        ("external_id", Value::String(e.external_id.as_ref().map_or_else(|| e.id.to_string(), |x| x.to_string()))),
+        ("name", Value::String(e.name.to_string())),
+        ("starts_at", Value::String(e.starts_at.to_string())),
+        ("ends_at", Value::String(e.ends_at.to_string())),
+        ("capacity", Value::from(e.capacity.get())),
+        ("price", Value::String(e.price.to_string())),
+        ("slug", text(e.slug.as_ref().map(ToString::to_string))),
+        ("venue", text(e.venue.clone())),
+        ("description", text(e.description.clone())),
+        ("max_per_customer", e.max_per_customer.map_or(Value::Null, |m| Value::from(m.get()))),
+    ]
+}
+
+/// `goticket export events`: pages through the events (a page at a time, so memory
+/// stays flat) and writes the columns `import events` reads.
+pub fn export_events(s: &Service, p: &Principal, a: &ExportEventsArgs, out: &mut Out<impl Write>) -> Result<()> {
+    let format = match (a.output_format, &a.output) {
+        (Some(f), _) => f,
+        (None, Some(path)) => format_of(&path.display().to_string(), None).unwrap_or(FileFormat::Csv),
+        (None, None) => FileFormat::Csv,
+    };
+    let filter = EventFilter {
+        starts_from: time_opt("--from", &a.from)?,
+        starts_before: time_opt("--to", &a.to)?,
+        status: parse_opt("--status", &a.status)?,
+        ..EventFilter::default()
+    };
+    let file: Box<dyn Write> = match &a.output {
+        Some(path) => {
+            Box::new(io::BufWriter::new(File::create(path).with_context(|| format!("creating {}", path.display()))?))
+        }
+        None => Box::new(io::BufWriter::new(io::stdout().lock())),
+    };
+    enum Sink {
+        Csv(Box<csv::Writer<Box<dyn Write>>>),
+        Jsonl(Box<dyn Write>),
+    }
+    let mut sink = match format {
+        FileFormat::Csv => {
+            let mut w = csv::Writer::from_writer(file);
+            w.write_record(EVENT_REQUIRED.iter().chain(EVENT_OPTIONAL))?;
+            Sink::Csv(Box::new(w))
+        }
+        FileFormat::Jsonl => Sink::Jsonl(file),
+    };
+    let mut start = PageStart::First;
+    let mut count = 0u64;
+    loop {
+        let page = s.list_events(p, &filter, PageRequest::new(1000, start)?)?;
+        for e in &page.items {
+            let row = export_row(e);
+            match &mut sink {
+                Sink::Csv(w) => {
+                    let cells: Vec<String> = row
+                        .iter()
+                        .map(|(_, v)| match v {
+                            Value::String(s) => s.clone(),
+                            Value::Null => String::new(),
+                            other => other.to_string(),
+                        })
+                        .collect();
+                    w.write_record(&cells)?;
+                }
+                Sink::Jsonl(w) => {
+                    let obj: serde_json::Map<String, Value> =
+                        row.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.to_owned(), v)).collect();
+                    serde_json::to_writer(&mut *w, &obj)?;
+                    w.write_all(b"\n")?;
+                }
+            }
+            count += 1;
+        }
+        match page.next_cursor {
+            Some(c) => start = PageStart::After(Cursor::decode(&c)?),
+            None => break,
+        }
+    }
+    match &mut sink {
+        Sink::Csv(w) => w.flush()?,
+        Sink::Jsonl(w) => w.flush()?,
+    }
+    if a.output.is_some() {
+        out.message(&format!("exported {count} events"), serde_json::json!({ "exported": count }))?;
+    }
+    Ok(())
+}

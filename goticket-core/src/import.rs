@@ -1,0 +1,375 @@
+//! Batch import rules: validating rows (every error, with its line and column) and
+//! deciding, per row, whether an import creates, updates or leaves an event alone.
+//! Reading files is the caller's job; writing is the store's; the rules are here.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::clock::parse_timestamp;
+use crate::error::{Error, Result};
+use crate::event::{Event, EventPatch, NewEvent};
+use crate::types::{EventId, ExternalId, Slug, bounded_text};
+
+/// One problem with one row of an import file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowError {
+    /// Line (CSV: counting the header as line 1; JSON Lines: from 1).
+    pub line: u64,
+    /// The column (or JSON key) at fault; empty for a whole-row problem.
+    pub column: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.column.is_empty() {
+            write!(f, "line {}: {}", self.line, self.reason)
+        } else {
+            write!(f, "line {}, column {}: {}", self.line, self.column, self.reason)
+        }
+    }
+}
+
+/// Columns an events file must have.
+pub const EVENT_REQUIRED: &[&str] = &["external_id", "name", "starts_at", "ends_at", "capacity", "price"];
+/// Columns an events file may have.
+pub const EVENT_OPTIONAL: &[&str] = &["slug", "venue", "description", "max_per_customer"];
+
+/// Checks a file's columns: every required one present, nothing unknown, no repeats.
+pub fn check_event_columns(columns: &[String]) -> std::result::Result<(), Vec<RowError>> {
+    let mut errors = Vec::new();
+    let err = |column: &str, reason: String| RowError { line: 1, column: column.to_owned(), reason };
+    for required in EVENT_REQUIRED {
+        if !columns.iter().any(|c| c == required) {
+            errors.push(err(required, "is missing".into()));
+        }
+    }
+    for (i, c) in columns.iter().enumerate() {
+        if !EVENT_REQUIRED.contains(&c.as_str()) && !EVENT_OPTIONAL.contains(&c.as_str()) {
+            errors.push(err(
+                c,
+                format!("is not a known column (known: {})", [EVENT_REQUIRED, EVENT_OPTIONAL].concat().join(", ")),
+            ));
+        }
+        if columns[..i].contains(c) {
+            errors.push(err(c, "appears twice".into()));
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+/// A validated events row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    /// Its line in the file.
+    pub line: u64,
+    /// The event to create, or to make an existing one look like.
+    pub event: NewEvent,
+}
+
+/// Validates one events row with the same rules as every other way in. `get` gives a
+/// column's text (`None` or empty when absent). All the row's errors are returned.
+pub fn parse_event_row(
+    line: u64,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<EventRow, Vec<RowError>> {
+    let mut errors = Vec::new();
+    let text = |c: &str| get(c).filter(|v| !v.trim().is_empty());
+    let mut field = |column: &str, r: Result<()>| {
+        if let Err(e) = r {
+            let reason = match e {
+                Error::Validation { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            errors.push(RowError { line, column: column.to_owned(), reason });
+        }
+    };
+    macro_rules! required {
+        ($column:literal, $parse:expr) => {{
+            match text($column) {
+                None => {
+                    field($column, Err(Error::validation($column, "is required")));
+                    None
+                }
+                Some(v) => {
+                    let r: Result<_> = $parse(&v);
+                    match r {
+                        Ok(x) => Some(x),
+                        Err(e) => {
+                            field($column, Err(e));
+                            None
+                        }
+                    }
+                }
+            }
+        }};
+    }
+    macro_rules! optional {
+        ($column:literal, $parse:expr) => {{
+            match text($column) {
+                None => None,
+                Some(v) => {
+                    let r: Result<_> = $parse(&v);
+                    match r {
+                        Ok(x) => Some(x),
+                        Err(e) => {
+                            field($column, Err(e));
+                            None
+                        }
+                    }
+                }
+            }
+        }};
+    }
+    let external_id = required!("external_id", |v: &str| v.parse::<ExternalId>());
+    let name = required!("name", |v: &str| v.parse::<crate::EventName>());
+    let starts_at = required!("starts_at", |v: &str| parse_timestamp("starts_at", v));
+    let ends_at = required!("ends_at", |v: &str| parse_timestamp("ends_at", v));
+    let capacity = required!("capacity", |v: &str| v.parse::<crate::Capacity>());
+    let price = required!("price", |v: &str| v.parse::<crate::Money>());
+    let slug = optional!("slug", |v: &str| v.parse::<Slug>());
+    let venue = optional!("venue", |v: &str| bounded_text("venue", v, 200, true));
+    let description = optional!("description", |v: &str| bounded_text("description", v, 10_000, true));
+    let limit = optional!("max_per_customer", |v: &str| v.parse::<crate::PerCustomerLimit>());
+    let (Some(external_id), Some(name), Some(starts_at), Some(ends_at), Some(capacity), Some(price)) =
+        (external_id, name, starts_at, ends_at, capacity, price)
+    else {
+        return Err(errors);
+    };
+    if starts_at >= ends_at {
+        errors.push(RowError {
+            line,
+            column: "ends_at".into(),
+            reason: format!("must be after starts_at ({ends_at} is not after {starts_at})"),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut event = NewEvent::new(name, starts_at, ends_at, capacity, price);
+    event.external_id = Some(external_id);
+    event.slug = slug;
+    event.venue = venue.flatten();
+    event.description = description.flatten();
+    event.max_per_customer = limit;
+    Ok(EventRow { line, event })
+}
+
+/// What an import did with one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImportAction {
+    /// A new event.
+    Created,
+    /// An existing event (same external id) was changed to match the row.
+    Updated,
+    /// An existing event already matched the row.
+    Unchanged,
+}
+
+/// How an import writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMode {
+    /// Everything in one transaction; any refused row and nothing is written.
+    AllOrNothing,
+    /// Decide everything as `AllOrNothing` would, then roll back.
+    DryRun,
+    /// Commit every this many rows; refused rows are reported and skipped. A re-run
+    /// after an interruption completes the import exactly (rows carry external ids).
+    Batches(usize),
+}
+
+/// An import row ready for the store: the event it would create.
+#[derive(Debug, Clone)]
+pub struct ImportEvent {
+    /// Its line in the file.
+    pub line: u64,
+    /// The event, with a fresh id, owner and timestamps.
+    pub event: Event,
+}
+
+/// What a store read before planning a chunk of an import.
+#[derive(Debug, Default)]
+pub struct ImportState {
+    /// Existing events by external id (or, for events that never had one, by id text:
+    /// an export writes the id there).
+    pub existing: HashMap<String, Event>,
+    /// Slugs in use, and by which event.
+    pub slugs: HashMap<Slug, EventId>,
+}
+
+/// What a chunk of an import does.
+#[derive(Debug, Default)]
+pub struct ImportPlan {
+    /// Per row: its line and outcome.
+    pub outcomes: Vec<(u64, Result<ImportAction>)>,
+    /// Events to insert.
+    pub inserts: Vec<Event>,
+    /// Events to rewrite (the whole new state).
+    pub updates: Vec<Event>,
+}
+
+/// The import rule, row by row in file order: an unknown external id creates the
+/// event (if its slug is free); a known one is updated where the domain allows it
+/// (never below the seats held and sold, never a cancelled event) or left alone when
+/// it already matches.
+pub fn plan_event_import(
+    rows: Vec<ImportEvent>,
+    mut state: ImportState,
+    now: Timestamp,
+    may_update: &dyn Fn(&Event) -> Result<()>,
+) -> ImportPlan {
+    let mut plan = ImportPlan::default();
+    let mut updated: HashMap<EventId, usize> = HashMap::new();
+    for row in rows {
+        let key = row.event.external_id.as_ref().map(|x| x.as_str().to_owned()).unwrap_or_default();
+        let outcome = match state.existing.get(&key).cloned() {
+            Some(current) => {
+                may_update(&current).and_then(|()| import_change(&current, &row.event, now)).and_then(|next| match next
+                {
+                    None => Ok(ImportAction::Unchanged),
+                    Some(next) => {
+                        claim_slug(&mut state.slugs, &next)?;
+                        if let Some(old) = &current.slug
+                            && next.slug.as_ref() != Some(old)
+                        {
+                            state.slugs.remove(old);
+                        }
+                        match updated.get(&next.id) {
+                            Some(&i) => plan.updates[i] = next.clone(),
+                            None => {
+                                updated.insert(next.id, plan.updates.len());
+                                plan.updates.push(next.clone());
+                            }
+                        }
+                        state.existing.insert(key.clone(), next);
+                        Ok(ImportAction::Updated)
+                    }
+                })
+            }
+            None => claim_slug(&mut state.slugs, &row.event).map(|()| {
+                state.existing.insert(key.clone(), row.event.clone());
+                plan.inserts.push(row.event);
+                ImportAction::Created
+            }),
+        };
+        plan.outcomes.push((row.line, outcome));
+    }
+    plan
+}
+
+fn claim_slug(slugs: &mut HashMap<Slug, EventId>, e: &Event) -> Result<()> {
+    let Some(slug) = &e.slug else { return Ok(()) };
+    match slugs.get(slug) {
+        Some(owner) if *owner != e.id => {
+            Err(Error::conflict(format!("slug {slug:?} is already used by another event")))
+        }
+        _ => {
+            slugs.insert(slug.clone(), e.id);
+            Ok(())
+        }
+    }
+}
+
+/// How `current` must change to match an imported row: `None` if it already does.
+pub fn import_change(current: &Event, row: &Event, now: Timestamp) -> Result<Option<Event>> {
+    let mut patch = EventPatch::default();
+    if current.name != row.name {
+        patch.name = Some(row.name.clone());
+    }
+    if current.slug != row.slug {
+        patch.slug = Some(row.slug.clone());
+    }
+    if current.description != row.description {
+        patch.description = Some(row.description.clone());
+    }
+    if current.venue != row.venue {
+        patch.venue = Some(row.venue.clone());
+    }
+    if current.starts_at != row.starts_at {
+        patch.starts_at = Some(row.starts_at);
+    }
+    if current.ends_at != row.ends_at {
+        patch.ends_at = Some(row.ends_at);
+    }
+    if current.capacity != row.capacity {
+        patch.capacity = Some(row.capacity);
+    }
+    if current.price != row.price {
+        patch.price = Some(row.price);
+    }
+    if current.max_per_customer != row.max_per_customer {
+        patch.max_per_customer = Some(row.max_per_customer);
+    }
+    if patch.is_empty() {
+        return Ok(None);
+    }
+    patch.apply(current, now).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |c| map.get(c).cloned()
+    }
+
+    const GOOD: &[(&str, &str)] = &[
+        ("external_id", "ev-1"),
+        ("name", "Gig"),
+        ("starts_at", "2030-01-01T19:00:00Z"),
+        ("ends_at", "2030-01-01T22:00:00Z"),
+        ("capacity", "100"),
+        ("price", "12.50 EUR"),
+    ];
+
+    #[test]
+    fn a_good_row_parses() {
+        let r = parse_event_row(2, &row(GOOD)).unwrap();
+        assert_eq!(r.event.capacity.get(), 100);
+        assert_eq!(r.event.external_id.unwrap().as_str(), "ev-1");
+    }
+
+    #[test]
+    fn every_error_of_a_row_is_reported_with_line_and_column() {
+        let bad = [
+            ("external_id", ""),
+            ("name", "Gig"),
+            ("starts_at", "tomorrow"),
+            ("ends_at", "2030-01-01T22:00:00Z"),
+            ("capacity", "0"),
+            ("price", "-3 EUR"),
+            ("slug", "Not A Slug"),
+        ];
+        let errs = parse_event_row(7, &row(&bad)).unwrap_err();
+        let cols: Vec<&str> = errs.iter().map(|e| e.column.as_str()).collect();
+        assert_eq!(cols, ["external_id", "starts_at", "capacity", "price", "slug"]);
+        assert!(errs.iter().all(|e| e.line == 7));
+        assert_eq!(errs[2].to_string(), "line 7, column capacity: must be between 1 and 10000000, got 0");
+    }
+
+    #[test]
+    fn dates_are_checked_together() {
+        let mut r = GOOD.to_vec();
+        r[3] = ("ends_at", "2030-01-01T18:00:00Z");
+        let errs = parse_event_row(3, &row(&r)).unwrap_err();
+        assert_eq!(errs[0].column, "ends_at");
+    }
+
+    #[test]
+    fn columns_are_checked() {
+        let cols: Vec<String> =
+            ["external_id", "name", "starts_at", "capacity", "price", "colour", "name"].map(String::from).to_vec();
+        let errs = check_event_columns(&cols).unwrap_err();
+        let msgs: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert!(msgs.iter().any(|m| m.contains("column ends_at: is missing")), "{msgs:?}");
+        assert!(msgs.iter().any(|m| m.contains("column colour: is not a known column")), "{msgs:?}");
+        assert!(msgs.iter().any(|m| m.contains("column name: appears twice")), "{msgs:?}");
+    }
+}
