@@ -373,3 +373,48 @@ mod tests {
         assert!(msgs.iter().any(|m| m.contains("column name: appears twice")), "{msgs:?}");
     }
 }
+
+/// The fuzzing harness for every parser that reads outside input (rows, money,
+/// dates, durations, codes, ids). `data` is split on newlines into field values.
+/// It must never panic; the fuzz target and the regression test both call it.
+#[doc(hidden)]
+pub fn fuzz_parsers(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let values: Vec<&str> = text.split('\n').collect();
+    let columns = [EVENT_REQUIRED, EVENT_OPTIONAL].concat();
+    let get = |c: &str| columns.iter().position(|k| *k == c).and_then(|i| values.get(i)).map(|v| (*v).to_owned());
+    let _ = parse_event_row(1, &get);
+    for v in &values {
+        let _ = v.parse::<crate::Money>();
+        let _ = parse_timestamp("t", v);
+        let _ = v.parse::<crate::HoldDuration>();
+        let _ = v.parse::<crate::BookingCode>();
+        let _ = v.parse::<crate::TicketSecret>();
+        let _ = v.parse::<crate::Email>();
+        let _ = v.parse::<crate::Slug>();
+        let _ = crate::Cursor::decode(v);
+        let _ = v.parse::<crate::EventKey>();
+    }
+}
+
+#[cfg(test)]
+mod fuzz_tests {
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, ..Default::default() })]
+        /// The fuzz harness on arbitrary text, every CI run.
+        #[test]
+        fn parsers_never_panic(s in "(?s).{0,200}") {
+            super::fuzz_parsers(s.as_bytes());
+        }
+
+        /// And on text shaped like the real thing.
+        #[test]
+        fn parsers_never_panic_on_near_misses(
+            amount in "[-+]?[0-9]{0,25}([.][0-9]{0,6})?",
+            code in "[A-Za-z]{0,4}",
+            year in "[-+]?[0-9]{1,7}",
+        ) {
+            super::fuzz_parsers(format!("{amount} {code}\n{year}-01-01T00:00:00Z\n{amount}").as_bytes());
+        }
+    }
+}
