@@ -167,7 +167,7 @@ fn tx_err(e: TxErr) -> Error {
 }
 
 /// Rows an import decides and writes at a time.
-const IMPORT_CHUNK: usize = 1000;
+const IMPORT_CHUNK: usize = 5000;
 
 /// Reads what a chunk of an import needs (locking the events it may change), plans it
 /// in core, writes the plan; returns how many rows were refused.
@@ -210,7 +210,8 @@ fn import_chunk(
     let plan = plan_event_import(chunk, state, now, may_update);
     let rows = plan.inserts.iter().map(NewEventRow::from_event).collect::<Result<Vec<_>>>()?;
     if !rows.is_empty() {
-        diesel::insert_into(events::table).values(&rows).execute(c)?;
+        // COPY (binary): an import's inserts at bulk-load speed, inside the transaction.
+        diesel::copy_from(events::table).from_insertable(&rows).execute(c)?;
     }
     for e in &plan.updates {
         write_event_fields(c, e)?;

@@ -196,7 +196,7 @@ fn int(v: u32) -> i32 {
 }
 
 #[derive(Insertable)]
-#[diesel(table_name = events)]
+#[diesel(table_name = events, treat_none_as_default_value = false)]
 pub(crate) struct NewEventRow<'a> {
     id: Uuid,
     slug: Option<&'a str>,
