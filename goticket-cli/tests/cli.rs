@@ -900,3 +900,20 @@ ev-5,Backwards,2030-05-01T19:00:00Z,2030-05-01T18:00:00Z,10,5 EUR
         }
     }
 }
+
+#[test]
+fn the_readme_sample_files_import_and_agree() {
+    let db = Db::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let csv = root.join("events.csv").display().to_string();
+    let jsonl = root.join("events.jsonl").display().to_string();
+    let first = db.json(&["import", "events", &csv]);
+    assert_eq!(first["created"], 3);
+    let second = db.json(&["import", "events", &jsonl]);
+    assert_eq!(
+        (second["created"].as_u64(), second["unchanged"].as_u64()),
+        (Some(0), Some(3)),
+        "the two samples are the same data"
+    );
+    assert_eq!(db.json(&["event", "show", "spring-concert"])["starts_at"], "2030-04-01T17:00:00Z");
+}
