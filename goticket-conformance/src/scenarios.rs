@@ -630,6 +630,7 @@ pub fn batch_collision_fails_only_its_request(f: Fixture) {
         quantity: 1u32.try_into().expect("valid"),
         hold_until: None,
         idempotency_key: None,
+        external_id: None,
         secrets: vec![goticket_core::TicketSecret::generate(&entropy)],
     };
     let other = goticket_core::BookingCode::generate(&entropy);

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventStatus};
 use crate::money::Money;
-use crate::types::{BookingCode, BookingId, Email, EventId, IdempotencyKey, Quantity, TicketSecret};
+use crate::types::{BookingCode, BookingId, Email, EventId, ExternalId, IdempotencyKey, Quantity, TicketSecret};
 
 /// Where a booking is in its life.
 ///
@@ -104,6 +104,8 @@ pub struct Booking {
     pub expires_at: Option<Timestamp>,
     /// The client's retry key, if given.
     pub idempotency_key: Option<IdempotencyKey>,
+    /// The id it has in the system it was imported from, if any.
+    pub external_id: Option<ExternalId>,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last change time.
@@ -204,6 +206,8 @@ pub struct ReserveRequest {
     pub hold_until: Option<Timestamp>,
     /// Retry key.
     pub idempotency_key: Option<IdempotencyKey>,
+    /// For imports: the row's external id (a second row with it never books twice).
+    pub external_id: Option<ExternalId>,
     /// One secret per seat.
     pub secrets: Vec<TicketSecret>,
 }
@@ -247,6 +251,11 @@ pub fn decide_reservation(req: &ReserveRequest, event: &Event, already: u32, now
     if event.available < q {
         return Err(Error::SoldOut { requested: q, available: event.available });
     }
+    if let Some(until) = req.hold_until
+        && until <= now
+    {
+        return Err(Error::validation("hold_until", format!("{until} is not in the future")));
+    }
     if req.secrets.len() != q as usize {
         return Err(Error::validation("tickets", "one secret per seat is required"));
     }
@@ -260,6 +269,7 @@ pub fn decide_reservation(req: &ReserveRequest, event: &Event, already: u32, now
         unit_price: event.price,
         expires_at: req.hold_until,
         idempotency_key: req.idempotency_key.clone(),
+        external_id: req.external_id.clone(),
         created_at: now,
         updated_at: now,
         tickets: req
@@ -357,6 +367,7 @@ mod tests {
             quantity: q.try_into().unwrap(),
             hold_until: hold.then(|| ts("2027-01-01T12:15:00Z")),
             idempotency_key: None,
+            external_id: None,
             secrets: (0..q).map(|_| TicketSecret::generate(&e)).collect(),
         }
     }
@@ -500,6 +511,8 @@ pub struct BatchState {
     /// Live seats (held or confirmed) per event and customer, for events with a
     /// per-customer limit.
     pub seats_by_customer: std::collections::HashMap<(EventId, Email), u32>,
+    /// Earlier bookings by external id, for the (imported) requests that carry one.
+    pub by_external: std::collections::HashMap<ExternalId, Booking>,
 }
 
 /// What a reservation batch does: each request's outcome, the bookings to insert and
@@ -521,6 +534,20 @@ pub fn plan_reservations(batch: &[ReserveRequest], mut state: BatchState, now: T
     let mut plan = BatchPlan { outcomes: Vec::with_capacity(batch.len()), ..BatchPlan::default() };
     let mut deltas: std::collections::BTreeMap<EventId, (i64, i64)> = std::collections::BTreeMap::new();
     for req in batch {
+        if let Some(x) = &req.external_id
+            && let Some(existing) = state.by_external.get(x)
+        {
+            let same = existing.event_id == req.event_id
+                && existing.customer == req.customer
+                && existing.quantity == req.quantity
+                && existing.expires_at.is_some() == req.hold_until.is_some();
+            plan.outcomes.push(if same {
+                Ok(Reservation { booking: existing.clone().at(now), replayed: true })
+            } else {
+                Err(Error::conflict(format!("booking {x} already exists with other data ({})", existing.code)))
+            });
+            continue;
+        }
         if let Some(key) = &req.idempotency_key
             && let Some(existing) = state.by_key.get(&(req.customer.clone(), key.clone()))
         {
@@ -547,6 +574,9 @@ pub fn plan_reservations(batch: &[ReserveRequest], mut state: BatchState, now: T
                 *state.seats_by_customer.entry(seats_key).or_default() += q;
                 if let Some(key) = &req.idempotency_key {
                     state.by_key.insert((req.customer.clone(), key.clone()), booking.clone());
+                }
+                if let Some(x) = &req.external_id {
+                    state.by_external.insert(x.clone(), booking.clone());
                 }
                 plan.inserts.push(booking.clone());
                 plan.outcomes.push(Ok(Reservation { booking, replayed: false }));
@@ -592,6 +622,7 @@ mod plan_tests {
             quantity: q.try_into().unwrap(),
             hold_until: None,
             idempotency_key: key.map(|k| k.parse().unwrap()),
+            external_id: None,
             secrets: (0..q).map(|_| TicketSecret::generate(e)).collect(),
         }
     }

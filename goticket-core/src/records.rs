@@ -127,6 +127,7 @@ pub struct BookingRecord {
     pub currency: String,
     pub expires_at: Option<Timestamp>,
     pub idempotency_key: Option<String>,
+    pub external_id: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -144,6 +145,7 @@ impl BookingRecord {
             unit_price: money("unit price", self.unit_price_minor, &self.currency)?,
             expires_at: self.expires_at,
             idempotency_key: self.idempotency_key.as_deref().map(|k| parse("idempotency key", k)).transpose()?,
+            external_id: self.external_id.as_deref().map(|k| parse("external_id", k)).transpose()?,
             created_at: self.created_at,
             updated_at: self.updated_at,
             tickets: tickets.into_iter().map(TicketRecord::into_ticket).collect::<Result<_>>()?,

@@ -255,6 +255,7 @@ impl Service {
             quantity: req.quantity,
             hold_until: req.hold.map(|h| h.expiry_from(now)),
             idempotency_key: req.idempotency_key,
+            external_id: None,
             secrets: (0..q).map(|_| TicketSecret::generate(&*self.entropy)).collect(),
         })
     }

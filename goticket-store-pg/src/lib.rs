@@ -537,6 +537,16 @@ fn reserve_planned(c: &mut PgConnection, batch: &[ReserveRequest], now: Timestam
         }
         state.events.insert(event.id, event);
     }
+    let external: Vec<&str> = batch.iter().filter_map(|r| r.external_id.as_ref().map(|x| x.as_str())).collect();
+    if !external.is_empty() {
+        let rows: Vec<BookingRow> =
+            bookings::table.filter(bookings::external_id.eq_any(&external)).select(BookingRow::as_select()).load(c)?;
+        for b in with_tickets(c, rows)? {
+            if let Some(x) = b.external_id.clone() {
+                state.by_external.insert(x, b);
+            }
+        }
+    }
     let keyed: Vec<&ReserveRequest> = batch.iter().filter(|r| r.idempotency_key.is_some()).collect();
     if !keyed.is_empty() {
         let customers: Vec<&str> = keyed.iter().map(|r| r.customer.as_str()).collect();

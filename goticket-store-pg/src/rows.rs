@@ -150,6 +150,7 @@ pub(crate) struct BookingRow {
     idempotency_key: Option<String>,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
+    external_id: Option<String>,
 }
 
 impl BookingRow {
@@ -165,6 +166,7 @@ impl BookingRow {
             currency: self.currency,
             expires_at: from_pg_opt(self.expires_at)?,
             idempotency_key: self.idempotency_key,
+            external_id: self.external_id,
             created_at: from_pg(self.created_at)?,
             updated_at: from_pg(self.updated_at)?,
         })
@@ -303,6 +305,7 @@ pub(crate) struct NewBookingRow<'a> {
     idempotency_key: Option<&'a str>,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
+    external_id: Option<&'a str>,
 }
 
 impl<'a> NewBookingRow<'a> {
@@ -320,6 +323,7 @@ impl<'a> NewBookingRow<'a> {
             idempotency_key: b.idempotency_key.as_ref().map(|k| k.as_str()),
             created_at: to_pg(b.created_at)?,
             updated_at: to_pg(b.updated_at)?,
+            external_id: b.external_id.as_ref().map(|x| x.as_str()),
         })
     }
 }

@@ -359,8 +359,8 @@ fn slug_conflict(err: rusqlite::Error, e: &Event) -> Error {
 fn insert_booking(conn: &Connection, b: &Booking) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO bookings (id, code, event_id, customer, quantity, status, unit_price_minor, currency,
-           expires_at, idempotency_key, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+           expires_at, idempotency_key, created_at, updated_at, external_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -375,10 +375,11 @@ fn insert_booking(conn: &Connection, b: &Booking) -> Result<()> {
             b.expires_at.map(micros),
             b.idempotency_key.as_ref().map(|k| k.as_str()),
             micros(b.created_at),
+            b.external_id.as_ref().map(|x| x.as_str()),
         ])
     })
     .map_err(|e| {
-        if e.to_string().contains("bookings.code") {
+        if e.to_string().contains("bookings.code") || e.to_string().contains("bookings.external_id") {
             Error::conflict("booking code collision; please retry")
         } else {
             db_err(e)
@@ -449,6 +450,12 @@ fn reserve_planned(tx: &Transaction<'_>, batch: &[ReserveRequest], now: Timestam
         }
     }
     for req in batch {
+        if let Some(x) = &req.external_id
+            && !state.by_external.contains_key(x)
+            && let Some(b) = read_booking(tx, "b.external_id = ?1", x.as_str())?
+        {
+            state.by_external.insert(x.clone(), b);
+        }
         if let Some(key) = &req.idempotency_key {
             let k = (req.customer.clone(), key.clone());
             if !state.by_key.contains_key(&k)

@@ -92,7 +92,7 @@ pub(crate) fn read_event_row(r: &Row<'_>) -> rusqlite::Result<EventRecord> {
 }
 
 pub(crate) const BOOKING_COLS: &str = "b.id, b.code, b.event_id, b.customer, b.quantity, b.status, b.unit_price_minor, \
-     b.currency, b.expires_at, b.idempotency_key, b.created_at, b.updated_at";
+     b.currency, b.expires_at, b.idempotency_key, b.created_at, b.updated_at, b.external_id";
 
 /// Reads the columns of [`BOOKING_COLS`].
 pub(crate) fn read_booking_row(r: &Row<'_>) -> rusqlite::Result<BookingRecord> {
@@ -109,6 +109,7 @@ pub(crate) fn read_booking_row(r: &Row<'_>) -> rusqlite::Result<BookingRecord> {
         idempotency_key: r.get(9)?,
         created_at: ts(r, 10)?,
         updated_at: ts(r, 11)?,
+        external_id: r.get(12)?,
     })
 }
 
