@@ -88,6 +88,9 @@ pub enum ImportCmd {
     /// Events: external_id, name, starts_at, ends_at, capacity, price [, slug, venue,
     /// description, max_per_customer].
     Events(ImportArgs),
+    /// Bookings: external_id, event (its external id, slug or id), customer, quantity,
+    /// status (held or confirmed) [, hold_until].
+    Bookings(ImportArgs),
 }
 
 /// `import events`.
@@ -117,6 +120,25 @@ pub struct ImportArgs {
 pub enum ExportCmd {
     /// Events, in start order.
     Events(ExportEventsArgs),
+    /// Live bookings (held and confirmed), in creation order.
+    Bookings(ExportBookingsArgs),
+}
+
+/// `export bookings`.
+#[derive(Debug, Args)]
+pub struct ExportBookingsArgs {
+    /// Only this event (id or slug).
+    #[arg(long)]
+    pub event: Option<String>,
+    /// Only this customer.
+    #[arg(long)]
+    pub customer: Option<String>,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    pub output: Option<std::path::PathBuf>,
+    /// The format (default: from --output's extension, else csv).
+    #[arg(long, value_enum)]
+    pub output_format: Option<FileFormat>,
 }
 
 /// `export events`.

@@ -114,7 +114,9 @@ pub fn run(cli: Cli, w: impl Write) -> Result<()> {
         Command::Demo(a) => crate::demo::run(s, &p, &a, &mut out)?,
         Command::Bench(cmd) => crate::bench::run(s, &p, &cli.db, cmd, &mut out)?,
         Command::Import(ImportCmd::Events(a)) => crate::transfer::import_events(s, &p, &a, &mut out)?,
+        Command::Import(ImportCmd::Bookings(a)) => crate::transfer::import_bookings(s, &p, &a, &mut out)?,
         Command::Export(ExportCmd::Events(a)) => crate::transfer::export_events(s, &p, &a, &mut out)?,
+        Command::Export(ExportCmd::Bookings(a)) => crate::transfer::export_bookings(s, &p, &a, &mut out)?,
     }
     out.flush()?;
     Ok(())

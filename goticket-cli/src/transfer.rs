@@ -9,12 +9,15 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use goticket_core::import::{EVENT_OPTIONAL, EVENT_REQUIRED, EventRow, ImportAction, ImportMode, RowError};
+use goticket_core::import::{
+    BOOKING_OPTIONAL, BOOKING_REQUIRED, BookingRow, EVENT_OPTIONAL, EVENT_REQUIRED, EventRow, ImportAction, ImportMode,
+    RowError,
+};
 use goticket_core::{Cursor, Error, Event, EventFilter, PageRequest, PageStart, Principal, Service};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
-use crate::args::{ExportEventsArgs, FileFormat, ImportArgs};
+use crate::args::{ExportBookingsArgs, ExportEventsArgs, FileFormat, ImportArgs};
 use crate::commands::{parse_opt, time_opt};
 use crate::output::Out;
 
@@ -42,7 +45,10 @@ fn format_of(path: &str, given: Option<FileFormat>) -> Result<FileFormat> {
 
 /// Opens the rows of a file. For CSV the header is checked first; a bad header
 /// fails the whole import (exit 5) before any row is read.
-fn read_rows(path: &Path, format: FileFormat) -> Result<Box<dyn Iterator<Item = RawRow>>> {
+/// The columns of one kind of file: required, then optional.
+type Columns = (&'static [&'static str], &'static [&'static str]);
+
+fn read_rows(path: &Path, format: FileFormat, columns: Columns) -> Result<Box<dyn Iterator<Item = RawRow>>> {
     let file =
         BufReader::with_capacity(1 << 16, File::open(path).with_context(|| format!("opening {}", path.display()))?);
     match format {
@@ -54,7 +60,7 @@ fn read_rows(path: &Path, format: FileFormat) -> Result<Box<dyn Iterator<Item = 
                 .iter()
                 .map(|h| h.trim().to_owned())
                 .collect();
-            if let Err(errors) = goticket_core::import::check_event_columns(&headers) {
+            if let Err(errors) = goticket_core::import::check_columns(&headers, columns.0, columns.1) {
                 let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
                 return Err(Error::validation("header", lines.join("; ")).into());
             }
@@ -73,24 +79,24 @@ fn read_rows(path: &Path, format: FileFormat) -> Result<Box<dyn Iterator<Item = 
                 },
             })))
         }
-        FileFormat::Jsonl => Ok(Box::new(file.lines().zip(1u64..).filter_map(|(l, line)| {
+        FileFormat::Jsonl => Ok(Box::new(file.lines().zip(1u64..).filter_map(move |(l, line)| {
             let fields = match l {
                 Err(e) => Err(RowError { line, column: String::new(), reason: format!("cannot read: {e}") }),
                 Ok(text) if text.trim().is_empty() => return None,
-                Ok(text) => json_fields(line, &text),
+                Ok(text) => json_fields(line, &text, columns),
             };
             Some(RawRow { line, fields })
         }))),
     }
 }
 
-fn json_fields(line: u64, text: &str) -> std::result::Result<HashMap<String, String>, RowError> {
+fn json_fields(line: u64, text: &str, columns: Columns) -> std::result::Result<HashMap<String, String>, RowError> {
     let err = |column: &str, reason: String| RowError { line, column: column.to_owned(), reason };
     let obj: serde_json::Map<String, Value> =
         serde_json::from_str(text).map_err(|e| err("", format!("not a JSON object: {e}")))?;
     let mut fields = HashMap::new();
     for (k, v) in obj {
-        if !EVENT_REQUIRED.contains(&k.as_str()) && !EVENT_OPTIONAL.contains(&k.as_str()) {
+        if !columns.0.contains(&k.as_str()) && !columns.1.contains(&k.as_str()) {
             return Err(err(&k, "is not a known key".into()));
         }
         let text = match v {
@@ -110,10 +116,21 @@ fn json_fields(line: u64, text: &str) -> std::result::Result<HashMap<String, Str
     Ok(fields)
 }
 
-fn validate(raw: RawRow) -> std::result::Result<EventRow, Vec<RowError>> {
+/// A row parser of core's: line and field getter in, a validated row or all its
+/// errors out.
+type Parser<T> = fn(u64, &dyn Fn(&str) -> Option<String>) -> std::result::Result<T, Vec<RowError>>;
+
+fn validate<T>(parse: Parser<T>, raw: RawRow) -> std::result::Result<T, Vec<RowError>> {
     let fields = raw.fields.map_err(|e| vec![e])?;
-    goticket_core::import::parse_event_row(raw.line, &|c| fields.get(c).cloned())
+    parse(raw.line, &|c| fields.get(c).cloned())
 }
+
+/// The service call that writes one kind of row.
+type Run<'a, T> = &'a dyn Fn(
+    &mut dyn Iterator<Item = T>,
+    ImportMode,
+    &mut dyn FnMut(u64, &goticket_core::Result<ImportAction>),
+) -> goticket_core::Result<()>;
 
 /// Standard input is spooled to a temporary file: all-or-nothing needs two passes.
 fn local_path(file: &str) -> Result<(PathBuf, Option<tempfile::NamedTempFile>)> {
@@ -202,6 +219,23 @@ fn report_errors(errors: &[RowError], total: u64) {
 
 /// `goticket import events`.
 pub fn import_events(s: &Service, p: &Principal, a: &ImportArgs, out: &mut Out<impl Write>) -> Result<()> {
+    let run: Run<'_, EventRow> = &|rows, mode, on_row| s.import_events(p, rows, mode, on_row);
+    import(a, out, (EVENT_REQUIRED, EVENT_OPTIONAL), goticket_core::import::parse_event_row, run)
+}
+
+/// `goticket import bookings`.
+pub fn import_bookings(s: &Service, p: &Principal, a: &ImportArgs, out: &mut Out<impl Write>) -> Result<()> {
+    let run: Run<'_, BookingRow> = &|rows, mode, on_row| s.import_bookings(p, rows, mode, on_row);
+    import(a, out, (BOOKING_REQUIRED, BOOKING_OPTIONAL), goticket_core::import::parse_booking_row, run)
+}
+
+fn import<T>(
+    a: &ImportArgs,
+    out: &mut Out<impl Write>,
+    columns: Columns,
+    parse: Parser<T>,
+    run: Run<'_, T>,
+) -> Result<()> {
     let format = format_of(&a.file, a.input_format)?;
     let (path, _spool) = local_path(&a.file)?;
     let started = Instant::now();
@@ -213,7 +247,7 @@ pub fn import_events(s: &Service, p: &Principal, a: &ImportArgs, out: &mut Out<i
         let mut rejects = Rejects::open(a.rejects.as_deref())?;
         let bar = progress(None);
         let mut invalid: Vec<RowError> = Vec::new();
-        let mut rows = read_rows(&path, format)?.filter_map(|raw| match validate(raw) {
+        let mut rows = read_rows(&path, format, columns)?.filter_map(|raw| match validate(parse, raw) {
             Ok(row) => Some(row),
             Err(errors) => {
                 invalid.push(errors.into_iter().next().expect("a failed row has at least one error"));
@@ -221,7 +255,7 @@ pub fn import_events(s: &Service, p: &Principal, a: &ImportArgs, out: &mut Out<i
             }
         });
         let mut refused: Vec<RowError> = Vec::new();
-        s.import_events(p, &mut rows, ImportMode::Batches(a.batch_size.max(1)), &mut |line, outcome| {
+        run(&mut rows, ImportMode::Batches(a.batch_size.max(1)), &mut |line, outcome| {
             summary.count(outcome);
             bar.inc(1);
             if let Err(e) = outcome {
@@ -244,8 +278,8 @@ pub fn import_events(s: &Service, p: &Principal, a: &ImportArgs, out: &mut Out<i
         // Pass 1: validate every row, keeping none of them in memory.
         let mut errors = Vec::new();
         let (mut valid, mut bad) = (0u64, 0u64);
-        for raw in read_rows(&path, format)? {
-            match validate(raw) {
+        for raw in read_rows(&path, format, columns)? {
+            match validate(parse, raw) {
                 Ok(_) => valid += 1,
                 Err(e) => {
                     bad += 1;
@@ -266,8 +300,8 @@ pub fn import_events(s: &Service, p: &Principal, a: &ImportArgs, out: &mut Out<i
         let bar = progress(Some(valid));
         let mode = if a.dry_run { ImportMode::DryRun } else { ImportMode::AllOrNothing };
         let mut refused = Vec::new();
-        let mut rows = read_rows(&path, format)?.filter_map(|raw| validate(raw).ok());
-        let result = s.import_events(p, &mut rows, mode, &mut |line, outcome| {
+        let mut rows = read_rows(&path, format, columns)?.filter_map(|raw| validate(parse, raw).ok());
+        let result = run(&mut rows, mode, &mut |line, outcome| {
             summary.count(outcome);
             bar.inc(1);
             if let Err(e) = outcome {
@@ -313,63 +347,83 @@ fn export_row(e: &Event) -> [(&'static str, Value); 10] {
     ]
 }
 
+/// Where exported rows go: CSV with the import's header, or JSON Lines.
+enum Sink {
+    Csv(Box<csv::Writer<Box<dyn Write>>>),
+    Jsonl(Box<dyn Write>),
+}
+
+impl Sink {
+    fn open(output: Option<&Path>, format: Option<FileFormat>, columns: Columns) -> Result<Self> {
+        let format = match (format, output) {
+            (Some(f), _) => f,
+            (None, Some(path)) => format_of(&path.display().to_string(), None).unwrap_or(FileFormat::Csv),
+            (None, None) => FileFormat::Csv,
+        };
+        let file: Box<dyn Write> = match output {
+            Some(path) => Box::new(io::BufWriter::new(
+                File::create(path).with_context(|| format!("creating {}", path.display()))?,
+            )),
+            None => Box::new(io::BufWriter::new(io::stdout().lock())),
+        };
+        Ok(match format {
+            FileFormat::Csv => {
+                let mut w = csv::Writer::from_writer(file);
+                w.write_record(columns.0.iter().chain(columns.1))?;
+                Sink::Csv(Box::new(w))
+            }
+            FileFormat::Jsonl => Sink::Jsonl(file),
+        })
+    }
+
+    fn row(&mut self, row: Vec<(&'static str, Value)>) -> Result<()> {
+        match self {
+            Sink::Csv(w) => {
+                let cells: Vec<String> = row
+                    .iter()
+                    .map(|(_, v)| match v {
+                        Value::String(s) => s.clone(),
+                        Value::Null => String::new(),
+                        other => other.to_string(),
+                    })
+                    .collect();
+                w.write_record(&cells)?;
+            }
+            Sink::Jsonl(w) => {
+                let obj: serde_json::Map<String, Value> =
+                    row.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.to_owned(), v)).collect();
+                serde_json::to_writer(&mut *w, &obj)?;
+                w.write_all(b"\n")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        match self {
+            Sink::Csv(mut w) => w.flush()?,
+            Sink::Jsonl(mut w) => w.flush()?,
+        }
+        Ok(())
+    }
+}
+
 /// `goticket export events`: pages through the events (a page at a time, so memory
 /// stays flat) and writes the columns `import events` reads.
 pub fn export_events(s: &Service, p: &Principal, a: &ExportEventsArgs, out: &mut Out<impl Write>) -> Result<()> {
-    let format = match (a.output_format, &a.output) {
-        (Some(f), _) => f,
-        (None, Some(path)) => format_of(&path.display().to_string(), None).unwrap_or(FileFormat::Csv),
-        (None, None) => FileFormat::Csv,
-    };
     let filter = EventFilter {
         starts_from: time_opt("--from", &a.from)?,
         starts_before: time_opt("--to", &a.to)?,
         status: parse_opt("--status", &a.status)?,
         ..EventFilter::default()
     };
-    let file: Box<dyn Write> = match &a.output {
-        Some(path) => {
-            Box::new(io::BufWriter::new(File::create(path).with_context(|| format!("creating {}", path.display()))?))
-        }
-        None => Box::new(io::BufWriter::new(io::stdout().lock())),
-    };
-    enum Sink {
-        Csv(Box<csv::Writer<Box<dyn Write>>>),
-        Jsonl(Box<dyn Write>),
-    }
-    let mut sink = match format {
-        FileFormat::Csv => {
-            let mut w = csv::Writer::from_writer(file);
-            w.write_record(EVENT_REQUIRED.iter().chain(EVENT_OPTIONAL))?;
-            Sink::Csv(Box::new(w))
-        }
-        FileFormat::Jsonl => Sink::Jsonl(file),
-    };
+    let mut sink = Sink::open(a.output.as_deref(), a.output_format, (EVENT_REQUIRED, EVENT_OPTIONAL))?;
     let mut start = PageStart::First;
     let mut count = 0u64;
     loop {
         let page = s.list_events(p, &filter, PageRequest::new(1000, start)?)?;
         for e in &page.items {
-            let row = export_row(e);
-            match &mut sink {
-                Sink::Csv(w) => {
-                    let cells: Vec<String> = row
-                        .iter()
-                        .map(|(_, v)| match v {
-                            Value::String(s) => s.clone(),
-                            Value::Null => String::new(),
-                            other => other.to_string(),
-                        })
-                        .collect();
-                    w.write_record(&cells)?;
-                }
-                Sink::Jsonl(w) => {
-                    let obj: serde_json::Map<String, Value> =
-                        row.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.to_owned(), v)).collect();
-                    serde_json::to_writer(&mut *w, &obj)?;
-                    w.write_all(b"\n")?;
-                }
-            }
+            sink.row(export_row(e).into())?;
             count += 1;
         }
         match page.next_cursor {
@@ -377,12 +431,62 @@ pub fn export_events(s: &Service, p: &Principal, a: &ExportEventsArgs, out: &mut
             None => break,
         }
     }
-    match &mut sink {
-        Sink::Csv(w) => w.flush()?,
-        Sink::Jsonl(w) => w.flush()?,
-    }
+    sink.finish()?;
     if a.output.is_some() {
         out.message(&format!("exported {count} events"), serde_json::json!({ "exported": count }))?;
+    }
+    Ok(())
+}
+
+/// `goticket export bookings`: the live bookings (held and confirmed), a page at a
+/// time, in the columns `import bookings` reads. The event column holds the event's
+/// external id (or, lacking one, its id), as `export events` does.
+pub fn export_bookings(s: &Service, p: &Principal, a: &ExportBookingsArgs, out: &mut Out<impl Write>) -> Result<()> {
+    let event = match parse_opt::<goticket_core::EventKey>("--event", &a.event)? {
+        Some(key) => Some(s.event(p, &key)?.id),
+        None => None,
+    };
+    let filter = goticket_core::BookingFilter {
+        event,
+        customer: parse_opt("--customer", &a.customer)?,
+        ..goticket_core::BookingFilter::default()
+    };
+    let mut sink = Sink::open(a.output.as_deref(), a.output_format, (BOOKING_REQUIRED, BOOKING_OPTIONAL))?;
+    let mut event_refs: HashMap<goticket_core::EventId, String> = HashMap::new();
+    let mut start = PageStart::First;
+    let mut count = 0u64;
+    loop {
+        let page = s.list_bookings(p, filter.clone(), PageRequest::new(1000, start)?)?;
+        for b in page.items.iter().filter(|b| b.status.is_live()) {
+            if !event_refs.contains_key(&b.event_id) {
+                let e = s.event(p, &goticket_core::EventKey::Id(b.event_id))?;
+                event_refs.insert(b.event_id, e.external_id.map_or_else(|| e.id.to_string(), |x| x.to_string()));
+            }
+            let held = b.status == goticket_core::BookingStatus::Held;
+            sink.row(vec![
+                (
+                    "external_id",
+                    Value::String(b.external_id.as_ref().map_or_else(|| b.id.to_string(), |x| x.to_string())),
+                ),
+                ("event", Value::String(event_refs[&b.event_id].clone())),
+                ("customer", Value::String(b.customer.to_string())),
+                ("quantity", Value::from(b.quantity.get())),
+                ("status", Value::String(b.status.to_string())),
+                (
+                    "hold_until",
+                    if held { b.expires_at.map_or(Value::Null, |t| Value::String(t.to_string())) } else { Value::Null },
+                ),
+            ])?;
+            count += 1;
+        }
+        match page.next_cursor {
+            Some(c) => start = PageStart::After(Cursor::decode(&c)?),
+            None => break,
+        }
+    }
+    sink.finish()?;
+    if a.output.is_some() {
+        out.message(&format!("exported {count} bookings"), serde_json::json!({ "exported": count }))?;
     }
     Ok(())
 }

@@ -84,6 +84,16 @@ impl Store for PoisonStore {
     ) -> Result<()> {
         self.inner.import_events(rows, mode, now, may_update, on_row)
     }
+    fn import_bookings(
+        &self,
+        rows: &mut dyn Iterator<Item = goticket_core::import::ImportBooking>,
+        mode: goticket_core::import::ImportMode,
+        now: Timestamp,
+        may_book: &dyn Fn(&Event, &Email) -> Result<()>,
+        on_row: &mut dyn FnMut(u64, &Result<goticket_core::import::ImportAction>),
+    ) -> Result<()> {
+        self.inner.import_bookings(rows, mode, now, may_book, on_row)
+    }
     fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>> {
         self.inner.sales_report(event, organizer, now)
     }

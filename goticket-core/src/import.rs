@@ -39,21 +39,32 @@ pub const EVENT_REQUIRED: &[&str] = &["external_id", "name", "starts_at", "ends_
 /// Columns an events file may have.
 pub const EVENT_OPTIONAL: &[&str] = &["slug", "venue", "description", "max_per_customer"];
 
-/// Checks a file's columns: every required one present, nothing unknown, no repeats.
+/// Columns a bookings file must have.
+pub const BOOKING_REQUIRED: &[&str] = &["external_id", "event", "customer", "quantity", "status"];
+/// Columns a bookings file may have.
+pub const BOOKING_OPTIONAL: &[&str] = &["hold_until"];
+
+/// Checks an events file's columns.
 pub fn check_event_columns(columns: &[String]) -> std::result::Result<(), Vec<RowError>> {
+    check_columns(columns, EVENT_REQUIRED, EVENT_OPTIONAL)
+}
+
+/// Checks a file's columns: every required one present, nothing unknown, no repeats.
+pub fn check_columns(
+    columns: &[String],
+    required: &[&str],
+    optional: &[&str],
+) -> std::result::Result<(), Vec<RowError>> {
     let mut errors = Vec::new();
     let err = |column: &str, reason: String| RowError { line: 1, column: column.to_owned(), reason };
-    for required in EVENT_REQUIRED {
-        if !columns.iter().any(|c| c == required) {
-            errors.push(err(required, "is missing".into()));
+    for r in required {
+        if !columns.iter().any(|c| c == r) {
+            errors.push(err(r, "is missing".into()));
         }
     }
     for (i, c) in columns.iter().enumerate() {
-        if !EVENT_REQUIRED.contains(&c.as_str()) && !EVENT_OPTIONAL.contains(&c.as_str()) {
-            errors.push(err(
-                c,
-                format!("is not a known column (known: {})", [EVENT_REQUIRED, EVENT_OPTIONAL].concat().join(", ")),
-            ));
+        if !required.contains(&c.as_str()) && !optional.contains(&c.as_str()) {
+            errors.push(err(c, format!("is not a known column (known: {})", [required, optional].concat().join(", "))));
         }
         if columns[..i].contains(c) {
             errors.push(err(c, "appears twice".into()));
@@ -157,6 +168,91 @@ pub fn parse_event_row(
     event.description = description.flatten();
     event.max_per_customer = limit;
     Ok(EventRow { line, event })
+}
+
+/// A validated bookings row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookingRow {
+    /// Its line in the file.
+    pub line: u64,
+    /// Its key: a second row with it never books twice.
+    pub external_id: ExternalId,
+    /// The event: its external id, slug or id.
+    pub event: String,
+    /// The customer.
+    pub customer: crate::Email,
+    /// Seats.
+    pub quantity: crate::Quantity,
+    /// For a hold: when it runs out; `None` for a confirmed booking.
+    pub hold_until: Option<Timestamp>,
+}
+
+/// Validates one bookings row; all the row's errors are returned.
+pub fn parse_booking_row(
+    line: u64,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<BookingRow, Vec<RowError>> {
+    let mut errors = Vec::new();
+    let text = |c: &str| get(c).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let mut take = |column: &str, r: Result<()>| {
+        if let Err(e) = r {
+            let reason = match e {
+                Error::Validation { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            errors.push(RowError { line, column: column.to_owned(), reason });
+        }
+    };
+    let mut need = |column: &str| {
+        let v = text(column);
+        if v.is_none() {
+            take(column, Err(Error::validation(column, "is required")));
+        }
+        v
+    };
+    let (x, event, customer, quantity, status) =
+        (need("external_id"), need("event"), need("customer"), need("quantity"), need("status"));
+    let hold = text("hold_until");
+    let mut parsed = |column: &str, r: Result<()>| take(column, r);
+    let external_id = x.and_then(|v| v.parse::<ExternalId>().map_err(|e| parsed("external_id", Err(e))).ok());
+    let customer = customer.and_then(|v| v.parse::<crate::Email>().map_err(|e| parsed("customer", Err(e))).ok());
+    let quantity = quantity.and_then(|v| v.parse::<crate::Quantity>().map_err(|e| parsed("quantity", Err(e))).ok());
+    let hold_until =
+        hold.and_then(|v| parse_timestamp("hold_until", &v).map_err(|e| parsed("hold_until", Err(e))).ok());
+    let held = match status.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("held") => Some(true),
+        Some("confirmed") => Some(false),
+        Some(other) => {
+            parsed("status", Err(Error::validation("status", format!("{other:?} is not held or confirmed"))));
+            None
+        }
+        None => None,
+    };
+    match (held, hold_until.is_some()) {
+        (Some(true), false) if text("hold_until").is_none() => {
+            parsed("hold_until", Err(Error::validation("hold_until", "is required for a held booking")))
+        }
+        (Some(false), true) => parsed("hold_until", Err(Error::validation("hold_until", "is only for held bookings"))),
+        _ => {}
+    }
+    match (external_id, event, customer, quantity, held) {
+        (Some(external_id), Some(event), Some(customer), Some(quantity), Some(_)) if errors.is_empty() => {
+            Ok(BookingRow { line, external_id, event, customer, quantity, hold_until })
+        }
+        _ => Err(errors),
+    }
+}
+
+/// An import row for the store: the reservation it makes, and how its event is named
+/// (the store resolves it in its transaction).
+#[derive(Debug, Clone)]
+pub struct ImportBooking {
+    /// Its line in the file.
+    pub line: u64,
+    /// The event: its external id, slug or id.
+    pub event: String,
+    /// The reservation, prepared; its `event_id` is set by the store.
+    pub request: crate::ReserveRequest,
 }
 
 /// What an import did with one row.

@@ -371,6 +371,34 @@ impl Service {
         self.store.import_events(&mut events, mode, now, &|e| p.require_manage(e, "update"), on_row)
     }
 
+    /// Imports validated booking rows; each books with the rules of [`Service::reserve`]
+    /// and the principal must be allowed to book for the row's customer.
+    pub fn import_bookings(
+        &self,
+        p: &Principal,
+        rows: &mut dyn Iterator<Item = crate::import::BookingRow>,
+        mode: crate::import::ImportMode,
+        on_row: &mut dyn FnMut(u64, &Result<crate::import::ImportAction>),
+    ) -> Result<()> {
+        let now = self.now();
+        let mut items = rows.map(|r| crate::import::ImportBooking {
+            line: r.line,
+            event: r.event,
+            request: ReserveRequest {
+                id: BookingId::generate(&*self.clock, &*self.entropy),
+                code: BookingCode::generate(&*self.entropy),
+                event_id: EventId::from_uuid(uuid::Uuid::nil()),
+                customer: r.customer,
+                quantity: r.quantity,
+                hold_until: r.hold_until,
+                idempotency_key: None,
+                external_id: Some(r.external_id),
+                secrets: (0..r.quantity.get()).map(|_| TicketSecret::generate(&*self.entropy)).collect(),
+            },
+        });
+        self.store.import_bookings(&mut items, mode, now, &|e, c| p.require_book_for(e, c), on_row)
+    }
+
     /// Sales per event: one event, or all the principal manages.
     pub fn sales_report(&self, p: &Principal, event: Option<&EventKey>) -> Result<Vec<SalesRow>> {
         let now = self.now();

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::booking::{Booking, CheckIn, Reservation, ReserveRequest, Ticket, Transition};
 use crate::error::Result;
 use crate::event::{Event, EventStatus};
-use crate::import::{ImportAction, ImportEvent, ImportMode};
+use crate::import::{ImportAction, ImportBooking, ImportEvent, ImportMode};
 use crate::money::Money;
 use crate::query::{BookingFilter, EventFilter, PageStart};
 use crate::types::{BookingCode, Email, EventId, Slug, TicketSecret};
@@ -156,6 +156,20 @@ pub trait Store: Send + Sync + fmt::Debug {
         mode: ImportMode,
         now: Timestamp,
         may_update: &dyn Fn(&Event) -> Result<()>,
+        on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
+    ) -> Result<()>;
+
+    /// Imports bookings keyed by external id, pulling rows in chunks: resolves each
+    /// row's event (by id, external id, or slug), asks `may_book`, and reserves the
+    /// rest with the same batch rule as [`Store::reserve`] (capacity, per-customer
+    /// limit, sales state; an external id seen before is a no-op if the row is the
+    /// same, a conflict otherwise). Modes and reporting as in [`Store::import_events`].
+    fn import_bookings(
+        &self,
+        rows: &mut dyn Iterator<Item = ImportBooking>,
+        mode: ImportMode,
+        now: Timestamp,
+        may_book: &dyn Fn(&Event, &Email) -> Result<()>,
         on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
     ) -> Result<()>;
 

@@ -39,7 +39,7 @@ use diesel::sql_types::{Array, Int4, Int8, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use goticket_core::booking::{BatchState, decide_reservation, plan_reservations, replay};
 use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
-use goticket_core::import::{ImportAction, ImportEvent, ImportMode, ImportState, plan_event_import};
+use goticket_core::import::{ImportAction, ImportBooking, ImportEvent, ImportMode, ImportState, plan_event_import};
 use goticket_core::records::TicketRecord;
 use goticket_core::store::{DecideBooking, DecideCheckIn, DecideEvent, EventKey, SalesRow, Store};
 use goticket_core::{
@@ -324,6 +324,57 @@ impl PgStore {
         })
     }
 
+    /// Runs an import: pulls rows in chunks and hands each to `chunk` (which returns
+    /// how many rows it refused) inside one transaction (all-or-nothing, or a dry run
+    /// that rolls back) or one transaction per batch. No retry loop: the rows are a
+    /// stream that cannot be replayed; an interrupted batch import is completed by
+    /// running it again.
+    fn import_loop<R>(
+        &self,
+        rows: &mut dyn Iterator<Item = R>,
+        mode: ImportMode,
+        chunk: &mut dyn FnMut(&mut PgConnection, Vec<R>) -> Tx<u64>,
+    ) -> Result<()> {
+        let mut conn = self.conn()?;
+        match mode {
+            ImportMode::Batches(n) => loop {
+                let batch: Vec<R> = (&mut *rows).take(n.max(1)).collect();
+                if batch.is_empty() {
+                    return Ok(());
+                }
+                conn.transaction::<_, TxErr, _>(|c| {
+                    let mut batch = batch.into_iter().peekable();
+                    while batch.peek().is_some() {
+                        chunk(c, batch.by_ref().take(IMPORT_CHUNK).collect())?;
+                    }
+                    Ok(())
+                })
+                .map_err(tx_err)?;
+            },
+            ImportMode::AllOrNothing | ImportMode::DryRun => {
+                let mut refused = 0;
+                let result = conn.transaction::<_, TxErr, _>(|c| {
+                    loop {
+                        let rows: Vec<R> = (&mut *rows).take(IMPORT_CHUNK).collect();
+                        if rows.is_empty() {
+                            break;
+                        }
+                        refused += chunk(c, rows)?;
+                    }
+                    if mode == ImportMode::DryRun || refused > 0 { Err(TxErr::Rollback) } else { Ok(()) }
+                });
+                match result {
+                    Ok(()) => Ok(()),
+                    Err(TxErr::Rollback) if refused > 0 => {
+                        Err(Error::validation("import", format!("{refused} rows were refused; nothing was written")))
+                    }
+                    Err(TxErr::Rollback) => Ok(()),
+                    Err(e) => Err(tx_err(e)),
+                }
+            }
+        }
+    }
+
     fn read<T>(&self, f: impl FnOnce(&mut PgConnection) -> Tx<T>) -> Result<T> {
         let mut conn = self.conn()?;
         f(&mut conn).map_err(tx_err)
@@ -587,6 +638,72 @@ fn reserve_planned(c: &mut PgConnection, batch: &[ReserveRequest], now: Timestam
     Ok(plan.outcomes)
 }
 
+/// An event named by an import row: a UUID is an id; otherwise an external id, then
+/// a slug.
+fn resolve_event(c: &mut PgConnection, raw: &str, now: Timestamp) -> Tx<Option<Event>> {
+    if let Ok(id) = raw.parse::<EventId>() {
+        return read_event(c, &EventKey::Id(id), now);
+    }
+    let found: Option<EventRow> =
+        diesel::sql_query(format!("SELECT {EVENT_COLS} FROM events e WHERE e.external_id = $2"))
+            .bind::<Timestamptz, _>(to_pg(now)?)
+            .bind::<Text, _>(raw)
+            .get_result(c)
+            .optional()?;
+    if let Some(row) = found {
+        return Ok(Some(row.record()?.into_event()?));
+    }
+    match raw.parse::<goticket_core::Slug>() {
+        Ok(slug) => read_event(c, &EventKey::Slug(slug), now),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Resolves a chunk's events, checks who may book, and reserves the rest as one
+/// planned batch; returns how many rows were refused.
+fn import_bookings_chunk(
+    c: &mut PgConnection,
+    chunk: Vec<ImportBooking>,
+    now: Timestamp,
+    may_book: &dyn Fn(&Event, &Email) -> Result<()>,
+    on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
+) -> Tx<u64> {
+    let mut events: HashMap<String, Option<Event>> = HashMap::new();
+    let mut outcomes: Vec<(u64, Option<Result<ImportAction>>)> = Vec::with_capacity(chunk.len());
+    let (mut batch, mut slots) = (Vec::new(), Vec::new());
+    for row in chunk {
+        if !events.contains_key(&row.event) {
+            let e = resolve_event(c, &row.event, now)?;
+            events.insert(row.event.clone(), e);
+        }
+        let outcome = match &events[&row.event] {
+            None => Some(Err(Error::not_found("event", &row.event))),
+            Some(e) => match may_book(e, &row.request.customer) {
+                Err(refused) => Some(Err(refused)),
+                Ok(()) => {
+                    let mut req = row.request;
+                    req.event_id = e.id;
+                    slots.push(outcomes.len());
+                    batch.push(req);
+                    None
+                }
+            },
+        };
+        outcomes.push((row.line, outcome));
+    }
+    for (slot, result) in slots.into_iter().zip(reserve_planned(c, &batch, now)?) {
+        outcomes[slot].1 =
+            Some(result.map(|r| if r.replayed { ImportAction::Unchanged } else { ImportAction::Created }));
+    }
+    let mut refused = 0;
+    for (line, outcome) in outcomes {
+        let outcome = outcome.expect("every row has an outcome");
+        refused += u64::from(outcome.is_err());
+        on_row(line, &outcome);
+    }
+    Ok(refused)
+}
+
 fn collect_rows<T, R>(rows: Vec<R>, f: impl Fn(R) -> Result<T>) -> Tx<Vec<T>> {
     rows.into_iter().map(|r| f(r).map_err(TxErr::Domain)).collect()
 }
@@ -839,47 +956,18 @@ impl Store for PgStore {
         may_update: &dyn Fn(&Event) -> Result<()>,
         on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
     ) -> Result<()> {
-        // No retry loop here: the rows are a stream that cannot be replayed. An
-        // interrupted batch import is completed by running it again.
-        let mut conn = self.conn()?;
-        match mode {
-            ImportMode::Batches(n) => loop {
-                let batch: Vec<ImportEvent> = (&mut *rows).take(n.max(1)).collect();
-                if batch.is_empty() {
-                    return Ok(());
-                }
-                conn.transaction::<_, TxErr, _>(|c| {
-                    let mut batch = batch.into_iter().peekable();
-                    while batch.peek().is_some() {
-                        let chunk: Vec<ImportEvent> = batch.by_ref().take(IMPORT_CHUNK).collect();
-                        import_chunk(c, chunk, now, may_update, on_row)?;
-                    }
-                    Ok(())
-                })
-                .map_err(tx_err)?;
-            },
-            ImportMode::AllOrNothing | ImportMode::DryRun => {
-                let mut refused = 0;
-                let result = conn.transaction::<_, TxErr, _>(|c| {
-                    loop {
-                        let chunk: Vec<ImportEvent> = (&mut *rows).take(IMPORT_CHUNK).collect();
-                        if chunk.is_empty() {
-                            break;
-                        }
-                        refused += import_chunk(c, chunk, now, may_update, on_row)?;
-                    }
-                    if mode == ImportMode::DryRun || refused > 0 { Err(TxErr::Rollback) } else { Ok(()) }
-                });
-                match result {
-                    Ok(()) => Ok(()),
-                    Err(TxErr::Rollback) if refused > 0 => {
-                        Err(Error::validation("import", format!("{refused} rows were refused; nothing was written")))
-                    }
-                    Err(TxErr::Rollback) => Ok(()),
-                    Err(e) => Err(tx_err(e)),
-                }
-            }
-        }
+        self.import_loop(rows, mode, &mut |c, chunk| import_chunk(c, chunk, now, may_update, &mut *on_row))
+    }
+
+    fn import_bookings(
+        &self,
+        rows: &mut dyn Iterator<Item = ImportBooking>,
+        mode: ImportMode,
+        now: Timestamp,
+        may_book: &dyn Fn(&Event, &Email) -> Result<()>,
+        on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
+    ) -> Result<()> {
+        self.import_loop(rows, mode, &mut |c, chunk| import_bookings_chunk(c, chunk, now, may_book, &mut *on_row))
     }
 
     fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>> {

@@ -32,12 +32,12 @@ use std::time::Duration;
 
 use goticket_core::booking::{BatchState, decide_reservation, plan_reservations, replay};
 use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
-use goticket_core::import::{ImportAction, ImportEvent, ImportMode, ImportState, plan_event_import};
+use goticket_core::import::{ImportAction, ImportBooking, ImportEvent, ImportMode, ImportState, plan_event_import};
 use goticket_core::records::{BookingRecord, TicketRecord};
 use goticket_core::store::{DecideBooking, DecideCheckIn, DecideEvent, EventKey, SalesRow, Store};
 use goticket_core::{
     Booking, BookingCode, BookingFilter, BookingStatus, CheckIn, Email, Event, EventFilter, EventId, IdempotencyKey,
-    PageStart, Reservation, ReserveRequest, TicketSecret, Timestamp,
+    PageStart, Reservation, ReserveRequest, Slug, TicketSecret, Timestamp,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params, params_from_iter};
@@ -160,6 +160,52 @@ impl SqliteStore {
     /// rolled back otherwise.
     fn write<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
         self.write_with(|tx| f(tx).map(|out| (out, true)))
+    }
+
+    /// Runs an import: pulls rows in chunks and hands each to `chunk` (which returns
+    /// how many rows it refused) inside one transaction (all-or-nothing, or a dry run
+    /// that rolls back) or one transaction per batch.
+    fn import_loop<R>(
+        &self,
+        rows: &mut dyn Iterator<Item = R>,
+        mode: ImportMode,
+        chunk: &mut dyn FnMut(&Transaction<'_>, Vec<R>) -> Result<u64>,
+    ) -> Result<()> {
+        match mode {
+            ImportMode::Batches(n) => loop {
+                let batch: Vec<R> = (&mut *rows).take(n.max(1)).collect();
+                if batch.is_empty() {
+                    return Ok(());
+                }
+                self.write(|tx| {
+                    let mut batch = batch.into_iter().peekable();
+                    while batch.peek().is_some() {
+                        chunk(tx, batch.by_ref().take(IMPORT_CHUNK).collect())?;
+                    }
+                    Ok(())
+                })?;
+            },
+            ImportMode::AllOrNothing | ImportMode::DryRun => {
+                let refused = self.write_with(|tx| {
+                    let mut refused = 0;
+                    loop {
+                        let rows: Vec<R> = (&mut *rows).take(IMPORT_CHUNK).collect();
+                        if rows.is_empty() {
+                            break;
+                        }
+                        refused += chunk(tx, rows)?;
+                    }
+                    Ok((refused, mode == ImportMode::AllOrNothing && refused == 0))
+                })?;
+                if mode == ImportMode::AllOrNothing && refused > 0 {
+                    return Err(Error::validation(
+                        "import",
+                        format!("{refused} rows were refused; nothing was written"),
+                    ));
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Like [`SqliteStore::write`], but `f` also says whether to commit (a dry run
@@ -616,6 +662,70 @@ fn import_chunk(
     Ok(refused)
 }
 
+/// An event named by an import row: a UUID is an id; otherwise an external id, then
+/// a slug.
+fn resolve_event(tx: &Connection, raw: &str, now: Timestamp) -> Result<Option<Event>> {
+    if let Ok(id) = raw.parse::<EventId>() {
+        return read_event(tx, &EventKey::Id(id), now);
+    }
+    let found = tx
+        .prepare_cached(&format!("SELECT {} FROM events e WHERE e.external_id = ?2", event_cols()))
+        .and_then(|mut s| s.query_row(params![micros(now), raw], read_event_row).optional())
+        .map_err(db_err)?;
+    if let Some(r) = found {
+        return r.into_event().map(Some);
+    }
+    match raw.parse::<Slug>() {
+        Ok(slug) => read_event(tx, &EventKey::Slug(slug), now),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Resolves a chunk's events, checks who may book, and reserves the rest as one
+/// planned batch; returns how many rows were refused.
+fn import_bookings_chunk(
+    tx: &Transaction<'_>,
+    chunk: Vec<ImportBooking>,
+    now: Timestamp,
+    may_book: &dyn Fn(&Event, &Email) -> Result<()>,
+    on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
+) -> Result<u64> {
+    let mut events: HashMap<String, Option<Event>> = HashMap::new();
+    let mut outcomes: Vec<(u64, Option<Result<ImportAction>>)> = Vec::with_capacity(chunk.len());
+    let (mut batch, mut slots) = (Vec::new(), Vec::new());
+    for row in chunk {
+        if !events.contains_key(&row.event) {
+            let e = resolve_event(tx, &row.event, now)?;
+            events.insert(row.event.clone(), e);
+        }
+        let outcome = match &events[&row.event] {
+            None => Some(Err(Error::not_found("event", &row.event))),
+            Some(e) => match may_book(e, &row.request.customer) {
+                Err(refused) => Some(Err(refused)),
+                Ok(()) => {
+                    let mut req = row.request;
+                    req.event_id = e.id;
+                    slots.push(outcomes.len());
+                    batch.push(req);
+                    None
+                }
+            },
+        };
+        outcomes.push((row.line, outcome));
+    }
+    for (slot, result) in slots.into_iter().zip(reserve_planned(tx, &batch, now)?) {
+        outcomes[slot].1 =
+            Some(result.map(|r| if r.replayed { ImportAction::Unchanged } else { ImportAction::Created }));
+    }
+    let mut refused = 0;
+    for (line, outcome) in outcomes {
+        let outcome = outcome.expect("every row has an outcome");
+        refused += u64::from(outcome.is_err());
+        on_row(line, &outcome);
+    }
+    Ok(refused)
+}
+
 impl Store for SqliteStore {
     fn migrate(&self) -> Result<()> {
         // Every CLI process migrates on start; when the schema is current that must
@@ -858,42 +968,18 @@ impl Store for SqliteStore {
         may_update: &dyn Fn(&Event) -> Result<()>,
         on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
     ) -> Result<()> {
-        match mode {
-            ImportMode::Batches(n) => loop {
-                let batch: Vec<ImportEvent> = (&mut *rows).take(n.max(1)).collect();
-                if batch.is_empty() {
-                    return Ok(());
-                }
-                self.write(|tx| {
-                    let mut batch = batch.into_iter().peekable();
-                    while batch.peek().is_some() {
-                        let chunk: Vec<ImportEvent> = batch.by_ref().take(IMPORT_CHUNK).collect();
-                        import_chunk(tx, chunk, now, may_update, on_row)?;
-                    }
-                    Ok(())
-                })?;
-            },
-            ImportMode::AllOrNothing | ImportMode::DryRun => {
-                let refused = self.write_with(|tx| {
-                    let mut refused = 0;
-                    loop {
-                        let chunk: Vec<ImportEvent> = (&mut *rows).take(IMPORT_CHUNK).collect();
-                        if chunk.is_empty() {
-                            break;
-                        }
-                        refused += import_chunk(tx, chunk, now, may_update, on_row)?;
-                    }
-                    Ok((refused, mode == ImportMode::AllOrNothing && refused == 0))
-                })?;
-                if mode == ImportMode::AllOrNothing && refused > 0 {
-                    return Err(Error::validation(
-                        "import",
-                        format!("{refused} rows were refused; nothing was written"),
-                    ));
-                }
-                Ok(())
-            }
-        }
+        self.import_loop(rows, mode, &mut |tx, chunk| import_chunk(tx, chunk, now, may_update, &mut *on_row))
+    }
+
+    fn import_bookings(
+        &self,
+        rows: &mut dyn Iterator<Item = ImportBooking>,
+        mode: ImportMode,
+        now: Timestamp,
+        may_book: &dyn Fn(&Event, &Email) -> Result<()>,
+        on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
+    ) -> Result<()> {
+        self.import_loop(rows, mode, &mut |tx, chunk| import_bookings_chunk(tx, chunk, now, may_book, &mut *on_row))
     }
 
     fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>> {

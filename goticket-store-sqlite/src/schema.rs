@@ -7,10 +7,11 @@ use rusqlite::Transaction;
 use crate::rows::db_err;
 
 /// Every migration in order; index + 1 is the version it brings the schema to.
-const MIGRATIONS: &[&str] =
-    &[include_str!("../migrations/0001_initial.sql"), include_str!("../migrations/0002_external_ids.sql"),
-        include_str!("../migrations/0003_booking_external_ids.sql"),
-    ];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_external_ids.sql"),
+    include_str!("../migrations/0003_booking_external_ids.sql"),
+];
 
 /// The schema version this build writes.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
