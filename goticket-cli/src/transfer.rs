@@ -458,17 +458,20 @@ pub fn export_bookings(s: &Service, p: &Principal, a: &ExportBookingsArgs, out: 
     loop {
         let page = s.list_bookings(p, filter.clone(), PageRequest::new(1000, start)?)?;
         for b in page.items.iter().filter(|b| b.status.is_live()) {
-            if !event_refs.contains_key(&b.event_id) {
-                let e = s.event(p, &goticket_core::EventKey::Id(b.event_id))?;
-                event_refs.insert(b.event_id, e.external_id.map_or_else(|| e.id.to_string(), |x| x.to_string()));
-            }
+            let event_ref = match event_refs.entry(b.event_id) {
+                std::collections::hash_map::Entry::Occupied(o) => o.get().clone(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    let e = s.event(p, &goticket_core::EventKey::Id(b.event_id))?;
+                    v.insert(e.external_id.map_or_else(|| e.id.to_string(), |x| x.to_string())).clone()
+                }
+            };
             let held = b.status == goticket_core::BookingStatus::Held;
             sink.row(vec![
                 (
                     "external_id",
                     Value::String(b.external_id.as_ref().map_or_else(|| b.id.to_string(), |x| x.to_string())),
                 ),
-                ("event", Value::String(event_refs[&b.event_id].clone())),
+                ("event", Value::String(event_ref)),
                 ("customer", Value::String(b.customer.to_string())),
                 ("quantity", Value::from(b.quantity.get())),
                 ("status", Value::String(b.status.to_string())),
