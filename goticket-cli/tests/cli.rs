@@ -1004,4 +1004,7 @@ fn the_readme_sample_files_import_and_agree() {
         "the two samples are the same data"
     );
     assert_eq!(db.json(&["event", "show", "spring-concert"])["starts_at"], "2030-04-01T17:00:00Z");
+    let bookings = db.json(&["import", "bookings", &root.join("bookings.csv").display().to_string()]);
+    assert_eq!(bookings["created"], 3);
+    assert_eq!(db.json(&["event", "show", "spring-concert"])["sold"], 2);
 }
