@@ -514,3 +514,69 @@ mod fuzz_tests {
         }
     }
 }
+
+/// A chunk of a bookings import between resolving its rows and reserving them.
+#[derive(Debug)]
+pub struct BookingImportChunk {
+    /// The reservations to run, in file order, as one batch.
+    pub batch: Vec<crate::ReserveRequest>,
+    slots: Vec<usize>,
+    outcomes: Vec<(u64, Option<Result<ImportAction>>)>,
+}
+
+/// The first half of the bookings-import rule: each row's event is resolved (with the
+/// store's `resolve`, inside its transaction), the importer must be allowed to book
+/// for the row's customer, and the rows that pass become one reservation batch.
+pub fn prepare_booking_import(
+    chunk: Vec<ImportBooking>,
+    resolve: &mut dyn FnMut(&str) -> Result<Option<Event>>,
+    may_book: &dyn Fn(&Event, &crate::Email) -> Result<()>,
+) -> Result<BookingImportChunk> {
+    let mut events: HashMap<String, Option<Event>> = HashMap::new();
+    let mut plan =
+        BookingImportChunk { batch: Vec::new(), slots: Vec::new(), outcomes: Vec::with_capacity(chunk.len()) };
+    for row in chunk {
+        if !events.contains_key(&row.event) {
+            let e = resolve(&row.event)?;
+            events.insert(row.event.clone(), e);
+        }
+        let outcome = match &events[&row.event] {
+            None => Some(Err(Error::not_found("event", &row.event))),
+            Some(e) => match may_book(e, &row.request.customer) {
+                Err(refused) => Some(Err(refused)),
+                Ok(()) => {
+                    let mut req = row.request;
+                    req.event_id = e.id;
+                    plan.slots.push(plan.outcomes.len());
+                    plan.batch.push(req);
+                    None
+                }
+            },
+        };
+        plan.outcomes.push((row.line, outcome));
+    }
+    Ok(plan)
+}
+
+impl BookingImportChunk {
+    /// The second half: the batch's outcomes merged back in file order, each row
+    /// reported to `on_row` (a replayed external id is `Unchanged`); returns how many
+    /// rows were refused.
+    pub fn finish(
+        mut self,
+        results: Vec<Result<crate::Reservation>>,
+        on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
+    ) -> u64 {
+        for (slot, result) in self.slots.into_iter().zip(results) {
+            self.outcomes[slot].1 =
+                Some(result.map(|r| if r.replayed { ImportAction::Unchanged } else { ImportAction::Created }));
+        }
+        let mut refused = 0;
+        for (line, outcome) in self.outcomes {
+            let outcome = outcome.expect("the batch answers every request it was given");
+            refused += u64::from(outcome.is_err());
+            on_row(line, &outcome);
+        }
+        refused
+    }
+}

@@ -39,7 +39,9 @@ use diesel::sql_types::{Array, Int4, Int8, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use goticket_core::booking::{BatchState, decide_reservation, plan_reservations, replay};
 use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
-use goticket_core::import::{ImportAction, ImportBooking, ImportEvent, ImportMode, ImportState, plan_event_import};
+use goticket_core::import::{
+    ImportAction, ImportBooking, ImportEvent, ImportMode, ImportState, plan_event_import, prepare_booking_import,
+};
 use goticket_core::records::TicketRecord;
 use goticket_core::store::{DecideBooking, DecideCheckIn, DecideEvent, EventKey, SalesRow, Store};
 use goticket_core::{
@@ -659,8 +661,8 @@ fn resolve_event(c: &mut PgConnection, raw: &str, now: Timestamp) -> Tx<Option<E
     }
 }
 
-/// Resolves a chunk's events, checks who may book, and reserves the rest as one
-/// planned batch; returns how many rows were refused.
+/// A bookings-import chunk: core resolves and authorizes the rows (with this store's
+/// event lookup), the store reserves them as one planned batch, core reports.
 fn import_bookings_chunk(
     c: &mut PgConnection,
     chunk: Vec<ImportBooking>,
@@ -668,40 +670,9 @@ fn import_bookings_chunk(
     may_book: &dyn Fn(&Event, &Email) -> Result<()>,
     on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
 ) -> Tx<u64> {
-    let mut events: HashMap<String, Option<Event>> = HashMap::new();
-    let mut outcomes: Vec<(u64, Option<Result<ImportAction>>)> = Vec::with_capacity(chunk.len());
-    let (mut batch, mut slots) = (Vec::new(), Vec::new());
-    for row in chunk {
-        if !events.contains_key(&row.event) {
-            let e = resolve_event(c, &row.event, now)?;
-            events.insert(row.event.clone(), e);
-        }
-        let outcome = match &events[&row.event] {
-            None => Some(Err(Error::not_found("event", &row.event))),
-            Some(e) => match may_book(e, &row.request.customer) {
-                Err(refused) => Some(Err(refused)),
-                Ok(()) => {
-                    let mut req = row.request;
-                    req.event_id = e.id;
-                    slots.push(outcomes.len());
-                    batch.push(req);
-                    None
-                }
-            },
-        };
-        outcomes.push((row.line, outcome));
-    }
-    for (slot, result) in slots.into_iter().zip(reserve_planned(c, &batch, now)?) {
-        outcomes[slot].1 =
-            Some(result.map(|r| if r.replayed { ImportAction::Unchanged } else { ImportAction::Created }));
-    }
-    let mut refused = 0;
-    for (line, outcome) in outcomes {
-        let outcome = outcome.expect("every row has an outcome");
-        refused += u64::from(outcome.is_err());
-        on_row(line, &outcome);
-    }
-    Ok(refused)
+    let plan = prepare_booking_import(chunk, &mut |raw| resolve_event(c, raw, now).map_err(tx_err), may_book)?;
+    let results = reserve_planned(c, &plan.batch, now)?;
+    Ok(plan.finish(results, on_row))
 }
 
 fn collect_rows<T, R>(rows: Vec<R>, f: impl Fn(R) -> Result<T>) -> Tx<Vec<T>> {

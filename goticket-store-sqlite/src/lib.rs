@@ -32,7 +32,9 @@ use std::time::Duration;
 
 use goticket_core::booking::{BatchState, decide_reservation, plan_reservations, replay};
 use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
-use goticket_core::import::{ImportAction, ImportBooking, ImportEvent, ImportMode, ImportState, plan_event_import};
+use goticket_core::import::{
+    ImportAction, ImportBooking, ImportEvent, ImportMode, ImportState, plan_event_import, prepare_booking_import,
+};
 use goticket_core::records::{BookingRecord, TicketRecord};
 use goticket_core::store::{DecideBooking, DecideCheckIn, DecideEvent, EventKey, SalesRow, Store};
 use goticket_core::{
@@ -681,8 +683,8 @@ fn resolve_event(tx: &Connection, raw: &str, now: Timestamp) -> Result<Option<Ev
     }
 }
 
-/// Resolves a chunk's events, checks who may book, and reserves the rest as one
-/// planned batch; returns how many rows were refused.
+/// A bookings-import chunk: core resolves and authorizes the rows (with this store's
+/// event lookup), the store reserves them as one planned batch, core reports.
 fn import_bookings_chunk(
     tx: &Transaction<'_>,
     chunk: Vec<ImportBooking>,
@@ -690,40 +692,9 @@ fn import_bookings_chunk(
     may_book: &dyn Fn(&Event, &Email) -> Result<()>,
     on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
 ) -> Result<u64> {
-    let mut events: HashMap<String, Option<Event>> = HashMap::new();
-    let mut outcomes: Vec<(u64, Option<Result<ImportAction>>)> = Vec::with_capacity(chunk.len());
-    let (mut batch, mut slots) = (Vec::new(), Vec::new());
-    for row in chunk {
-        if !events.contains_key(&row.event) {
-            let e = resolve_event(tx, &row.event, now)?;
-            events.insert(row.event.clone(), e);
-        }
-        let outcome = match &events[&row.event] {
-            None => Some(Err(Error::not_found("event", &row.event))),
-            Some(e) => match may_book(e, &row.request.customer) {
-                Err(refused) => Some(Err(refused)),
-                Ok(()) => {
-                    let mut req = row.request;
-                    req.event_id = e.id;
-                    slots.push(outcomes.len());
-                    batch.push(req);
-                    None
-                }
-            },
-        };
-        outcomes.push((row.line, outcome));
-    }
-    for (slot, result) in slots.into_iter().zip(reserve_planned(tx, &batch, now)?) {
-        outcomes[slot].1 =
-            Some(result.map(|r| if r.replayed { ImportAction::Unchanged } else { ImportAction::Created }));
-    }
-    let mut refused = 0;
-    for (line, outcome) in outcomes {
-        let outcome = outcome.expect("every row has an outcome");
-        refused += u64::from(outcome.is_err());
-        on_row(line, &outcome);
-    }
-    Ok(refused)
+    let plan = prepare_booking_import(chunk, &mut |raw| resolve_event(tx, raw, now), may_book)?;
+    let results = reserve_planned(tx, &plan.batch, now)?;
+    Ok(plan.finish(results, on_row))
 }
 
 impl Store for SqliteStore {
