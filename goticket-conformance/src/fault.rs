@@ -94,6 +94,24 @@ impl Store for PoisonStore {
     ) -> Result<()> {
         self.inner.import_bookings(rows, mode, now, may_book, on_row)
     }
+    fn insert_user(&self, account: &goticket_core::users::Account) -> Result<()> {
+        self.inner.insert_user(account)
+    }
+    fn account(&self, email: &Email) -> Result<Option<goticket_core::users::Account>> {
+        self.inner.account(email)
+    }
+    fn list_users(&self) -> Result<Vec<goticket_core::users::User>> {
+        self.inner.list_users()
+    }
+    fn update_user(
+        &self,
+        email: &Email,
+        role: Option<goticket_core::Role>,
+        hash: Option<&goticket_core::users::PasswordHash>,
+        now: Timestamp,
+    ) -> Result<goticket_core::users::User> {
+        self.inner.update_user(email, role, hash, now)
+    }
     fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>> {
         self.inner.sales_report(event, organizer, now)
     }

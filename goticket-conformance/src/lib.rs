@@ -118,7 +118,8 @@ macro_rules! conformance_tests {
             batch_same_customer_limit_and_key, sales_window_and_end, not_found_errors,
             role_rules, sales_report_figures, update_event_fields, concurrent_threads_never_oversell,
             batch_collision_fails_only_its_request, concurrent_threads_without_combiner,
-            combined_buyers_mixed_quantities_limits_and_keys, a_failing_request_does_not_poison_its_batch
+            combined_buyers_mixed_quantities_limits_and_keys, a_failing_request_does_not_poison_its_batch,
+            users_roles_and_passwords
         );
 
         proptest::proptest! {

@@ -756,3 +756,43 @@ pub fn a_failing_request_does_not_poison_its_batch(f: Fixture) {
     assert_eq!(failures.load(Ordering::SeqCst), 15);
     assert_eq!(counters(&h.service, &e).1, 12 * 30 - 15);
 }
+
+/// User accounts: argon2id passwords, roles, who may manage whom, and login that says
+/// the same for an unknown email as for a wrong password.
+pub fn users_roles_and_passwords(f: Fixture) {
+    use goticket_core::users::Password;
+    let h = h(f);
+    let s = &h.service;
+    let a = admin();
+    let pw: Password = "correct horse battery".parse().expect("valid");
+    let org: goticket_core::Email = "org@example.com".parse().expect("valid");
+    let u = s.add_user(&a, "Org@Example.com".parse().expect("valid"), Role::Organizer, &pw).expect("added");
+    assert_eq!((u.email.as_str(), u.role), ("org@example.com", Role::Organizer));
+    assert_eq!(kind(s.add_user(&a, org.clone(), Role::Customer, &pw)), ErrorKind::Conflict);
+    let ann = principal("ann@example.com", Role::Customer);
+    assert_eq!(kind(s.add_user(&ann, "x@example.com".parse().expect("valid"), Role::Admin, &pw)), ErrorKind::Forbidden);
+    assert_eq!(kind(s.list_users(&ann)), ErrorKind::Forbidden);
+    assert_eq!(kind(s.set_role(&ann, &org, Role::Admin)), ErrorKind::Forbidden);
+
+    assert_eq!(s.authenticate(&org, "correct horse battery").expect("right password").role(), Role::Organizer);
+    assert_eq!(kind(s.authenticate(&org, "correct horse batter")), ErrorKind::Unauthenticated);
+    let unknown = s.authenticate(&"nobody@example.com".parse().expect("valid"), "correct horse battery");
+    let wrong = s.authenticate(&org, "wrong password!!");
+    assert_eq!(format!("{:?}", unknown.map(|_| ())), format!("{:?}", wrong.map(|_| ())), "no hint which emails exist");
+
+    assert_eq!(s.set_role(&a, &org, Role::Admin).expect("admin sets role").role, Role::Admin);
+    assert_eq!(s.principal_for(org.clone()).expect("known").role(), Role::Admin);
+    assert_eq!(s.principal_for("zed@example.com".parse().expect("valid")).expect("unknown").role(), Role::Customer);
+    assert_eq!(kind(s.set_role(&a, &"ghost@example.com".parse().expect("valid"), Role::Customer)), ErrorKind::NotFound);
+
+    let new_pw: Password = "another long secret".parse().expect("valid");
+    let self_org = principal("org@example.com", Role::Organizer);
+    assert_eq!(kind(s.set_password(&ann, &org, &new_pw)), ErrorKind::Forbidden, "only admins change others' passwords");
+    s.set_password(&self_org, &org, &new_pw).expect("a user changes their own password");
+    assert_eq!(kind(s.authenticate(&org, "correct horse battery")), ErrorKind::Unauthenticated);
+    s.authenticate(&org, "another long secret").expect("the new password works");
+
+    assert_eq!(s.register("ann@example.com".parse().expect("valid"), &pw).expect("sign-up").role, Role::Customer);
+    let users = s.list_users(&a).expect("admin lists");
+    assert_eq!(users.iter().map(|u| u.email.as_str()).collect::<Vec<_>>(), ["ann@example.com", "org@example.com"]);
+}

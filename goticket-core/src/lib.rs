@@ -38,6 +38,7 @@ pub mod records;
 pub mod service;
 pub mod store;
 pub mod types;
+pub mod users;
 
 pub use auth::{Principal, Role};
 pub use booking::{Booking, BookingAction, BookingStatus, CheckIn, Reservation, ReserveRequest, Ticket, Transition};

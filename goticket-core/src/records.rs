@@ -224,3 +224,29 @@ mod tests {
         assert!(r.into_event().is_err());
     }
 }
+
+/// A user row.
+#[derive(Debug, Clone)]
+#[allow(missing_docs)]
+pub struct UserRecord {
+    pub email: String,
+    pub role: String,
+    pub password_hash: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl UserRecord {
+    /// The domain account.
+    pub fn into_account(self) -> Result<crate::users::Account> {
+        Ok(crate::users::Account {
+            user: crate::users::User {
+                email: parse("email", &self.email)?,
+                role: parse("role", &self.role)?,
+                created_at: self.created_at,
+                updated_at: self.updated_at,
+            },
+            password_hash: crate::users::PasswordHash::from_stored(self.password_hash)?,
+        })
+    }
+}

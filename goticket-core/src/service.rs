@@ -17,6 +17,7 @@ use crate::event::{Event, EventPatch, NewEvent};
 use crate::query::{BookingFilter, Cursor, EventFilter, Page, PageRequest};
 use crate::store::{EventKey, SalesRow, Store};
 use crate::types::{BookingCode, BookingId, Email, EventId, IdempotencyKey, Quantity, TicketSecret};
+use crate::users::{Account, Password, PasswordHash, User};
 
 /// A request to book seats.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -399,6 +400,70 @@ impl Service {
         self.store.import_bookings(&mut items, mode, now, &|e, c| p.require_book_for(e, c), on_row)
     }
 
+    /// Creates a user account (admins only).
+    pub fn add_user(&self, p: &Principal, email: Email, role: crate::Role, password: &Password) -> Result<User> {
+        p.require_admin("add users")?;
+        self.create_account(email, role, password)
+    }
+
+    /// Self-service sign-up: always a customer.
+    pub fn register(&self, email: Email, password: &Password) -> Result<User> {
+        self.create_account(email, crate::Role::Customer, password)
+    }
+
+    fn create_account(&self, email: Email, role: crate::Role, password: &Password) -> Result<User> {
+        let now = self.now();
+        let user = User { email, role, created_at: now, updated_at: now };
+        let account = Account { user, password_hash: PasswordHash::new(password, &*self.entropy)? };
+        self.store.insert_user(&account)?;
+        Ok(account.user)
+    }
+
+    /// Every user (admins only).
+    pub fn list_users(&self, p: &Principal) -> Result<Vec<User>> {
+        p.require_admin("list users")?;
+        self.store.list_users()
+    }
+
+    /// Changes a user's role (admins only).
+    pub fn set_role(&self, p: &Principal, email: &Email, role: crate::Role) -> Result<User> {
+        p.require_admin("change roles")?;
+        self.store.update_user(email, Some(role), None, self.now())
+    }
+
+    /// Changes a password: an admin for anyone, a user for themself.
+    pub fn set_password(&self, p: &Principal, email: &Email, password: &Password) -> Result<User> {
+        if p.email() != email {
+            p.require_admin("change another user's password")?;
+        }
+        let hash = PasswordHash::new(password, &*self.entropy)?;
+        self.store.update_user(email, None, Some(&hash), self.now())
+    }
+
+    /// Checks an email and password; the same answer, and about the same time, for an
+    /// unknown email and a wrong password.
+    pub fn authenticate(&self, email: &Email, password: &str) -> Result<Principal> {
+        let denied = || Error::Unauthenticated { reason: "wrong email or password".into() };
+        match self.store.account(email)? {
+            Some(a) if a.password_hash.verify(password) => Ok(Principal::new(a.user.email, a.user.role)),
+            Some(_) => Err(denied()),
+            None => {
+                // Spend the time a real check would, so timing does not reveal accounts.
+                let _ = dummy_hash().verify(password);
+                Err(denied())
+            }
+        }
+    }
+
+    /// The principal an operator acts as with `--as EMAIL`: that user's role if the
+    /// account exists, a customer otherwise.
+    pub fn principal_for(&self, email: Email) -> Result<Principal> {
+        Ok(match self.store.account(&email)? {
+            Some(a) => Principal::new(a.user.email, a.user.role),
+            None => Principal::new(email, crate::Role::Customer),
+        })
+    }
+
     /// Sales per event: one event, or all the principal manages.
     pub fn sales_report(&self, p: &Principal, event: Option<&EventKey>) -> Result<Vec<SalesRow>> {
         let now = self.now();
@@ -415,6 +480,14 @@ impl Service {
             },
         }
     }
+}
+
+fn dummy_hash() -> &'static PasswordHash {
+    static DUMMY: OnceLock<PasswordHash> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let pw: Password = "not anyone's password".parse().expect("a valid constant password");
+        PasswordHash::new(&pw, &crate::clock::OsEntropy).expect("hashing a valid password succeeds")
+    })
 }
 
 fn paginate<T>(items: &mut Vec<T>, limit: u32, cursor: impl Fn(&T) -> Cursor) -> Page<T> {

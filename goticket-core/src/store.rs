@@ -11,6 +11,7 @@ use std::fmt;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use crate::auth::Role;
 use crate::booking::{Booking, CheckIn, Reservation, ReserveRequest, Ticket, Transition};
 use crate::error::Result;
 use crate::event::{Event, EventStatus};
@@ -18,6 +19,7 @@ use crate::import::{ImportAction, ImportBooking, ImportEvent, ImportMode};
 use crate::money::Money;
 use crate::query::{BookingFilter, EventFilter, PageStart};
 use crate::types::{BookingCode, Email, EventId, Slug, TicketSecret};
+use crate::users::{Account, PasswordHash, User};
 
 /// How an event is named in a request: by id or by slug.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -172,6 +174,24 @@ pub trait Store: Send + Sync + fmt::Debug {
         may_book: &dyn Fn(&Event, &Email) -> Result<()>,
         on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
     ) -> Result<()>;
+
+    /// Inserts a user account; a taken email is a conflict.
+    fn insert_user(&self, account: &Account) -> Result<()>;
+
+    /// Reads one account.
+    fn account(&self, email: &Email) -> Result<Option<Account>>;
+
+    /// All users, by email.
+    fn list_users(&self) -> Result<Vec<User>>;
+
+    /// Changes a user's role and/or password hash; not found if there is no such user.
+    fn update_user(
+        &self,
+        email: &Email,
+        role: Option<Role>,
+        hash: Option<&PasswordHash>,
+        now: Timestamp,
+    ) -> Result<User>;
 
     /// Sales figures for one event or, with `None`, all events (of `organizer`, if set),
     /// ordered by start time.

@@ -37,6 +37,7 @@ use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{Array, Int4, Int8, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use goticket_core::Role;
 use goticket_core::booking::{BatchState, decide_reservation, plan_reservations, replay};
 use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
 use goticket_core::import::{
@@ -44,6 +45,7 @@ use goticket_core::import::{
 };
 use goticket_core::records::TicketRecord;
 use goticket_core::store::{DecideBooking, DecideCheckIn, DecideEvent, EventKey, SalesRow, Store};
+use goticket_core::users::{Account, PasswordHash, User};
 use goticket_core::{
     Booking, BookingCode, BookingFilter, BookingStatus, CheckIn, Email, Event, EventFilter, EventId, PageStart,
     Reservation, ReserveRequest, TicketSecret, Timestamp,
@@ -52,9 +54,9 @@ use uuid::Uuid;
 
 use crate::rows::{
     BookingRow, CountRow, EVENT_COLS, EventChanges, EventRow, NewBookingRow, NewEventRow, NewTicketRow, SalesRowSql,
-    TicketRow, to_pg,
+    TicketRow, UserRow, to_pg,
 };
-use crate::schema::{bookings, events, tickets};
+use crate::schema::{bookings, events, tickets, users};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
@@ -675,6 +677,11 @@ fn import_bookings_chunk(
     Ok(plan.finish(results, on_row))
 }
 
+fn read_account(c: &mut PgConnection, email: &Email) -> Tx<Option<Account>> {
+    let row: Option<UserRow> = users::table.find(email.as_str()).select(UserRow::as_select()).first(c).optional()?;
+    Ok(row.map(|r| r.record()?.into_account()).transpose()?)
+}
+
 fn collect_rows<T, R>(rows: Vec<R>, f: impl Fn(R) -> Result<T>) -> Tx<Vec<T>> {
     rows.into_iter().map(|r| f(r).map_err(TxErr::Domain)).collect()
 }
@@ -939,6 +946,60 @@ impl Store for PgStore {
         on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
     ) -> Result<()> {
         self.import_loop(rows, mode, &mut |c, chunk| import_bookings_chunk(c, chunk, now, may_book, &mut *on_row))
+    }
+
+    fn insert_user(&self, a: &Account) -> Result<()> {
+        self.write(|c| {
+            diesel::insert_into(users::table)
+                .values((
+                    users::email.eq(a.user.email.as_str()),
+                    users::role.eq(a.user.role.as_str()),
+                    users::password_hash.eq(a.password_hash.as_str()),
+                    users::created_at.eq(to_pg(a.user.created_at)?),
+                    users::updated_at.eq(to_pg(a.user.updated_at)?),
+                ))
+                .execute(c)
+                .map_err(|e| match unique_violation_on(&e) {
+                    Some(_) => TxErr::Domain(Error::conflict(format!("a user {} already exists", a.user.email))),
+                    None => TxErr::Db(e),
+                })?;
+            Ok(())
+        })
+    }
+
+    fn account(&self, email: &Email) -> Result<Option<Account>> {
+        self.read(|c| read_account(c, email))
+    }
+
+    fn list_users(&self) -> Result<Vec<User>> {
+        self.read(|c| {
+            let rows: Vec<UserRow> = users::table.order(users::email).select(UserRow::as_select()).load(c)?;
+            collect_rows(rows, |r| r.record()?.into_account().map(|a| a.user))
+        })
+    }
+
+    fn update_user(
+        &self,
+        email: &Email,
+        role: Option<Role>,
+        hash: Option<&PasswordHash>,
+        now: Timestamp,
+    ) -> Result<User> {
+        self.write(|c| {
+            let n = diesel::sql_query(
+                "UPDATE users SET role = COALESCE($2, role), password_hash = COALESCE($3, password_hash),
+                   updated_at = $4 WHERE email = $1",
+            )
+            .bind::<Text, _>(email.as_str())
+            .bind::<diesel::sql_types::Nullable<Text>, _>(role.map(|r| r.as_str()))
+            .bind::<diesel::sql_types::Nullable<Text>, _>(hash.map(|h| h.as_str()))
+            .bind::<Timestamptz, _>(to_pg(now)?)
+            .execute(c)?;
+            if n == 0 {
+                return Err(Error::not_found("user", email).into());
+            }
+            Ok(read_account(c, email)?.ok_or_else(|| Error::not_found("user", email))?.user)
+        })
     }
 
     fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>> {

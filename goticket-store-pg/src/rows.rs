@@ -4,12 +4,12 @@
 use diesel::prelude::*;
 use diesel::sql_types::{Int4, Int8, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
-use goticket_core::records::{BookingRecord, EventRecord, TicketRecord};
+use goticket_core::records::{BookingRecord, EventRecord, TicketRecord, UserRecord};
 use goticket_core::{Booking, Event, Ticket, Timestamp};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::schema::{bookings, events, tickets};
+use crate::schema::{bookings, events, tickets, users};
 
 /// A domain timestamp as PostgreSQL's `timestamptz` (both keep microseconds).
 pub(crate) fn to_pg(t: Timestamp) -> Result<OffsetDateTime> {
@@ -339,5 +339,27 @@ pub(crate) struct NewTicketRow<'a> {
 impl<'a> NewTicketRow<'a> {
     pub(crate) fn new(booking_id: Uuid, t: &'a Ticket) -> Self {
         NewTicketRow { booking_id, seq: int(t.seq), secret: t.secret.as_str() }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct UserRow {
+    email: String,
+    role: String,
+    password_hash: String,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl UserRow {
+    pub(crate) fn record(self) -> Result<UserRecord> {
+        Ok(UserRecord {
+            email: self.email,
+            role: self.role,
+            password_hash: self.password_hash,
+            created_at: from_pg(self.created_at)?,
+            updated_at: from_pg(self.updated_at)?,
+        })
     }
 }

@@ -53,6 +53,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    users (email) {
+        email -> Text,
+        role -> Text,
+        password_hash -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(bookings -> events (event_id));
 diesel::joinable!(tickets -> bookings (booking_id));
-diesel::allow_tables_to_appear_in_same_query!(events, bookings, tickets);
+diesel::allow_tables_to_appear_in_same_query!(events, bookings, tickets, users);

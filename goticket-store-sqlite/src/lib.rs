@@ -30,13 +30,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use goticket_core::Role;
 use goticket_core::booking::{BatchState, decide_reservation, plan_reservations, replay};
 use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
 use goticket_core::import::{
     ImportAction, ImportBooking, ImportEvent, ImportMode, ImportState, plan_event_import, prepare_booking_import,
 };
-use goticket_core::records::{BookingRecord, TicketRecord};
+use goticket_core::records::{BookingRecord, TicketRecord, UserRecord};
 use goticket_core::store::{DecideBooking, DecideCheckIn, DecideEvent, EventKey, SalesRow, Store};
+use goticket_core::users::{Account, PasswordHash, User};
 use goticket_core::{
     Booking, BookingCode, BookingFilter, BookingStatus, CheckIn, Email, Event, EventFilter, EventId, IdempotencyKey,
     PageStart, Reservation, ReserveRequest, Slug, TicketSecret, Timestamp,
@@ -697,6 +699,29 @@ fn import_bookings_chunk(
     Ok(plan.finish(results, on_row))
 }
 
+fn read_user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
+    let ts = |i: usize| -> rusqlite::Result<Timestamp> {
+        let v: i64 = r.get(i)?;
+        Timestamp::from_microsecond(v)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Integer, Box::new(e)))
+    };
+    Ok(UserRecord {
+        email: r.get(0)?,
+        role: r.get(1)?,
+        password_hash: r.get(2)?,
+        created_at: ts(3)?,
+        updated_at: ts(4)?,
+    })
+}
+
+fn read_account(c: &Connection, email: &Email) -> Result<Option<Account>> {
+    let row = c
+        .prepare_cached("SELECT email, role, password_hash, created_at, updated_at FROM users WHERE email = ?1")
+        .and_then(|mut s| s.query_row([email.as_str()], read_user_row).optional())
+        .map_err(db_err)?;
+    row.map(UserRecord::into_account).transpose()
+}
+
 impl Store for SqliteStore {
     fn migrate(&self) -> Result<()> {
         // Every CLI process migrates on start; when the schema is current that must
@@ -951,6 +976,69 @@ impl Store for SqliteStore {
         on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
     ) -> Result<()> {
         self.import_loop(rows, mode, &mut |tx, chunk| import_bookings_chunk(tx, chunk, now, may_book, &mut *on_row))
+    }
+
+    fn insert_user(&self, a: &Account) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO users (email, role, password_hash, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    a.user.email.as_str(),
+                    a.user.role.as_str(),
+                    a.password_hash.as_str(),
+                    micros(a.user.created_at),
+                    micros(a.user.updated_at)
+                ],
+            )
+            .map_err(|e| {
+                if e.to_string().contains("users.email") {
+                    Error::conflict(format!("a user {} already exists", a.user.email))
+                } else {
+                    db_err(e)
+                }
+            })?;
+            Ok(())
+        })
+    }
+
+    fn account(&self, email: &Email) -> Result<Option<Account>> {
+        self.read(|c| read_account(c, email))
+    }
+
+    fn list_users(&self) -> Result<Vec<User>> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare_cached("SELECT email, role, password_hash, created_at, updated_at FROM users ORDER BY email")
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map([], read_user_row)
+                .map_err(db_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db_err)?;
+            rows.into_iter().map(|r| r.into_account().map(|a| a.user)).collect()
+        })
+    }
+
+    fn update_user(
+        &self,
+        email: &Email,
+        role: Option<Role>,
+        hash: Option<&PasswordHash>,
+        now: Timestamp,
+    ) -> Result<User> {
+        self.write(|tx| {
+            let n = tx
+                .execute(
+                    "UPDATE users SET role = COALESCE(?2, role), password_hash = COALESCE(?3, password_hash),
+                       updated_at = ?4 WHERE email = ?1",
+                    params![email.as_str(), role.map(|r| r.as_str()), hash.map(|h| h.as_str()), micros(now)],
+                )
+                .map_err(db_err)?;
+            if n == 0 {
+                return Err(Error::not_found("user", email));
+            }
+            Ok(read_account(tx, email)?.ok_or_else(|| Error::not_found("user", email))?.user)
+        })
     }
 
     fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>> {

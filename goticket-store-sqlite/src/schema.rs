@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_external_ids.sql"),
     include_str!("../migrations/0003_booking_external_ids.sql"),
+    include_str!("../migrations/0004_users.sql"),
 ];
 
 /// The schema version this build writes.
