@@ -16,7 +16,8 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
-    /// Act as this customer instead of as the admin.
+    /// Act as this user (their role from `goticket user`; a customer if they have no
+    /// account) instead of as the admin.
     #[arg(long = "as", global = true, value_name = "EMAIL")]
     pub as_user: Option<String>,
 
@@ -71,6 +72,47 @@ pub enum Command {
     /// Export as CSV or JSON Lines (the same columns import reads).
     #[command(subcommand)]
     Export(ExportCmd),
+    /// User accounts and roles (admin, organizer, customer).
+    #[command(subcommand)]
+    User(UserCmd),
+}
+
+/// User subcommands. Passwords are read from a prompt or with --password-stdin,
+/// never from an argument (arguments show up in `ps` and shell history).
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Add a user.
+    Add {
+        /// Email (the login).
+        #[arg(long)]
+        email: String,
+        /// admin, organizer or customer.
+        #[arg(long)]
+        role: String,
+        /// Read the password from standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Change a user's role.
+    SetRole {
+        /// The user.
+        #[arg(long)]
+        email: String,
+        /// admin, organizer or customer.
+        #[arg(long)]
+        role: String,
+    },
+    /// Change a user's password.
+    Passwd {
+        /// The user.
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 /// File formats for import and export.

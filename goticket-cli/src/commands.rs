@@ -13,8 +13,11 @@ use goticket_core::{
 use goticket_store_pg::PgStore;
 use goticket_store_sqlite::SqliteStore;
 
-use crate::args::{BookingCmd, Clearable, Cli, Command, EventCmd, ExportCmd, HoldsCmd, ImportCmd, PageArgs, ReportCmd};
+use crate::args::{
+    BookingCmd, Clearable, Cli, Command, EventCmd, ExportCmd, HoldsCmd, ImportCmd, PageArgs, ReportCmd, UserCmd,
+};
 use crate::output::Out;
+use goticket_core::users::Password;
 
 /// The principal the CLI acts as when `--as` is not given.
 const ADMIN_EMAIL: &str = "admin@goticket.local";
@@ -59,11 +62,51 @@ fn redact(url: &str) -> String {
     }
 }
 
-fn principal(as_user: &Option<String>) -> Result<Principal, Error> {
+/// The admin by default; with `--as`, that user with their stored role.
+fn principal(s: &Service, as_user: &Option<String>) -> Result<Principal, Error> {
     match as_user {
         None => Ok(Principal::new(ADMIN_EMAIL.parse()?, Role::Admin)),
-        Some(email) => Ok(Principal::new(parse::<Email>("--as", email)?, Role::Customer)),
+        Some(email) => s.principal_for(parse::<Email>("--as", email)?),
     }
+}
+
+/// A password from standard input, or typed twice at a prompt without echo.
+fn read_password(from_stdin: bool) -> Result<Password> {
+    use std::io::{BufRead, IsTerminal};
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
+        return Ok(line.parse()?);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::validation("password", "no terminal to prompt on: give --password-stdin").into());
+    }
+    let first = rpassword::prompt_password("Password: ").context("reading the password")?;
+    let again = rpassword::prompt_password("Again: ").context("reading the password")?;
+    if first != again {
+        return Err(Error::validation("password", "the two entries differ").into());
+    }
+    Ok(first.parse()?)
+}
+
+fn user(s: &Service, p: &Principal, cmd: UserCmd, out: &mut Out<impl Write>) -> Result<()> {
+    match cmd {
+        UserCmd::Add { email, role, password_stdin } => {
+            let (email, role) = (parse::<Email>("--email", &email)?, parse::<Role>("--role", &role)?);
+            let pw = read_password(password_stdin)?;
+            out.one(&s.add_user(p, email, role, &pw)?)?;
+        }
+        UserCmd::List => out.list(&s.list_users(p)?)?,
+        UserCmd::SetRole { email, role } => {
+            out.one(&s.set_role(p, &parse("--email", &email)?, parse("--role", &role)?)?)?;
+        }
+        UserCmd::Passwd { email, password_stdin } => {
+            let email: Email = parse("--email", &email)?;
+            let pw = read_password(password_stdin)?;
+            out.one(&s.set_password(p, &email, &pw)?)?;
+        }
+    }
+    Ok(())
 }
 
 fn page(args: &PageArgs) -> Result<PageRequest, Error> {
@@ -85,8 +128,8 @@ fn page(args: &PageArgs) -> Result<PageRequest, Error> {
 /// Runs one parsed command line, writing results to `w`.
 pub fn run(cli: Cli, w: impl Write) -> Result<()> {
     let mut out = Out::new(cli.format, w);
-    let p = principal(&cli.as_user)?;
     let service = Service::new(open_store(&cli.db)?);
+    let p = principal(&service, &cli.as_user)?;
     let s = &service;
     match cli.command {
         Command::Migrate => out.message("schema is up to date", serde_json::json!({ "migrated": true }))?,
@@ -114,6 +157,7 @@ pub fn run(cli: Cli, w: impl Write) -> Result<()> {
         Command::Demo(a) => crate::demo::run(s, &p, &a, &mut out)?,
         Command::Bench(cmd) => crate::bench::run(s, &p, &cli.db, cmd, &mut out)?,
         Command::Import(ImportCmd::Events(a)) => crate::transfer::import_events(s, &p, &a, &mut out)?,
+        Command::User(cmd) => user(s, &p, cmd, &mut out)?,
         Command::Import(ImportCmd::Bookings(a)) => crate::transfer::import_bookings(s, &p, &a, &mut out)?,
         Command::Export(ExportCmd::Events(a)) => crate::transfer::export_events(s, &p, &a, &mut out)?,
         Command::Export(ExportCmd::Bookings(a)) => crate::transfer::export_bookings(s, &p, &a, &mut out)?,

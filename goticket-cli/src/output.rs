@@ -188,6 +188,15 @@ impl Tabular for SalesRow {
     }
 }
 
+impl Tabular for goticket_core::users::User {
+    fn headers() -> &'static [&'static str] {
+        &["email", "role", "created_at", "updated_at"]
+    }
+    fn row(&self) -> Vec<String> {
+        vec![self.email.to_string(), self.role.to_string(), time(&self.created_at), time(&self.updated_at)]
+    }
+}
+
 impl Tabular for CheckIn {
     fn headers() -> &'static [&'static str] {
         &["booking_code", "seat", "customer", "event_id", "event_name", "checked_in_at"]

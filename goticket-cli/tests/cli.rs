@@ -1008,3 +1008,90 @@ fn the_readme_sample_files_import_and_agree() {
     assert_eq!(bookings["created"], 3);
     assert_eq!(db.json(&["event", "show", "spring-concert"])["sold"], 2);
 }
+
+/// Runs the binary with `input` on standard input.
+fn with_stdin(db: &Db, args: &[&str], input: &str) -> Output {
+    let mut child =
+        db.cmd(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+    child.wait_with_output().expect("wait")
+}
+
+#[test]
+fn users_roles_passwords_and_as() {
+    let db = Db::new();
+    let secret = "very secret password 1";
+    let out = with_stdin(
+        &db,
+        &["--format", "json", "user", "add", "--email", "Org@Example.com", "--role", "organizer", "--password-stdin"],
+        &format!("{secret}\n"),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let u: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!((s(&u["email"]), s(&u["role"])), ("org@example.com", "organizer"));
+    assert!(u.get("password_hash").is_none() && !String::from_utf8_lossy(&out.stdout).contains(secret));
+    let dup = with_stdin(
+        &db,
+        &["user", "add", "--email", "org@example.com", "--role", "customer", "--password-stdin"],
+        &format!("{secret}\n"),
+    );
+    assert_eq!(dup.status.code(), Some(4));
+    let short = with_stdin(
+        &db,
+        &["user", "add", "--email", "x@example.com", "--role", "customer", "--password-stdin"],
+        "short\n",
+    );
+    assert_eq!(short.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&short.stderr).contains("password"));
+    let bad_role = with_stdin(
+        &db,
+        &["user", "add", "--email", "x@example.com", "--role", "boss", "--password-stdin"],
+        &format!("{secret}\n"),
+    );
+    assert_eq!(bad_role.status.code(), Some(5));
+    // No terminal and no --password-stdin: refused, not hung.
+    let no_tty = db
+        .cmd(&["user", "add", "--email", "y@example.com", "--role", "customer"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    assert_eq!(no_tty.status.code(), Some(5));
+    // A password is never an argument.
+    db.fails(&["user", "add", "--email", "z@example.com", "--role", "customer", "--password", secret], 2);
+
+    let listed = db.json(&["user", "list"]);
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
+    assert!(!listed.to_string().contains("argon2"), "hashes are never printed");
+
+    // --as takes the stored role: the organizer creates an event and owns it.
+    let e = db.json(&[
+        "--as",
+        "org@example.com",
+        "event",
+        "create",
+        "--name",
+        "Org gig",
+        "--starts-at",
+        "2030-01-01T19:00:00Z",
+        "--ends-at",
+        "2030-01-01T22:00:00Z",
+        "--capacity",
+        "5",
+        "--price",
+        "1 EUR",
+        "--slug",
+        "org-gig",
+    ]);
+    assert_eq!(e["organizer"], "org@example.com");
+    db.fails(&["--as", "someone@example.com", "event", "cancel", "org-gig"], 6);
+    db.fails(&["--as", "org@example.com", "user", "list"], 6);
+    assert_eq!(db.json(&["user", "set-role", "--email", "org@example.com", "--role", "customer"])["role"], "customer");
+    db.fails(&["--as", "org@example.com", "event", "cancel", "org-gig"], 6);
+    db.fails(&["user", "set-role", "--email", "ghost@example.com", "--role", "customer"], 3);
+    let pw = with_stdin(
+        &db,
+        &["user", "passwd", "--email", "org@example.com", "--password-stdin"],
+        "a brand new password\n",
+    );
+    assert!(pw.status.success(), "{}", String::from_utf8_lossy(&pw.stderr));
+}
