@@ -316,6 +316,21 @@ pub struct CheckIn {
     pub checked_in_at: Timestamp,
 }
 
+impl CheckIn {
+    /// The record of `ticket` of `booking` (of `event`) scanned at `at`.
+    pub fn of(booking: &Booking, ticket: &Ticket, event: &Event, at: Timestamp) -> Self {
+        CheckIn {
+            booking_code: booking.code.clone(),
+            event_id: event.id,
+            event_name: event.name.to_string(),
+            customer: booking.customer.clone(),
+            seq: ticket.seq,
+            of: booking.quantity.get(),
+            checked_in_at: at,
+        }
+    }
+}
+
 /// The check-in rule: a ticket of a confirmed booking, scanned for the first time.
 pub fn decide_check_in(booking: &Booking, ticket: &Ticket, now: Timestamp) -> Result<()> {
     if let Some(at) = ticket.checked_in_at {

@@ -910,15 +910,7 @@ impl Store for PgStore {
             if n != 1 {
                 return Err(Error::conflict("ticket was checked in concurrently").into());
             }
-            Ok(CheckIn {
-                booking_code: booking.code.clone(),
-                event_id: event.id,
-                event_name: event.name.to_string(),
-                customer: booking.customer.clone(),
-                seq: ticket.seq,
-                of: booking.quantity.get(),
-                checked_in_at: now,
-            })
+            Ok(CheckIn::of(&booking, ticket, &event, now))
         })
     }
 

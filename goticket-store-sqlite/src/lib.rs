@@ -940,15 +940,7 @@ impl Store for SqliteStore {
             if n != 1 {
                 return Err(Error::conflict("ticket was checked in concurrently"));
             }
-            Ok(CheckIn {
-                booking_code: booking.code.clone(),
-                event_id: event.id,
-                event_name: event.name.to_string(),
-                customer: booking.customer.clone(),
-                seq: ticket.seq,
-                of: booking.quantity.get(),
-                checked_in_at: now,
-            })
+            Ok(CheckIn::of(&booking, ticket, &event, now))
         })
     }
 
