@@ -247,10 +247,12 @@ fn import<T>(
         let mut rejects = Rejects::open(a.rejects.as_deref())?;
         let bar = progress(None);
         let mut invalid: Vec<RowError> = Vec::new();
+        let mut rejected_rows = 0u64;
         let mut rows = read_rows(&path, format, columns)?.filter_map(|raw| match validate(parse, raw) {
             Ok(row) => Some(row),
             Err(errors) => {
-                invalid.push(errors.into_iter().next().expect("a failed row has at least one error"));
+                rejected_rows += 1;
+                invalid.extend(errors);
                 None
             }
         });
@@ -264,8 +266,8 @@ fn import<T>(
         })?;
         drop(rows);
         bar.finish_and_clear();
-        summary.rows += invalid.len() as u64;
-        summary.rejected += invalid.len() as u64;
+        summary.rows += rejected_rows;
+        summary.rejected += rejected_rows;
         let mut all: Vec<RowError> = invalid.into_iter().chain(refused).collect();
         all.sort_by_key(|e| e.line);
         for e in &all {

@@ -788,7 +788,9 @@ ev-5,Backwards,2030-05-01T19:00:00Z,2030-05-01T18:00:00Z,10,5 EUR
         let r = s.ok(&["import", "events", &bad, "--skip-invalid", "--rejects", &rejects.display().to_string()]);
         assert_eq!(counts(&r), (1, 0, 0, 2));
         let text = std::fs::read_to_string(&rejects).expect("rejects file");
-        assert!(text.starts_with("line,column,reason\n3,name,is required\n4,ends_at,"), "{text}");
+        assert!(text.starts_with("line,column,reason\n3,name,is required\n3,starts_at,"), "{text}");
+        assert_eq!(text.lines().filter(|l| l.starts_with("3,")).count(), 4, "every error of a row is listed: {text}");
+        assert!(text.contains("\n4,ends_at,must be after starts_at"), "{text}");
         assert_eq!(s.count(), 1);
         let header = s.file("header.csv", "external_id,name,colour\n");
         let err = s.run(&["import", "events", &header]);
