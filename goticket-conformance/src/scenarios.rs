@@ -639,6 +639,21 @@ pub fn batch_collision_fails_only_its_request(f: Fixture) {
     let kinds: Vec<Option<ErrorKind>> = out.iter().map(|o| o.as_ref().err().map(|e| e.kind())).collect();
     assert_eq!(kinds, [None, Some(ErrorKind::Conflict), None]);
     assert_eq!(counters(&h.service, &key(&e)), (0, 2, 8));
+
+    // The same in a big batch (stores may bulk-load those differently).
+    let big = h.event(&a, 100, "1 EUR", None);
+    let mut batch: Vec<_> = (0..40)
+        .map(|i| {
+            let mut r = req(&format!("c{i}@example.com"), &goticket_core::BookingCode::generate(&entropy));
+            r.event_id = big.id;
+            r
+        })
+        .collect();
+    batch[25].code = batch[7].code.clone();
+    let out = h.fixture.store.reserve(&batch, h.service.now()).expect("the batch as a whole succeeds");
+    let refused: Vec<usize> = out.iter().enumerate().filter(|(_, o)| o.is_err()).map(|(i, _)| i).collect();
+    assert_eq!(refused, [25], "only the colliding request fails");
+    assert_eq!(counters(&h.service, &key(&big)), (0, 39, 61));
 }
 
 /// The hot event again with combining turned off: one transaction per booking.

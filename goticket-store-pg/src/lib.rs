@@ -518,8 +518,12 @@ fn slug_conflict(err: DieselError, e: &Event) -> TxErr {
     err.into()
 }
 
-/// Inserts bookings and their tickets in a few multi-row statements (chunked under
-/// PostgreSQL's 65,535 bind parameters). A unique collision is a conflict.
+/// From this many bookings a batch is written with COPY rather than INSERT.
+const COPY_THRESHOLD: usize = 32;
+
+/// Inserts bookings and their tickets: one multi-row INSERT each for a small batch
+/// (at most 31 bookings of at most 100 seats stay far under PostgreSQL's 65,535 bind
+/// parameters), binary COPY for a big one. A unique collision is a conflict.
 fn insert_bookings(c: &mut PgConnection, bookings: &[Booking]) -> Tx<()> {
     let collision = |err: DieselError| -> TxErr {
         match unique_violation_on(&err) {
@@ -531,13 +535,17 @@ fn insert_bookings(c: &mut PgConnection, bookings: &[Booking]) -> Tx<()> {
         }
     };
     let rows = bookings.iter().map(NewBookingRow::from_booking).collect::<Result<Vec<_>>>()?;
-    for chunk in rows.chunks(2000) {
-        diesel::insert_into(bookings::table).values(chunk).execute(c).map_err(collision)?;
-    }
     let tickets: Vec<NewTicketRow<'_>> =
         bookings.iter().flat_map(|b| b.tickets.iter().map(|t| NewTicketRow::new(b.id.as_uuid(), t))).collect();
-    for chunk in tickets.chunks(10_000) {
-        diesel::insert_into(tickets::table).values(chunk).execute(c).map_err(collision)?;
+    if rows.len() >= COPY_THRESHOLD {
+        // Binary COPY inside the transaction: a big batch at bulk-load speed.
+        diesel::copy_from(bookings::table).from_insertable(&rows).execute(c).map_err(collision)?;
+        diesel::copy_from(tickets::table).from_insertable(&tickets).execute(c).map_err(collision)?;
+        return Ok(());
+    }
+    if !rows.is_empty() {
+        diesel::insert_into(bookings::table).values(&rows).execute(c).map_err(collision)?;
+        diesel::insert_into(tickets::table).values(&tickets).execute(c).map_err(collision)?;
     }
     Ok(())
 }

@@ -291,7 +291,7 @@ impl<'a> EventChanges<'a> {
 }
 
 #[derive(Insertable)]
-#[diesel(table_name = bookings)]
+#[diesel(table_name = bookings, treat_none_as_default_value = false)]
 pub(crate) struct NewBookingRow<'a> {
     id: Uuid,
     code: &'a str,
@@ -329,7 +329,7 @@ impl<'a> NewBookingRow<'a> {
 }
 
 #[derive(Insertable)]
-#[diesel(table_name = tickets)]
+#[diesel(table_name = tickets, treat_none_as_default_value = false)]
 pub(crate) struct NewTicketRow<'a> {
     booking_id: Uuid,
     seq: i32,
