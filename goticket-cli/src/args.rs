@@ -75,6 +75,25 @@ pub enum Command {
     /// User accounts and roles (admin, organizer, customer).
     #[command(subcommand)]
     User(UserCmd),
+    /// Serve the HTTP API (REST + JSON, JWT bearer auth).
+    #[cfg(feature = "http")]
+    Serve(ServeArgs),
+}
+
+/// `serve`.
+#[cfg(feature = "http")]
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one; the chosen address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// File holding the token signing secret (else env GOTICKET_JWT_SECRET; else an
+    /// ephemeral one, with a warning: tokens then die with the process).
+    #[arg(long)]
+    pub jwt_secret_file: Option<std::path::PathBuf>,
+    /// How long a login token is valid (e.g. 1h, 30m).
+    #[arg(long, default_value = "1h")]
+    pub token_ttl: String,
 }
 
 /// User subcommands. Passwords are read from a prompt or with --password-stdin,

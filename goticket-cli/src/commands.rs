@@ -70,6 +70,31 @@ fn principal(s: &Service, as_user: &Option<String>) -> Result<Principal, Error> 
     }
 }
 
+/// `goticket serve`: settings from flags and environment, then the server.
+#[cfg(feature = "http")]
+fn serve(service: Service, a: &crate::args::ServeArgs) -> Result<()> {
+    let addr = a.addr.parse().map_err(|_| Error::validation("--addr", format!("{:?} is not host:port", a.addr)))?;
+    let secret = match (&a.jwt_secret_file, std::env::var("GOTICKET_JWT_SECRET")) {
+        (Some(path), _) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        (None, Ok(s)) => s.into_bytes(),
+        (None, Err(_)) => {
+            eprintln!(
+                "goticket: warning: no GOTICKET_JWT_SECRET or --jwt-secret-file; tokens will not survive a restart"
+            );
+            let mut key = vec![0u8; 32];
+            goticket_core::Entropy::fill(&goticket_core::OsEntropy, &mut key);
+            key
+        }
+    };
+    if secret.len() < 32 {
+        return Err(Error::validation("jwt secret", "must be at least 32 bytes").into());
+    }
+    let ttl: goticket_core::HoldDuration =
+        a.token_ttl.parse().map_err(|e: Error| Error::validation("--token-ttl", e.to_string()))?;
+    let token_ttl = std::time::Duration::from_secs(u64::try_from(ttl.get().as_secs()).unwrap_or(3600));
+    crate::http::serve(service, crate::http::Settings { addr, jwt_secret: secret, token_ttl })
+}
+
 /// A password from standard input, or typed twice at a prompt without echo.
 fn read_password(from_stdin: bool) -> Result<Password> {
     use std::io::{BufRead, IsTerminal};
@@ -158,6 +183,8 @@ pub fn run(cli: Cli, w: impl Write) -> Result<()> {
         Command::Bench(cmd) => crate::bench::run(s, &p, &cli.db, cmd, &mut out)?,
         Command::Import(ImportCmd::Events(a)) => crate::transfer::import_events(s, &p, &a, &mut out)?,
         Command::User(cmd) => user(s, &p, cmd, &mut out)?,
+        #[cfg(feature = "http")]
+        Command::Serve(a) => serve(service.clone(), &a)?,
         Command::Import(ImportCmd::Bookings(a)) => crate::transfer::import_bookings(s, &p, &a, &mut out)?,
         Command::Export(ExportCmd::Events(a)) => crate::transfer::export_events(s, &p, &a, &mut out)?,
         Command::Export(ExportCmd::Bookings(a)) => crate::transfer::export_bookings(s, &p, &a, &mut out)?,

@@ -5,6 +5,8 @@ mod args;
 mod bench;
 mod commands;
 mod demo;
+#[cfg(feature = "http")]
+mod http;
 mod output;
 mod transfer;
 

@@ -1168,3 +1168,258 @@ fn killed_sale_on_postgres_leaves_consistent_state() {
     let schema = goticket_store_pg::testing::TestSchema::create(&admin);
     killed_sale_leaves_consistent_state(schema.url());
 }
+
+/// `goticket serve` end to end: a real server on 127.0.0.1:0, real HTTP.
+mod http {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
+
+    struct Server {
+        child: std::process::Child,
+        base: String,
+    }
+
+    impl Server {
+        fn start(db: &str) -> Self {
+            let mut child = Command::new(BIN)
+                .args(["--db", db, "serve", "--addr", "127.0.0.1:0"])
+                .env("GOTICKET_JWT_SECRET", SECRET)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+            let base = loop {
+                let line = lines.next().expect("the server printed its address").expect("readable");
+                if let Some(addr) = line.strip_prefix("goticket: listening on ") {
+                    break addr.to_owned();
+                }
+            };
+            // Keep draining the request log so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            Server { child, base }
+        }
+
+        fn call(
+            &self,
+            method: &str,
+            path: &str,
+            token: Option<&str>,
+            body: Option<&str>,
+            headers: &[(&str, &str)],
+        ) -> (u16, Value, String) {
+            let mut req = ureq::request(method, &format!("{}{path}", self.base));
+            if let Some(t) = token {
+                req = req.set("Authorization", &format!("Bearer {t}"));
+            }
+            for (k, v) in headers {
+                req = req.set(k, v);
+            }
+            let result = match body {
+                Some(b) => req.set("Content-Type", "application/json").send_string(b),
+                None => req.call(),
+            };
+            let resp = match result {
+                Ok(r) => r,
+                Err(ureq::Error::Status(_, r)) => r,
+                Err(e) => panic!("{method} {path}: {e}"),
+            };
+            let (status, ct) = (resp.status(), resp.content_type().to_owned());
+            let text = resp.into_string().expect("body");
+            (status, serde_json::from_str(&text).unwrap_or(Value::String(text)), ct)
+        }
+
+        fn token(&self, email: &str, password: &str) -> String {
+            let (status, v, _) = self.call(
+                "POST",
+                "/v1/auth/login",
+                None,
+                Some(&format!(r#"{{"email":"{email}","password":"{password}"}}"#)),
+                &[],
+            );
+            assert_eq!(status, 200, "{v}");
+            s(&v["token"]).to_owned()
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn assert_problem(got: (u16, Value, String), status: u16, kind: &str) {
+        assert_eq!(got.0, status, "{}", got.1);
+        assert_eq!(got.2, "application/problem+json");
+        assert_eq!(got.1["type"], format!("https://goticket.dev/problems/{kind}"), "{}", got.1);
+        assert_eq!(got.1["status"], status);
+        assert!(got.1["detail"].is_string());
+    }
+
+    fn add_user(db: &str, email: &str, role: &str) {
+        let mut child = Command::new(BIN)
+            .args(["--db", db, "user", "add", "--email", email, "--role", role, "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        child.stdin.take().expect("stdin").write_all(b"long enough password\n").expect("write");
+        assert!(child.wait().expect("wait").success());
+    }
+
+    fn the_whole_flow(db: &str) {
+        add_user(db, "boss@example.com", "admin");
+        add_user(db, "org@example.com", "organizer");
+        let srv = Server::start(db);
+        assert_eq!(srv.call("GET", "/healthz", None, None, &[]).0, 200);
+        assert_eq!(srv.call("GET", "/readyz", None, None, &[]).0, 200);
+
+        // Sign-up and login; 401 vs 403.
+        let reg = srv.call(
+            "POST",
+            "/v1/auth/register",
+            None,
+            Some(r#"{"email":"ann@example.com","password":"long enough password"}"#),
+            &[],
+        );
+        assert_eq!((reg.0, s(&reg.1["role"])), (201, "customer"));
+        assert_problem(
+            srv.call(
+                "POST",
+                "/v1/auth/register",
+                None,
+                Some(r#"{"email":"ann@example.com","password":"long enough password"}"#),
+                &[],
+            ),
+            409,
+            "conflict",
+        );
+        assert_problem(
+            srv.call(
+                "POST",
+                "/v1/auth/login",
+                None,
+                Some(r#"{"email":"ann@example.com","password":"wrong password!!"}"#),
+                &[],
+            ),
+            401,
+            "unauthenticated",
+        );
+        let (org, ann) = (
+            srv.token("org@example.com", "long enough password"),
+            srv.token("ann@example.com", "long enough password"),
+        );
+        assert_problem(srv.call("GET", "/v1/events", None, None, &[]), 401, "unauthenticated");
+        assert_problem(srv.call("GET", "/v1/events", Some("not.a.token"), None, &[]), 401, "unauthenticated");
+        let forged = {
+            let mut parts: Vec<String> = ann.split('.').map(str::to_owned).collect();
+            parts[2] = "AAAA".repeat(10);
+            parts.join(".")
+        };
+        assert_problem(srv.call("GET", "/v1/events", Some(&forged), None, &[]), 401, "unauthenticated");
+
+        // The organizer creates; a customer may not.
+        let event = r#"{"name":"Web gig","starts_at":"2030-01-01T19:00:00Z","ends_at":"2030-01-01T22:00:00Z","capacity":3,"price":{"amount_minor":1250,"currency":"EUR"},"slug":"web","max_per_customer":3}"#;
+        assert_problem(srv.call("POST", "/v1/events", Some(&ann), Some(event), &[]), 403, "forbidden");
+        let (status, e, _) = srv.call("POST", "/v1/events", Some(&org), Some(event), &[]);
+        assert_eq!((status, s(&e["organizer"])), (201, "org@example.com"), "{e}");
+        for (field, body) in
+            [("body", r#"{"name": 5"#), ("body", r#"{"name":"x","capacity":"many"}"#), ("body", r#"{"colour":"red"}"#)]
+        {
+            let got = srv.call("POST", "/v1/events", Some(&org), Some(body), &[]);
+            assert_problem(got.clone(), 422, "validation");
+            assert!(s(&got.1["detail"]).contains(field));
+        }
+        let huge = format!(r#"{{"name":"{}"}}"#, "x".repeat(70_000));
+        let got = srv.call("POST", "/v1/events", Some(&org), Some(&huge), &[]);
+        assert!(
+            (400..500).contains(&got.0) && got.2 == "application/problem+json",
+            "an oversize body is a 4xx problem: {}",
+            got.0
+        );
+
+        // A customer holds, retries with the same key, confirms; others may not look.
+        let hold = r#"{"quantity":2,"hold":"15m"}"#;
+        let (status, b, _) =
+            srv.call("POST", "/v1/events/web/bookings", Some(&ann), Some(hold), &[("Idempotency-Key", "k-1")]);
+        assert_eq!((status, s(&b["status"]), b["replayed"].as_bool()), (201, "held", Some(false)), "{b}");
+        let (status, again, _) =
+            srv.call("POST", "/v1/events/web/bookings", Some(&ann), Some(hold), &[("Idempotency-Key", "k-1")]);
+        assert_eq!((status, &again["code"], again["replayed"].as_bool()), (200, &b["code"], Some(true)));
+        let code = s(&b["code"]).to_owned();
+        let (status, c, _) = srv.call("POST", &format!("/v1/bookings/{code}/confirm"), Some(&ann), None, &[]);
+        assert_eq!((status, s(&c["status"])), (200, "confirmed"));
+        srv.call(
+            "POST",
+            "/v1/auth/register",
+            None,
+            Some(r#"{"email":"bob@example.com","password":"long enough password"}"#),
+            &[],
+        );
+        let bob = srv.token("bob@example.com", "long enough password");
+        assert_problem(srv.call("GET", &format!("/v1/bookings/{code}"), Some(&bob), None, &[]), 403, "forbidden");
+        assert_problem(
+            srv.call("POST", "/v1/events/web/bookings", Some(&bob), Some(r#"{"quantity":2}"#), &[]),
+            409,
+            "sold-out",
+        );
+        assert_eq!(srv.call("POST", "/v1/events/web/bookings", Some(&bob), Some(r#"{"quantity":1}"#), &[]).0, 201);
+        assert_problem(
+            srv.call("POST", "/v1/events/web/bookings", Some(&bob), Some(r#"{"quantity":1}"#), &[]),
+            409,
+            "sold-out",
+        );
+        let mine = srv.call("GET", "/v1/bookings", Some(&bob), None, &[]);
+        assert_eq!(mine.1["items"].as_array().map(Vec::len), Some(1), "a customer lists only their own bookings");
+
+        // Check-in at the door: once.
+        let secret = s(&b["tickets"][0]["secret"]).to_owned();
+        let body = format!(r#"{{"secret":"{secret}"}}"#);
+        assert_problem(srv.call("POST", "/v1/checkin", Some(&ann), Some(&body), &[]), 403, "forbidden");
+        assert_eq!(srv.call("POST", "/v1/checkin", Some(&org), Some(&body), &[]).0, 200);
+        assert_problem(srv.call("POST", "/v1/checkin", Some(&org), Some(&body), &[]), 409, "already-checked-in");
+
+        // Report, pagination, users, not found.
+        assert_problem(srv.call("GET", "/v1/reports/sales", Some(&ann), None, &[]), 403, "forbidden");
+        let (status, r, _) = srv.call("GET", "/v1/reports/sales", Some(&org), None, &[]);
+        assert_eq!((status, r["items"][0]["sold"].as_u64()), (200, Some(3)));
+        srv.call("POST", "/v1/events", Some(&org), Some(&event.replace("\"web\"", "\"web-2\"")), &[]);
+        let (_, p1, _) = srv.call("GET", "/v1/events?limit=1", Some(&ann), None, &[]);
+        let cursor = s(&p1["next_cursor"]).to_owned();
+        let (_, p2, _) = srv.call("GET", &format!("/v1/events?limit=1&cursor={cursor}"), Some(&ann), None, &[]);
+        assert_ne!(p1["items"][0]["id"], p2["items"][0]["id"]);
+        assert!(p2["next_cursor"].is_null());
+        assert_problem(srv.call("GET", "/v1/users", Some(&org), None, &[]), 403, "forbidden");
+        let boss = srv.token("boss@example.com", "long enough password");
+        assert_eq!(srv.call("GET", "/v1/users", Some(&boss), None, &[]).1["items"].as_array().map(Vec::len), Some(4));
+        assert_problem(srv.call("GET", "/v1/events/nope", Some(&ann), None, &[]), 404, "not-found");
+        assert_problem(srv.call("GET", "/v2/anything", None, None, &[]), 404, "not-found");
+    }
+
+    #[test]
+    fn the_whole_flow_on_sqlite() {
+        let db = Db::new();
+        the_whole_flow(&db.path.display().to_string());
+    }
+
+    #[test]
+    fn the_whole_flow_on_postgres() {
+        let Some(admin) = goticket_store_pg::testing::test_url() else { return };
+        let schema = goticket_store_pg::testing::TestSchema::create(&admin);
+        the_whole_flow(schema.url());
+    }
+
+    #[test]
+    fn sigterm_shuts_down_gracefully() {
+        let db = Db::new();
+        let mut srv = Server::start(&db.path.display().to_string());
+        assert_eq!(srv.call("GET", "/healthz", None, None, &[]).0, 200);
+        let pid = srv.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+        let status = srv.child.wait().expect("wait");
+        assert!(status.success(), "exit after SIGTERM: {status:?}");
+    }
+}
