@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -44,7 +45,93 @@ struct App {
     enc: Arc<EncodingKey>,
     dec: Arc<DecodingKey>,
     ttl: Duration,
+    metrics: Arc<Metrics>,
 }
+
+/// Upper bounds (seconds) of the request-latency histogram's buckets.
+const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// What `/metrics` reports, counted as requests go by.
+#[derive(Default)]
+struct Metrics {
+    by_class: [AtomicU64; 5],
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    micros: AtomicU64,
+    bookings: AtomicU64,
+    refusals: AtomicU64,
+}
+
+impl Metrics {
+    fn record(&self, status: u16, took: Duration) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.by_class[class].fetch_add(1, Ordering::Relaxed);
+        let secs = took.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.micros.fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    fn render(&self, combiner: Option<goticket_core::CombinerSnapshot>) -> String {
+        use std::fmt::Write as _;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP goticket_http_requests_total HTTP requests answered, by status class.");
+        let _ = writeln!(out, "# TYPE goticket_http_requests_total counter");
+        for (i, n) in self.by_class.iter().enumerate() {
+            let _ = writeln!(out, "goticket_http_requests_total{{class=\"{}xx\"}} {}", i + 1, get(n));
+        }
+        let _ = writeln!(out, "# HELP goticket_http_request_duration_seconds Time to answer a request.");
+        let _ = writeln!(out, "# TYPE goticket_http_request_duration_seconds histogram");
+        let mut cumulative = 0;
+        for (b, n) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += get(n);
+            let _ = writeln!(out, "goticket_http_request_duration_seconds_bucket{{le=\"{b}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "goticket_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {}", get(&self.count));
+        let _ = writeln!(out, "goticket_http_request_duration_seconds_sum {}", get(&self.micros) as f64 / 1e6);
+        let _ = writeln!(out, "goticket_http_request_duration_seconds_count {}", get(&self.count));
+        let _ = writeln!(out, "# HELP goticket_bookings_total Bookings made over HTTP.");
+        let _ = writeln!(out, "# TYPE goticket_bookings_total counter");
+        let _ = writeln!(out, "goticket_bookings_total {}", get(&self.bookings));
+        let _ = writeln!(
+            out,
+            "# HELP goticket_booking_refusals_total Booking requests refused by a rule (sold out, limit, ...)."
+        );
+        let _ = writeln!(out, "# TYPE goticket_booking_refusals_total counter");
+        let _ = writeln!(out, "goticket_booking_refusals_total {}", get(&self.refusals));
+        let c = combiner.unwrap_or_default();
+        let _ =
+            writeln!(out, "# HELP goticket_combiner_batches_total Transactions the reservation combiner committed.");
+        let _ = writeln!(out, "# TYPE goticket_combiner_batches_total counter");
+        let _ = writeln!(out, "goticket_combiner_batches_total {}", c.batches);
+        let _ = writeln!(out, "# HELP goticket_combiner_requests_total Reservations the combiner answered.");
+        let _ = writeln!(out, "# TYPE goticket_combiner_requests_total counter");
+        let _ = writeln!(out, "goticket_combiner_requests_total {}", c.requests);
+        let _ = writeln!(out, "# HELP goticket_combiner_largest_batch The largest batch so far.");
+        let _ = writeln!(out, "# TYPE goticket_combiner_largest_batch gauge");
+        let _ = writeln!(out, "goticket_combiner_largest_batch {}", c.largest_batch);
+        out
+    }
+}
+
+/// Counts every request for `/metrics`.
+async fn track(State(app): State<App>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    app.metrics.record(resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+async fn metrics(State(app): State<App>) -> impl IntoResponse {
+    let body = app.metrics.render(app.service.combiner_stats());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+/// How long a request may wait for the store before it is answered 503.
+const STORE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An error as an RFC 9457 problem: a stable `type` per error kind.
 struct Problem(Error);
@@ -75,10 +162,19 @@ fn problem(status: u16, kind: &str, detail: &str) -> Response {
 
 type Reply<T> = Result<T, Problem>;
 
-/// Runs a service call on a blocking thread.
+/// Runs a service call on a blocking thread, answering 503 (busy) if it takes longer
+/// than [`STORE_TIMEOUT`].
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> goticket_core::Result<T> + Send + 'static) -> Reply<T> {
-    tokio::task::spawn_blocking(f)
+    let timeout = || {
+        Problem(Error::Storage(goticket_core::StoreError::new(
+            goticket_core::StoreErrorKind::Busy,
+            format!("the store did not answer within {} s", STORE_TIMEOUT.as_secs()),
+            None,
+        )))
+    };
+    tokio::time::timeout(STORE_TIMEOUT, tokio::task::spawn_blocking(f))
         .await
+        .map_err(|_| timeout())?
         .map_err(|_| {
             Problem(Error::Storage(goticket_core::StoreError::new(
                 goticket_core::StoreErrorKind::Other,
@@ -323,7 +419,19 @@ async fn book(
         hold: opt("hold", b.hold.as_ref())?,
         idempotency_key: opt("Idempotency-Key", key_header.as_ref())?,
     };
-    let r = blocking(move || app.service.reserve(&p, req)).await?;
+    let service = app.service.clone();
+    let r = match blocking(move || service.reserve(&p, req)).await {
+        Ok(r) => r,
+        Err(e) => {
+            if e.0.kind().http_status() == 409 {
+                app.metrics.refusals.fetch_add(1, Ordering::Relaxed);
+            }
+            return Err(e);
+        }
+    };
+    if !r.replayed {
+        app.metrics.bookings.fetch_add(1, Ordering::Relaxed);
+    }
     let status = if r.replayed { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, Json(r)))
 }
@@ -415,8 +523,10 @@ async fn not_found() -> Response {
 }
 
 fn router(app: App) -> Router {
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .route("/readyz", get(ready))
         .route("/v1/auth/register", post(register))
         .route("/v1/auth/login", post(login))
@@ -436,7 +546,15 @@ fn router(app: App) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             problem(500, ErrorKind::Storage.as_str(), "internal error")
         }))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(app.clone(), track))
+        // Outermost last: a request gets an id (or keeps the caller's), the log span
+        // carries it, and the response echoes it.
+        .layer(tower_http::request_id::PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
+        }))
+        .layer(tower_http::request_id::SetRequestIdLayer::new(request_id, tower_http::request_id::MakeRequestUuid))
         .with_state(app)
 }
 
@@ -473,6 +591,7 @@ pub fn serve(service: Service, settings: Settings) -> anyhow::Result<()> {
             enc: Arc::new(EncodingKey::from_secret(&settings.jwt_secret)),
             dec: Arc::new(DecodingKey::from_secret(&settings.jwt_secret)),
             ttl: settings.token_ttl,
+            metrics: Arc::default(),
         };
         // The sweeper only tidies: reads and reservations never count overdue holds.
         let sweeper = tokio::spawn(async move {

@@ -1413,6 +1413,45 @@ mod http {
     }
 
     #[test]
+    fn request_ids_and_metrics() {
+        let db = Db::new();
+        let path = db.path.display().to_string();
+        add_user(&path, "boss@example.com", "admin");
+        let srv = Server::start(&path);
+        let fresh = ureq::get(&format!("{}/healthz", srv.base)).call().expect("ok");
+        let id = fresh.header("x-request-id").expect("a request id is assigned").to_owned();
+        assert_eq!(id.len(), 36, "a UUID: {id}");
+        let echoed = ureq::get(&format!("{}/healthz", srv.base)).set("x-request-id", "trace-me-42").call().expect("ok");
+        assert_eq!(echoed.header("x-request-id"), Some("trace-me-42"), "the caller's id is kept");
+
+        let boss = srv.token("boss@example.com", "long enough password");
+        let event = r#"{"name":"M","starts_at":"2030-01-01T19:00:00Z","ends_at":"2030-01-01T22:00:00Z","capacity":2,"price":{"amount_minor":100,"currency":"EUR"},"slug":"m"}"#;
+        srv.call("POST", "/v1/events", Some(&boss), Some(event), &[]);
+        let book = r#"{"quantity":1,"customer":"a@example.com"}"#;
+        for _ in 0..3 {
+            srv.call("POST", "/v1/events/m/bookings", Some(&boss), Some(book), &[]);
+        }
+        srv.call("GET", "/v1/events", None, None, &[]);
+        let (status, text, ct) = srv.call("GET", "/metrics", None, None, &[]);
+        assert_eq!((status, ct.as_str()), (200, "text/plain"));
+        let text = text.as_str().expect("text").to_owned();
+        let value = |name: &str| -> f64 {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name} missing in:\n{text}"))
+        };
+        assert_eq!(value("goticket_bookings_total"), 2.0);
+        assert_eq!(value("goticket_booking_refusals_total"), 1.0, "the third was sold out");
+        assert!(value("goticket_http_requests_total{class=\"2xx\"}") >= 5.0);
+        assert!(value("goticket_http_requests_total{class=\"4xx\"}") >= 2.0);
+        assert!(value("goticket_http_request_duration_seconds_count") >= 7.0);
+        assert!(value("goticket_combiner_batches_total") >= 1.0, "reservations go through the combiner");
+        assert!(text.contains("goticket_http_request_duration_seconds_bucket{le=\"+Inf\"}"));
+    }
+
+    #[test]
     fn sigterm_shuts_down_gracefully() {
         let db = Db::new();
         let mut srv = Server::start(&db.path.display().to_string());
