@@ -229,6 +229,28 @@ pub enum BenchCmd {
     FlashSale(FlashSaleArgs),
     /// The batched floor: one thread books a fresh event N requests per transaction.
     Batched(BatchedArgs),
+    /// Load-test a running `goticket serve`: C connections book one event until it is
+    /// sold out.
+    #[cfg(feature = "http")]
+    Http(HttpBenchArgs),
+}
+
+/// `bench http`.
+#[cfg(feature = "http")]
+#[derive(Debug, Args)]
+pub struct HttpBenchArgs {
+    /// The server, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    pub url: String,
+    /// A bearer token of an admin or of the event's organizer.
+    #[arg(long, env = "GOTICKET_TOKEN")]
+    pub token: String,
+    /// The event (id or slug) to sell out.
+    #[arg(long)]
+    pub event: String,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: u32,
 }
 
 /// `bench flash-sale`.

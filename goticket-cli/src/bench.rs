@@ -146,6 +146,8 @@ pub fn run(s: &Service, p: &Principal, db: &str, cmd: BenchCmd, out: &mut Out<im
     let result = match cmd {
         BenchCmd::FlashSale(a) => flash_sale(s, p, db, &a)?,
         BenchCmd::Batched(a) => batched(s, p, db, &a)?,
+        #[cfg(feature = "http")]
+        BenchCmd::Http(a) => http(&a)?,
     };
     out.one(&result)?;
     Ok(())
@@ -232,6 +234,103 @@ fn flash_sale(s: &Service, p: &Principal, db: &str, a: &FlashSaleArgs) -> Result
         max_ms: lat.last().map_or(0.0, |d| ms(*d)),
         batches: stats.map(|s| s.batches),
         largest_batch: stats.map(|s| s.largest_batch),
+    })
+}
+
+/// One request of the HTTP load test: its status and how long it took.
+#[cfg(feature = "http")]
+fn http_book(agent: &ureq::Agent, url: &str, token: &str, i: u32) -> (u16, Duration) {
+    let t = Instant::now();
+    let body = format!(r#"{{"quantity":1,"customer":"http{i}@bench.example.com"}}"#);
+    let status = match agent
+        .post(url)
+        .set("Authorization", &format!("Bearer {token}"))
+        .set("Content-Type", "application/json")
+        .send_string(&body)
+    {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(_) => 0,
+    };
+    (status, t.elapsed())
+}
+
+/// `bench http`: many connections book one event of a running server until it is
+/// sold out; every answer must be 201 or 409 (no 5xx), and the server's counters
+/// must equal the 201s.
+#[cfg(feature = "http")]
+fn http(a: &crate::args::HttpBenchArgs) -> Result<BenchResult> {
+    let base = a.url.trim_end_matches('/');
+    let agent = ureq::AgentBuilder::new().max_idle_connections_per_host(a.concurrency as usize).build();
+    let event_url = format!("{base}/v1/events/{}", a.event);
+    let get_event = || -> Result<serde_json::Value> {
+        Ok(agent.get(&event_url).set("Authorization", &format!("Bearer {}", a.token)).call()?.into_json()?)
+    };
+    let event = get_event()?;
+    let capacity = event["capacity"].as_u64().unwrap_or(0) as u32;
+    // Book by id, as front ends do: an id's owner is cached by the service, a slug is
+    // looked up each time (a slug can move to another event).
+    let id = event["id"].as_str().ok_or_else(|| anyhow::anyhow!("the server's event has no id"))?;
+    let book_url = format!("{base}/v1/events/{id}/bookings");
+    let (next, sold_out) = (AtomicU32::new(0), std::sync::atomic::AtomicBool::new(false));
+    let started = Instant::now();
+    let per_thread: Vec<(Vec<Duration>, u64, u64, u64)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..a.concurrency)
+            .map(|_| {
+                let (agent, book_url, next, sold_out) = (&agent, &book_url, &next, &sold_out);
+                scope.spawn(move || {
+                    let (mut lat, mut ok, mut refused, mut failed) = (Vec::new(), 0, 0, 0);
+                    while !sold_out.load(Ordering::Relaxed) {
+                        let (status, took) = http_book(agent, book_url, &a.token, next.fetch_add(1, Ordering::Relaxed));
+                        lat.push(took);
+                        match status {
+                            201 => ok += 1,
+                            409 => {
+                                refused += 1;
+                                sold_out.store(true, Ordering::Relaxed);
+                            }
+                            _ => failed += 1,
+                        }
+                    }
+                    (lat, ok, refused, failed)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+    });
+    let elapsed = started.elapsed();
+    let (mut lat, mut bookings, mut refused, mut failed) = (Vec::new(), 0u64, 0u64, 0u64);
+    for (l, ok, no, bad) in per_thread {
+        lat.extend(l);
+        bookings += ok;
+        refused += no;
+        failed += bad;
+    }
+    lat.sort_unstable();
+    let e = get_event()?;
+    let sold = e["sold"].as_u64().unwrap_or(0) as u32;
+    if failed > 0 {
+        return Err(anyhow::anyhow!("{failed} requests got neither 201 nor 409 (a 5xx or a transport error)"));
+    }
+    Ok(BenchResult {
+        scenario: "http",
+        store: "server",
+        combined: true,
+        capacity,
+        buyers: next.load(Ordering::Relaxed),
+        concurrency: a.concurrency,
+        qty: 1,
+        bookings,
+        sold,
+        refused,
+        oversold: u64::from(sold) != bookings || sold > capacity,
+        elapsed_ms: ms(elapsed),
+        bookings_per_sec: bookings as f64 / elapsed.as_secs_f64(),
+        p50_ms: percentile(&lat, 0.50),
+        p99_ms: percentile(&lat, 0.99),
+        max_ms: lat.last().map_or(0.0, |d| ms(*d)),
+        batches: None,
+        largest_batch: None,
     })
 }
 

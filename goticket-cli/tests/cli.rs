@@ -1451,6 +1451,46 @@ mod http {
         assert!(text.contains("goticket_http_request_duration_seconds_bucket{le=\"+Inf\"}"));
     }
 
+    /// The load test, from a separate process: 16 connections sell a 300-seat event
+    /// out; exactly 300 sold and nothing but 201 and 409 answered.
+    #[test]
+    fn bench_http_sells_out_exactly() {
+        let db = Db::new();
+        let path = db.path.display().to_string();
+        add_user(&path, "boss@example.com", "admin");
+        let srv = Server::start(&path);
+        let boss = srv.token("boss@example.com", "long enough password");
+        let event = r#"{"name":"Hot","starts_at":"2030-01-01T19:00:00Z","ends_at":"2030-01-01T22:00:00Z","capacity":300,"price":{"amount_minor":100,"currency":"EUR"},"slug":"hot"}"#;
+        assert_eq!(srv.call("POST", "/v1/events", Some(&boss), Some(event), &[]).0, 201);
+        let out = Command::new(BIN)
+            .args([
+                "--db",
+                &path,
+                "--format",
+                "json",
+                "bench",
+                "http",
+                "--url",
+                &srv.base,
+                "--token",
+                &boss,
+                "--event",
+                "hot",
+                "--concurrency",
+                "16",
+            ])
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let r: Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(
+            (r["sold"].as_u64(), r["bookings"].as_u64(), r["oversold"].as_bool()),
+            (Some(300), Some(300), Some(false)),
+            "{r}"
+        );
+        assert!(r["refused"].as_u64().unwrap_or(0) >= 1);
+    }
+
     #[test]
     fn sigterm_shuts_down_gracefully() {
         let db = Db::new();
