@@ -220,7 +220,10 @@ impl FromRequestParts<App> for Caller {
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| unauth("the Authorization header is not \"Bearer <token>\""))?;
-        let data = jsonwebtoken::decode::<Claims>(token, &app.dec, &Validation::new(jsonwebtoken::Algorithm::HS256))
+        // No leeway: a token is refused the second its `exp` passes.
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.leeway = 0;
+        let data = jsonwebtoken::decode::<Claims>(token, &app.dec, &validation)
             .map_err(|e| unauth(&format!("invalid token: {e}")))?;
         let email: Email = data.claims.sub.parse().map_err(|_| unauth("invalid token subject"))?;
         let role: Role = data.claims.role.parse().map_err(|_| unauth("invalid token role"))?;

@@ -1491,6 +1491,116 @@ mod http {
         assert!(r["refused"].as_u64().unwrap_or(0) >= 1);
     }
 
+    impl Server {
+        fn start_with(db: &str, extra: &[&str]) -> Self {
+            let mut child = Command::new(BIN)
+                .args(["--db", db, "serve", "--addr", "127.0.0.1:0"])
+                .args(extra)
+                .env("GOTICKET_JWT_SECRET", SECRET)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+            let base = loop {
+                let line = lines.next().expect("the server printed its address").expect("readable");
+                if let Some(addr) = line.strip_prefix("goticket: listening on ") {
+                    break addr.to_owned();
+                }
+            };
+            std::thread::spawn(move || for _ in lines {});
+            Server { child, base }
+        }
+    }
+
+    /// Every route against every kind of caller: 401 without a valid token (missing,
+    /// forged, expired), 403 where the role may not act, and the right answer where it
+    /// may (a 409 from a state rule also proves access was granted).
+    #[test]
+    fn the_role_matrix() {
+        let db = Db::new();
+        let path = db.path.display().to_string();
+        for (email, role) in [
+            ("boss@example.com", "admin"),
+            ("org@example.com", "organizer"),
+            ("rival@example.com", "organizer"),
+            ("ann@example.com", "customer"),
+        ] {
+            add_user(&path, email, role);
+        }
+        let srv = Server::start_with(&path, &["--token-ttl", "1s"]);
+        let expired = srv.token("ann@example.com", "long enough password");
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        let srv2 = Server::start(&path);
+        let t = |email: &str| srv2.token(email, "long enough password");
+        let (boss, org, rival, ann) =
+            (t("boss@example.com"), t("org@example.com"), t("rival@example.com"), t("ann@example.com"));
+        let callers: [(&str, Option<&str>); 7] = [
+            ("none", None),
+            ("forged", Some("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib3NzQGV4YW1wbGUuY29tIn0.AAAA")),
+            ("expired", Some(&expired)),
+            ("customer", Some(&ann)),
+            ("owner", Some(&org)),
+            ("rival", Some(&rival)),
+            ("admin", Some(&boss)),
+        ];
+        let event = |slug: &str| {
+            format!(
+                r#"{{"name":"E","starts_at":"2030-01-01T19:00:00Z","ends_at":"2030-01-01T22:00:00Z","capacity":50,"price":{{"amount_minor":100,"currency":"EUR"}},"slug":"{slug}"}}"#
+            )
+        };
+        assert_eq!(srv2.call("POST", "/v1/events", Some(&org), Some(&event("web")), &[]).0, 201);
+        let (_, hold, _) =
+            srv2.call("POST", "/v1/events/web/bookings", Some(&ann), Some(r#"{"quantity":1,"hold":"1h"}"#), &[]);
+        let code = s(&hold["code"]).to_owned();
+        let secret = s(&hold["tickets"][0]["secret"]).to_owned();
+        let checkin = format!(r#"{{"secret":"{secret}"}}"#);
+        // Expected status per caller, in the order of `callers`, route by route. The
+        // rows run in order: state changes (confirm, check in, cancel) come last.
+        let matrix: Vec<(&str, String, Option<String>, [u16; 7])> = vec![
+            ("GET", "/v1/events".into(), None, [401, 401, 401, 200, 200, 200, 200]),
+            ("GET", "/v1/events/web".into(), None, [401, 401, 401, 200, 200, 200, 200]),
+            ("PATCH", "/v1/events/web".into(), Some(r#"{"venue":"Hall"}"#.into()), [401, 401, 401, 403, 200, 403, 200]),
+            (
+                "POST",
+                "/v1/events/web/bookings".into(),
+                Some(r#"{"quantity":1}"#.into()),
+                [401, 401, 401, 201, 201, 201, 201],
+            ),
+            (
+                "POST",
+                "/v1/events/web/bookings".into(),
+                Some(r#"{"quantity":1,"customer":"zed@example.com"}"#.into()),
+                [401, 401, 401, 403, 201, 403, 201],
+            ),
+            ("GET", "/v1/bookings".into(), None, [401, 401, 401, 200, 200, 200, 200]),
+            ("GET", format!("/v1/bookings/{code}"), None, [401, 401, 401, 200, 200, 403, 200]),
+            ("GET", "/v1/reports/sales".into(), None, [401, 401, 401, 403, 200, 200, 200]),
+            ("GET", "/v1/users".into(), None, [401, 401, 401, 403, 403, 403, 200]),
+            ("POST", format!("/v1/bookings/{code}/confirm"), None, [401, 401, 401, 200, 409, 403, 409]),
+            ("POST", "/v1/checkin".into(), Some(checkin), [401, 401, 401, 403, 200, 403, 409]),
+            ("POST", "/v1/events/web/cancel".into(), None, [401, 401, 401, 403, 200, 403, 409]),
+        ];
+        for (method, route, body, expected) in &matrix {
+            for ((who, token), want) in callers.iter().zip(expected) {
+                let (got, v, ct) = srv2.call(method, route, *token, body.as_deref(), &[]);
+                assert_eq!(got, *want, "{method} {route} as {who}: {v}");
+                if got >= 400 {
+                    assert_eq!(ct, "application/problem+json", "{method} {route} as {who}");
+                }
+            }
+        }
+        // Creating events: customers may not; organizers and admins may.
+        for ((who, token), want) in callers.iter().zip([401, 401, 401, 403, 201, 201, 201]) {
+            let got = srv2.call("POST", "/v1/events", *token, Some(&event(&format!("new-{who}"))), &[]).0;
+            assert_eq!(got, want, "POST /v1/events as {who}");
+        }
+        for open in ["/healthz", "/readyz", "/metrics"] {
+            assert_eq!(srv2.call("GET", open, None, None, &[]).0, 200, "{open} needs no token");
+        }
+        drop(srv);
+    }
+
     #[test]
     fn sigterm_shuts_down_gracefully() {
         let db = Db::new();
