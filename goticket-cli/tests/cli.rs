@@ -1183,23 +1183,7 @@ mod http {
 
     impl Server {
         fn start(db: &str) -> Self {
-            let mut child = Command::new(BIN)
-                .args(["--db", db, "serve", "--addr", "127.0.0.1:0"])
-                .env("GOTICKET_JWT_SECRET", SECRET)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn");
-            let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-            let base = loop {
-                let line = lines.next().expect("the server printed its address").expect("readable");
-                if let Some(addr) = line.strip_prefix("goticket: listening on ") {
-                    break addr.to_owned();
-                }
-            };
-            // Keep draining the request log so the server never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            Server { child, base }
+            Self::start_with(db, &[])
         }
 
         fn call(
