@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use goticket_core::{
-    BookingCode, BookingFilter, BookingRequest, Cursor, Email, Error, EventFilter, EventKey, EventPatch, NewEvent,
-    PageRequest, PageStart, Principal, Role, Service, Store, TicketSecret, parse_timestamp,
+    BookingCode, BookingFilter, BookingRequest, Cursor, Email, Error, EventFields, EventFilter, EventKey, PageRequest,
+    PageStart, Principal, Role, Service, Store, TicketSecret, parse_timestamp,
 };
 use goticket_store_pg::PgStore;
 use goticket_store_sqlite::SqliteStore;
@@ -31,9 +31,17 @@ pub(crate) fn parse_opt<T: FromStr<Err = Error>>(flag: &str, raw: &Option<String
     raw.as_deref().map(|r| parse(flag, r)).transpose()
 }
 
-/// A patch value for an optional field: `--clear` wins, else the new value if given.
-fn either<T>(clear: bool, set: Option<T>) -> Option<Option<T>> {
-    if clear { Some(None) } else { set.map(Some) }
+/// The first of core's field errors, named by the flag that carried the field
+/// (`starts_at` -> `--starts-at`).
+fn flag_error(errors: Vec<Error>) -> Error {
+    let first = errors.into_iter().next().unwrap_or_else(|| Error::validation("input", "is invalid"));
+    match &first {
+        Error::Validation { field, .. } => {
+            let flag = format!("--{}", field.replace('_', "-"));
+            first.in_field(&flag)
+        }
+        _ => first,
+    }
 }
 
 pub(crate) fn time_opt(flag: &str, raw: &Option<String>) -> Result<Option<goticket_core::Timestamp>, Error> {
@@ -196,31 +204,22 @@ pub fn run(cli: Cli, w: impl Write) -> Result<()> {
 fn event(s: &Service, p: &Principal, cmd: EventCmd, out: &mut Out<impl Write>) -> Result<()> {
     match cmd {
         EventCmd::Create(a) => {
-            let mut n = NewEvent::new(
-                parse("--name", &a.name)?,
-                parse_timestamp("--starts-at", &a.starts_at)?,
-                parse_timestamp("--ends-at", &a.ends_at)?,
-                parse("--capacity", &a.capacity)?,
-                parse("--price", &a.price)?,
-            );
-            n.slug = parse_opt("--slug", &a.slug)?;
-            n.venue = a
-                .venue
-                .as_deref()
-                .map(|v| goticket_core::types::bounded_text("--venue", v, 200, true))
-                .transpose()?
-                .flatten();
-            n.description = a
-                .description
-                .as_deref()
-                .map(|v| goticket_core::types::bounded_text("--description", v, 10_000, true))
-                .transpose()?
-                .flatten();
-            n.max_per_customer = parse_opt("--max-per-customer", &a.max_per_customer)?;
-            n.sales_start = time_opt("--sales-start", &a.sales_start)?;
-            n.sales_end = time_opt("--sales-end", &a.sales_end)?;
-            n.organizer = parse_opt("--organizer", &a.organizer)?;
-            out.one(&s.create_event(p, n)?)?;
+            let fields = EventFields {
+                name: Some(a.name),
+                starts_at: Some(a.starts_at),
+                ends_at: Some(a.ends_at),
+                capacity: Some(a.capacity),
+                price: Some(a.price),
+                slug: a.slug,
+                venue: a.venue,
+                description: a.description,
+                max_per_customer: a.max_per_customer,
+                sales_start: a.sales_start,
+                sales_end: a.sales_end,
+                organizer: a.organizer,
+                external_id: None,
+            };
+            out.one(&s.create_event(p, fields.parse().map_err(flag_error)?)?)?;
         }
         EventCmd::List(a) => {
             let filter = EventFilter {
@@ -235,29 +234,31 @@ fn event(s: &Service, p: &Principal, cmd: EventCmd, out: &mut Out<impl Write>) -
         }
         EventCmd::Show { event } => out.one(&s.event(p, &parse("event", &event)?)?)?,
         EventCmd::Update(a) => {
-            let cleared = |c: Clearable| a.clear.contains(&c);
-            let text = |flag: &str, v: &Option<String>, max: usize| {
-                v.as_deref().map(|v| goticket_core::types::bounded_text(flag, v, max, true)).transpose()
+            let fields = EventFields {
+                name: a.name,
+                starts_at: a.starts_at,
+                ends_at: a.ends_at,
+                capacity: a.capacity,
+                price: a.price,
+                slug: a.slug,
+                venue: a.venue,
+                description: a.description,
+                max_per_customer: a.max_per_customer,
+                sales_start: a.sales_start,
+                sales_end: a.sales_end,
+                ..EventFields::default()
             };
-            let patch = EventPatch {
-                name: parse_opt("--name", &a.name)?,
-                slug: either(cleared(Clearable::Slug), parse_opt("--slug", &a.slug)?),
-                description: either(
-                    cleared(Clearable::Description),
-                    text("--description", &a.description, 10_000)?.flatten(),
-                ),
-                venue: either(cleared(Clearable::Venue), text("--venue", &a.venue, 200)?.flatten()),
-                starts_at: time_opt("--starts-at", &a.starts_at)?,
-                ends_at: time_opt("--ends-at", &a.ends_at)?,
-                capacity: parse_opt("--capacity", &a.capacity)?,
-                price: parse_opt("--price", &a.price)?,
-                max_per_customer: either(
-                    cleared(Clearable::MaxPerCustomer),
-                    parse_opt("--max-per-customer", &a.max_per_customer)?,
-                ),
-                sales_start: either(cleared(Clearable::SalesStart), time_opt("--sales-start", &a.sales_start)?),
-                sales_end: either(cleared(Clearable::SalesEnd), time_opt("--sales-end", &a.sales_end)?),
-            };
+            let mut patch = fields.parse_patch().map_err(flag_error)?;
+            for c in &a.clear {
+                match c {
+                    Clearable::Slug => patch.slug = Some(None),
+                    Clearable::Description => patch.description = Some(None),
+                    Clearable::Venue => patch.venue = Some(None),
+                    Clearable::MaxPerCustomer => patch.max_per_customer = Some(None),
+                    Clearable::SalesStart => patch.sales_start = Some(None),
+                    Clearable::SalesEnd => patch.sales_end = Some(None),
+                }
+            }
             out.one(&s.update_event(p, &parse("event", &a.event)?, &patch)?)?;
         }
         EventCmd::Cancel { event } => out.one(&s.cancel_event(p, &parse("event", &event)?)?)?,

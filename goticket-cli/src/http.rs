@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use goticket_core::{
-    BookingCode, BookingFilter, BookingRequest, Email, Error, ErrorKind, EventFilter, EventKey, EventPatch, NewEvent,
+    BookingCode, BookingFilter, BookingRequest, Email, Error, ErrorKind, EventFields, EventFilter, EventKey,
     PageRequest, PageStart, Principal, Role, Service, TicketSecret, parse_timestamp,
 };
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
@@ -310,8 +310,31 @@ struct EventBody {
     organizer: Option<String>,
 }
 
-fn required<T>(field: &str, v: Option<T>) -> Reply<T> {
-    v.ok_or_else(|| Problem(Error::validation(field, "is required")))
+impl EventBody {
+    /// The body as core's event fields (numbers and money back to text, so core parses
+    /// every face's input the same way).
+    fn fields(self) -> EventFields {
+        EventFields {
+            name: self.name,
+            starts_at: self.starts_at,
+            ends_at: self.ends_at,
+            capacity: self.capacity.map(|c| c.to_string()),
+            price: self.price.map(|m| m.to_string()),
+            slug: self.slug,
+            venue: self.venue,
+            description: self.description,
+            max_per_customer: self.max_per_customer.map(|m| m.to_string()),
+            sales_start: self.sales_start,
+            sales_end: self.sales_end,
+            organizer: self.organizer,
+            external_id: None,
+        }
+    }
+}
+
+/// The first of core's field errors, as a problem.
+fn first(errors: Vec<Error>) -> Problem {
+    Problem(errors.into_iter().next().unwrap_or_else(|| Error::validation("body", "is invalid")))
 }
 
 async fn create_event(
@@ -319,28 +342,8 @@ async fn create_event(
     Caller(p): Caller,
     raw: Result<Bytes, BytesRejection>,
 ) -> Reply<impl IntoResponse> {
-    let b: EventBody = body(raw)?;
-    let mut n = NewEvent::new(
-        parse("name", &required("name", b.name)?)?,
-        required("starts_at", time("starts_at", b.starts_at.as_ref())?)?,
-        required("ends_at", time("ends_at", b.ends_at.as_ref())?)?,
-        required("capacity", b.capacity)?.try_into().map_err(Problem)?,
-        required("price", b.price)?,
-    );
-    n.slug = opt("slug", b.slug.as_ref())?;
-    n.venue =
-        b.venue.as_deref().map(|v| goticket_core::types::bounded_text("venue", v, 200, true)).transpose()?.flatten();
-    n.description = b
-        .description
-        .as_deref()
-        .map(|v| goticket_core::types::bounded_text("description", v, 10_000, true))
-        .transpose()?
-        .flatten();
-    n.max_per_customer = b.max_per_customer.map(|m| m.try_into()).transpose().map_err(Problem)?;
-    n.sales_start = time("sales_start", b.sales_start.as_ref())?;
-    n.sales_end = time("sales_end", b.sales_end.as_ref())?;
-    n.organizer = opt("organizer", b.organizer.as_ref())?;
-    let e = blocking(move || app.service.create_event(&p, n)).await?;
+    let new = body::<EventBody>(raw)?.fields().parse().map_err(first)?;
+    let e = blocking(move || app.service.create_event(&p, new)).await?;
     Ok((StatusCode::CREATED, Json(e)))
 }
 
@@ -351,23 +354,7 @@ async fn update_event(
     raw: Result<Bytes, BytesRejection>,
 ) -> Reply<impl IntoResponse> {
     let key: EventKey = parse("event", &key)?;
-    let b: EventBody = body(raw)?;
-    if b.organizer.is_some() {
-        return Err(Problem(Error::validation("organizer", "cannot be changed")));
-    }
-    let patch = EventPatch {
-        name: opt("name", b.name.as_ref())?,
-        slug: opt("slug", b.slug.as_ref())?.map(Some),
-        description: b.description.map(Some),
-        venue: b.venue.map(Some),
-        starts_at: time("starts_at", b.starts_at.as_ref())?,
-        ends_at: time("ends_at", b.ends_at.as_ref())?,
-        capacity: b.capacity.map(|c| c.try_into()).transpose().map_err(Problem)?,
-        price: b.price,
-        max_per_customer: b.max_per_customer.map(|m| m.try_into()).transpose().map_err(Problem)?.map(Some),
-        sales_start: time("sales_start", b.sales_start.as_ref())?.map(Some),
-        sales_end: time("sales_end", b.sales_end.as_ref())?.map(Some),
-    };
+    let patch = body::<EventBody>(raw)?.fields().parse_patch().map_err(first)?;
     Ok(Json(blocking(move || app.service.update_event(&p, &key, &patch)).await?))
 }
 

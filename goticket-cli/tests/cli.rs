@@ -335,7 +335,7 @@ fn bad_input_exit_codes_and_one_line_errors() {
     assert!(fails(&[("--price", "5.001 EUR")], 5).contains("decimal places"));
     assert!(fails(&[("--capacity", "0")], 5).contains("--capacity"));
     assert!(fails(&[("--capacity", "lots")], 5).contains("--capacity"));
-    assert!(fails(&[("--ends-at", "2030-01-01T18:00:00Z")], 5).contains("ends_at"));
+    assert!(fails(&[("--ends-at", "2030-01-01T18:00:00Z")], 5).contains("invalid --ends-at: must be after starts_at"));
     assert!(fails(&[("--name", "   ")], 5).contains("--name"));
     // Nothing half-written: no event exists after all those refusals.
     assert_eq!(db.json(&["event", "list"])["items"].as_array().map(Vec::len), Some(0));

@@ -410,3 +410,189 @@ mod tests {
         assert!("done".parse::<EventStatus>().is_err());
     }
 }
+
+/// An event as text fields, the way every face receives one (CLI flags, JSON bodies,
+/// import rows). Parsing applies the domain's rules once for all of them; each error
+/// names its field (`capacity`, `starts_at`...), and the face renames it if it must.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct EventFields {
+    pub name: Option<String>,
+    pub starts_at: Option<String>,
+    pub ends_at: Option<String>,
+    pub capacity: Option<String>,
+    pub price: Option<String>,
+    pub slug: Option<String>,
+    pub venue: Option<String>,
+    pub description: Option<String>,
+    pub max_per_customer: Option<String>,
+    pub sales_start: Option<String>,
+    pub sales_end: Option<String>,
+    pub organizer: Option<String>,
+    pub external_id: Option<String>,
+}
+
+/// Collects the errors of a field-by-field parse.
+struct Fields(Vec<Error>);
+
+impl Fields {
+    fn take<T>(&mut self, field: &str, r: Result<T>) -> Option<T> {
+        r.map_err(|e| self.0.push(e.in_field(field))).ok()
+    }
+
+    fn parse<T: FromStr<Err = Error>>(&mut self, field: &str, raw: Option<&String>) -> Option<T> {
+        let raw = raw.filter(|v| !v.trim().is_empty())?;
+        self.take(field, raw.parse())
+    }
+
+    fn time(&mut self, field: &str, raw: Option<&String>) -> Option<Timestamp> {
+        let raw = raw.filter(|v| !v.trim().is_empty())?;
+        self.take(field, crate::clock::parse_timestamp(field, raw))
+    }
+
+    /// Optional text: `None` when absent, `Some(None)` when given empty (clears it).
+    fn text(&mut self, field: &str, raw: Option<&String>, max: usize) -> Option<Option<String>> {
+        let raw = raw?;
+        self.take(field, crate::types::bounded_text(field, raw, max, true))
+    }
+
+    fn required<T>(&mut self, field: &str, v: Option<T>, given: Option<&String>) -> Option<T> {
+        if given.is_none_or(|g| g.trim().is_empty()) {
+            self.0.push(Error::validation(field, "is required"));
+        }
+        v
+    }
+}
+
+impl EventFields {
+    /// A new event from the fields: every field's error, in field order.
+    pub fn parse(&self) -> std::result::Result<NewEvent, Vec<Error>> {
+        let mut f = Fields(Vec::new());
+        let name = f.parse::<EventName>("name", self.name.as_ref());
+        let name = f.required("name", name, self.name.as_ref());
+        let starts_at = f.time("starts_at", self.starts_at.as_ref());
+        let starts_at = f.required("starts_at", starts_at, self.starts_at.as_ref());
+        let ends_at = f.time("ends_at", self.ends_at.as_ref());
+        let ends_at = f.required("ends_at", ends_at, self.ends_at.as_ref());
+        let capacity = f.parse::<Capacity>("capacity", self.capacity.as_ref());
+        let capacity = f.required("capacity", capacity, self.capacity.as_ref());
+        let price = f.parse::<Money>("price", self.price.as_ref());
+        let price = f.required("price", price, self.price.as_ref());
+        let slug = f.parse::<Slug>("slug", self.slug.as_ref());
+        let venue = f.text("venue", self.venue.as_ref(), 200).flatten();
+        let description = f.text("description", self.description.as_ref(), 10_000).flatten();
+        let max_per_customer = f.parse::<PerCustomerLimit>("max_per_customer", self.max_per_customer.as_ref());
+        let sales_start = f.time("sales_start", self.sales_start.as_ref());
+        let sales_end = f.time("sales_end", self.sales_end.as_ref());
+        let organizer = f.parse::<Email>("organizer", self.organizer.as_ref());
+        let external_id = f.parse::<ExternalId>("external_id", self.external_id.as_ref());
+        if let (Some(s), Some(e)) = (starts_at, ends_at)
+            && s >= e
+        {
+            f.0.push(Error::validation("ends_at", format!("must be after starts_at ({e} is not after {s})")));
+        }
+        match (name, starts_at, ends_at, capacity, price) {
+            (Some(name), Some(starts_at), Some(ends_at), Some(capacity), Some(price)) if f.0.is_empty() => {
+                let mut n = NewEvent::new(name, starts_at, ends_at, capacity, price);
+                n.slug = slug;
+                n.venue = venue;
+                n.description = description;
+                n.max_per_customer = max_per_customer;
+                n.sales_start = sales_start;
+                n.sales_end = sales_end;
+                n.organizer = organizer;
+                n.external_id = external_id;
+                Ok(n)
+            }
+            _ => Err(f.0),
+        }
+    }
+
+    /// A change from the fields that are given (an empty optional text clears it).
+    /// The owner and the external id cannot change.
+    pub fn parse_patch(&self) -> std::result::Result<EventPatch, Vec<Error>> {
+        let mut f = Fields(Vec::new());
+        for (field, v) in [("organizer", &self.organizer), ("external_id", &self.external_id)] {
+            if v.is_some() {
+                f.0.push(Error::validation(field, "cannot be changed"));
+            }
+        }
+        let patch = EventPatch {
+            name: f.parse("name", self.name.as_ref()),
+            slug: f.parse("slug", self.slug.as_ref()).map(Some),
+            description: f.text("description", self.description.as_ref(), 10_000),
+            venue: f.text("venue", self.venue.as_ref(), 200),
+            starts_at: f.time("starts_at", self.starts_at.as_ref()),
+            ends_at: f.time("ends_at", self.ends_at.as_ref()),
+            capacity: f.parse("capacity", self.capacity.as_ref()),
+            price: f.parse("price", self.price.as_ref()),
+            max_per_customer: f.parse("max_per_customer", self.max_per_customer.as_ref()).map(Some),
+            sales_start: f.time("sales_start", self.sales_start.as_ref()).map(Some),
+            sales_end: f.time("sales_end", self.sales_end.as_ref()).map(Some),
+        };
+        if f.0.is_empty() { Ok(patch) } else { Err(f.0) }
+    }
+}
+
+#[cfg(test)]
+mod fields_tests {
+    use super::*;
+
+    fn good() -> EventFields {
+        EventFields {
+            name: Some("Gig".into()),
+            starts_at: Some("2030-01-01T19:00:00Z".into()),
+            ends_at: Some("2030-01-01T22:00:00Z".into()),
+            capacity: Some("10".into()),
+            price: Some("12.50 EUR".into()),
+            ..EventFields::default()
+        }
+    }
+
+    #[test]
+    fn good_fields_parse() {
+        let mut f = good();
+        f.venue = Some("  Hall ".into());
+        f.description = Some("".into());
+        let n = f.parse().unwrap();
+        assert_eq!((n.capacity.get(), n.venue.as_deref(), n.description), (10, Some("Hall"), None));
+    }
+
+    #[test]
+    fn every_error_names_its_field_in_order() {
+        let f = EventFields {
+            name: Some("  ".into()),
+            starts_at: Some("tomorrow".into()),
+            capacity: Some("0".into()),
+            price: Some("-1 EUR".into()),
+            slug: Some("Not A Slug".into()),
+            ..EventFields::default()
+        };
+        let fields: Vec<String> = f
+            .parse()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| match e {
+                Error::Validation { field, .. } => field,
+                other => other.to_string(),
+            })
+            .collect();
+        assert_eq!(fields, ["name", "starts_at", "ends_at", "capacity", "price", "slug"]);
+    }
+
+    #[test]
+    fn dates_are_checked_together() {
+        let mut f = good();
+        f.ends_at = Some("2030-01-01T18:00:00Z".into());
+        assert!(f.parse().unwrap_err()[0].to_string().starts_with("invalid ends_at: must be after starts_at"));
+    }
+
+    #[test]
+    fn patches_take_only_given_fields_and_clear_empty_text() {
+        let f = EventFields { capacity: Some("50".into()), venue: Some(String::new()), ..EventFields::default() };
+        let p = f.parse_patch().unwrap();
+        assert_eq!((p.capacity.map(|c| c.get()), p.venue, p.name), (Some(50), Some(None), None));
+        let owner = EventFields { organizer: Some("x@example.com".into()), ..EventFields::default() };
+        assert!(owner.parse_patch().is_err());
+    }
+}

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::clock::parse_timestamp;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventPatch, NewEvent};
-use crate::types::{EventId, ExternalId, Slug, bounded_text};
+use crate::types::{EventId, ExternalId, Slug};
 
 /// One problem with one row of an import file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -82,92 +82,46 @@ pub struct EventRow {
     pub event: NewEvent,
 }
 
-/// Validates one events row with the same rules as every other way in. `get` gives a
-/// column's text (`None` or empty when absent). All the row's errors are returned.
+/// Validates one events row with the same rules as every other way in
+/// ([`crate::EventFields`]). `get` gives a column's text (`None` or empty when absent).
+/// All the row's errors are returned.
 pub fn parse_event_row(
     line: u64,
     get: &dyn Fn(&str) -> Option<String>,
 ) -> std::result::Result<EventRow, Vec<RowError>> {
     let mut errors = Vec::new();
-    let text = |c: &str| get(c).filter(|v| !v.trim().is_empty());
-    let mut field = |column: &str, r: Result<()>| {
-        if let Err(e) = r {
-            let reason = match e {
-                Error::Validation { reason, .. } => reason,
-                other => other.to_string(),
-            };
-            errors.push(RowError { line, column: column.to_owned(), reason });
+    if get("external_id").is_none_or(|v| v.trim().is_empty()) {
+        errors.push(RowError { line, column: "external_id".into(), reason: "is required".into() });
+    }
+    let fields = crate::EventFields {
+        name: get("name"),
+        starts_at: get("starts_at"),
+        ends_at: get("ends_at"),
+        capacity: get("capacity"),
+        price: get("price"),
+        slug: get("slug"),
+        venue: get("venue"),
+        description: get("description"),
+        max_per_customer: get("max_per_customer"),
+        external_id: get("external_id"),
+        ..crate::EventFields::default()
+    };
+    match fields.parse() {
+        Ok(event) if errors.is_empty() => Ok(EventRow { line, event }),
+        Ok(_) => Err(errors),
+        Err(field_errors) => {
+            errors.extend(field_errors.into_iter().map(|e| row_error(line, e)));
+            Err(errors)
         }
-    };
-    macro_rules! required {
-        ($column:literal, $parse:expr) => {{
-            match text($column) {
-                None => {
-                    field($column, Err(Error::validation($column, "is required")));
-                    None
-                }
-                Some(v) => {
-                    let r: Result<_> = $parse(&v);
-                    match r {
-                        Ok(x) => Some(x),
-                        Err(e) => {
-                            field($column, Err(e));
-                            None
-                        }
-                    }
-                }
-            }
-        }};
     }
-    macro_rules! optional {
-        ($column:literal, $parse:expr) => {{
-            match text($column) {
-                None => None,
-                Some(v) => {
-                    let r: Result<_> = $parse(&v);
-                    match r {
-                        Ok(x) => Some(x),
-                        Err(e) => {
-                            field($column, Err(e));
-                            None
-                        }
-                    }
-                }
-            }
-        }};
+}
+
+/// A field's validation error as a row error.
+fn row_error(line: u64, e: Error) -> RowError {
+    match e {
+        Error::Validation { field, reason } => RowError { line, column: field, reason },
+        other => RowError { line, column: String::new(), reason: other.to_string() },
     }
-    let external_id = required!("external_id", |v: &str| v.parse::<ExternalId>());
-    let name = required!("name", |v: &str| v.parse::<crate::EventName>());
-    let starts_at = required!("starts_at", |v: &str| parse_timestamp("starts_at", v));
-    let ends_at = required!("ends_at", |v: &str| parse_timestamp("ends_at", v));
-    let capacity = required!("capacity", |v: &str| v.parse::<crate::Capacity>());
-    let price = required!("price", |v: &str| v.parse::<crate::Money>());
-    let slug = optional!("slug", |v: &str| v.parse::<Slug>());
-    let venue = optional!("venue", |v: &str| bounded_text("venue", v, 200, true));
-    let description = optional!("description", |v: &str| bounded_text("description", v, 10_000, true));
-    let limit = optional!("max_per_customer", |v: &str| v.parse::<crate::PerCustomerLimit>());
-    let (Some(external_id), Some(name), Some(starts_at), Some(ends_at), Some(capacity), Some(price)) =
-        (external_id, name, starts_at, ends_at, capacity, price)
-    else {
-        return Err(errors);
-    };
-    if starts_at >= ends_at {
-        errors.push(RowError {
-            line,
-            column: "ends_at".into(),
-            reason: format!("must be after starts_at ({ends_at} is not after {starts_at})"),
-        });
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let mut event = NewEvent::new(name, starts_at, ends_at, capacity, price);
-    event.external_id = Some(external_id);
-    event.slug = slug;
-    event.venue = venue.flatten();
-    event.description = description.flatten();
-    event.max_per_customer = limit;
-    Ok(EventRow { line, event })
 }
 
 /// A validated bookings row.

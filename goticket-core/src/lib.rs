@@ -45,7 +45,7 @@ pub use booking::{Booking, BookingAction, BookingStatus, CheckIn, Reservation, R
 pub use clock::{Clock, Entropy, HoldDuration, ManualClock, OsEntropy, SeededEntropy, SystemClock, parse_timestamp};
 pub use combiner::CombinerSnapshot;
 pub use error::{Error, ErrorKind, Result, StoreError, StoreErrorKind};
-pub use event::{Event, EventPatch, EventStatus, NewEvent};
+pub use event::{Event, EventFields, EventPatch, EventStatus, NewEvent};
 pub use jiff::{SignedDuration, Timestamp};
 pub use money::{Currency, Money};
 pub use query::{BookingFilter, Cursor, EventFilter, Page, PageRequest, PageStart};
