@@ -259,7 +259,7 @@ fn http_book(agent: &ureq::Agent, url: &str, token: &str, i: u32) -> (u16, Durat
 /// sold out; every answer must be 201 or 409 (no 5xx), and the server's counters
 /// must equal the 201s.
 #[cfg(feature = "http")]
-fn http(a: &crate::args::HttpBenchArgs) -> Result<BenchResult> {
+pub fn http(a: &crate::args::HttpBenchArgs) -> Result<BenchResult> {
     let base = a.url.trim_end_matches('/');
     let agent = ureq::AgentBuilder::new().max_idle_connections_per_host(a.concurrency as usize).build();
     let event_url = format!("{base}/v1/events/{}", a.event);

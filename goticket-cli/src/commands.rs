@@ -161,6 +161,12 @@ fn page(args: &PageArgs) -> Result<PageRequest, Error> {
 /// Runs one parsed command line, writing results to `w`.
 pub fn run(cli: Cli, w: impl Write) -> Result<()> {
     let mut out = Out::new(cli.format, w);
+    // The HTTP load test talks only to a server: no database of its own to open.
+    #[cfg(feature = "http")]
+    if let Command::Bench(crate::args::BenchCmd::Http(a)) = &cli.command {
+        out.one(&crate::bench::http(a)?)?;
+        return Ok(out.flush()?);
+    }
     let service = Service::new(open_store(&cli.db)?);
     let p = principal(&service, &cli.as_user)?;
     let s = &service;

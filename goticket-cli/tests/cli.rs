@@ -1446,25 +1446,16 @@ mod http {
         let boss = srv.token("boss@example.com", "long enough password");
         let event = r#"{"name":"Hot","starts_at":"2030-01-01T19:00:00Z","ends_at":"2030-01-01T22:00:00Z","capacity":300,"price":{"amount_minor":100,"currency":"EUR"},"slug":"hot"}"#;
         assert_eq!(srv.call("POST", "/v1/events", Some(&boss), Some(event), &[]).0, 201);
+        // From an empty directory and without --db: the load test opens no database.
+        let elsewhere = tempfile::tempdir().expect("dir");
         let out = Command::new(BIN)
-            .args([
-                "--db",
-                &path,
-                "--format",
-                "json",
-                "bench",
-                "http",
-                "--url",
-                &srv.base,
-                "--token",
-                &boss,
-                "--event",
-                "hot",
-                "--concurrency",
-                "16",
-            ])
+            .args(["--format", "json", "bench", "http", "--url", &srv.base, "--token", &boss])
+            .args(["--event", "hot", "--concurrency", "16"])
+            .current_dir(elsewhere.path())
+            .env_remove("GOTICKET_DB")
             .output()
             .expect("runs");
+        assert!(!elsewhere.path().join("goticket.db").exists(), "bench http created a database");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let r: Value = serde_json::from_slice(&out.stdout).expect("json");
         assert_eq!(

@@ -697,6 +697,11 @@ fn collect_rows<T, R>(rows: Vec<R>, f: impl Fn(R) -> Result<T>) -> Tx<Vec<T>> {
 impl Store for PgStore {
     fn migrate(&self) -> Result<()> {
         let mut c = self.conn()?;
+        // Every CLI process migrates on start; when the schema is current that must be
+        // one query, not a trip through the migration lock.
+        if c.has_pending_migration(MIGRATIONS).is_ok_and(|pending| !pending) {
+            return Ok(());
+        }
         // Advisory lock: two processes migrating at once must not both apply a step.
         c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).map_err(pg_err)?;
         let result = c.run_pending_migrations(MIGRATIONS).map(|_| ()).map_err(|e| {
