@@ -33,11 +33,8 @@ pub struct BenchResult {
     sold: u32,
     refused: u64,
     oversold: bool,
-    elapsed_ms: f64,
-    bookings_per_sec: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    max_ms: f64,
+    #[serde(flatten)]
+    timing: Timing,
     batches: Option<u64>,
     largest_batch: Option<u64>,
 }
@@ -79,14 +76,38 @@ impl Tabular for BenchResult {
             self.sold.to_string(),
             self.refused.to_string(),
             self.oversold.to_string(),
-            format!("{:.1}", self.elapsed_ms),
-            format!("{:.0}", self.bookings_per_sec),
-            format!("{:.2}", self.p50_ms),
-            format!("{:.2}", self.p99_ms),
-            format!("{:.2}", self.max_ms),
+            format!("{:.1}", self.timing.elapsed_ms),
+            format!("{:.0}", self.timing.bookings_per_sec),
+            format!("{:.2}", self.timing.p50_ms),
+            format!("{:.2}", self.timing.p99_ms),
+            format!("{:.2}", self.timing.max_ms),
             opt(self.batches),
             opt(self.largest_batch),
         ]
+    }
+}
+
+/// How long a run took and how its requests' latencies spread.
+#[derive(Debug, Serialize)]
+struct Timing {
+    elapsed_ms: f64,
+    bookings_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+impl Timing {
+    /// From every request's latency, the run's length and the bookings it made.
+    fn of(mut lat: Vec<Duration>, elapsed: Duration, bookings: u64) -> Self {
+        lat.sort_unstable();
+        Timing {
+            elapsed_ms: ms(elapsed),
+            bookings_per_sec: bookings as f64 / elapsed.as_secs_f64(),
+            p50_ms: percentile(&lat, 0.50),
+            p99_ms: percentile(&lat, 0.99),
+            max_ms: lat.last().map_or(0.0, |d| ms(*d)),
+        }
     }
 }
 
@@ -212,7 +233,6 @@ fn flash_sale(s: &Service, p: &Principal, db: &str, a: &FlashSaleArgs) -> Result
         bookings += ok;
         refused += no;
     }
-    lat.sort_unstable();
     let (sold, oversold) = oversold(s, p, &event, bookings, a.qty, a.event.is_some())?;
     let stats = service.combiner_stats();
     Ok(BenchResult {
@@ -227,11 +247,7 @@ fn flash_sale(s: &Service, p: &Principal, db: &str, a: &FlashSaleArgs) -> Result
         sold,
         refused,
         oversold,
-        elapsed_ms: ms(elapsed),
-        bookings_per_sec: bookings as f64 / elapsed.as_secs_f64(),
-        p50_ms: percentile(&lat, 0.50),
-        p99_ms: percentile(&lat, 0.99),
-        max_ms: lat.last().map_or(0.0, |d| ms(*d)),
+        timing: Timing::of(lat, elapsed, bookings),
         batches: stats.map(|s| s.batches),
         largest_batch: stats.map(|s| s.largest_batch),
     })
@@ -306,7 +322,6 @@ pub fn http(a: &crate::args::HttpBenchArgs) -> Result<BenchResult> {
         refused += no;
         failed += bad;
     }
-    lat.sort_unstable();
     let e = get_event()?;
     let sold = e["sold"].as_u64().unwrap_or(0) as u32;
     if failed > 0 {
@@ -324,11 +339,7 @@ pub fn http(a: &crate::args::HttpBenchArgs) -> Result<BenchResult> {
         sold,
         refused,
         oversold: u64::from(sold) != bookings || sold > capacity,
-        elapsed_ms: ms(elapsed),
-        bookings_per_sec: bookings as f64 / elapsed.as_secs_f64(),
-        p50_ms: percentile(&lat, 0.50),
-        p99_ms: percentile(&lat, 0.99),
-        max_ms: lat.last().map_or(0.0, |d| ms(*d)),
+        timing: Timing::of(lat, elapsed, bookings),
         batches: None,
         largest_batch: None,
     })
@@ -368,7 +379,6 @@ fn batched(s: &Service, p: &Principal, db: &str, a: &BatchedArgs) -> Result<Benc
         lat.push(t.elapsed());
     }
     let elapsed = started.elapsed();
-    lat.sort_unstable();
     let (sold, oversold) = oversold(s, p, &event, bookings, a.qty, false)?;
     Ok(BenchResult {
         scenario: "batched",
@@ -382,12 +392,8 @@ fn batched(s: &Service, p: &Principal, db: &str, a: &BatchedArgs) -> Result<Benc
         sold,
         refused,
         oversold,
-        elapsed_ms: ms(elapsed),
-        bookings_per_sec: bookings as f64 / elapsed.as_secs_f64(),
-        p50_ms: percentile(&lat, 0.50),
-        p99_ms: percentile(&lat, 0.99),
-        max_ms: lat.last().map_or(0.0, |d| ms(*d)),
         batches: Some(lat.len() as u64),
+        timing: Timing::of(lat, elapsed, bookings),
         largest_batch: Some(u64::from(a.batch)),
     })
 }

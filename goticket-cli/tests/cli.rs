@@ -422,23 +422,42 @@ fn a_closed_pipe_is_not_an_error() {
 }
 
 /// 8 OS processes, each running the real `goticket book` over and over on one hot
-/// event until it is refused: exactly the capacity is sold, every refusal is
-/// "sold out" (exit 4), and the counters equal the bookings.
-#[test]
-fn eight_processes_never_oversell() {
-    let db = Db::new();
-    let capacity = 1000;
-    db.event(&["--slug", "hot", "--capacity", &capacity.to_string()]);
+/// event (at `db_url`) until it is refused: exactly the capacity is sold, every
+/// refusal is "sold out" (exit 4), and the counters equal the bookings.
+fn eight_processes_sell_exactly(db_url: &str, capacity: u32) {
+    let run = |args: &[&str]| {
+        Command::new(BIN).args(["--db", db_url]).args(args).env_remove("GOTICKET_DB").output().expect("runs")
+    };
+    let json = |args: &[&str]| -> Value {
+        let out = run(&[&["--format", "json"], args].concat());
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("one JSON document")
+    };
+    json(&[
+        "event",
+        "create",
+        "--name",
+        "Hot",
+        "--starts-at",
+        "2030-01-01T19:00:00Z",
+        "--ends-at",
+        "2030-01-01T22:00:00Z",
+        "--capacity",
+        &capacity.to_string(),
+        "--price",
+        "1 EUR",
+        "--slug",
+        "hot",
+    ]);
     let workers: Vec<_> = (0..8)
         .map(|w| {
-            let path = db.path.clone();
+            let db_url = db_url.to_owned();
             std::thread::spawn(move || {
                 let mut booked = 0u32;
                 loop {
                     let out = Command::new(BIN)
-                        .arg("--db")
-                        .arg(&path)
-                        .args(["book", "hot", "--customer", &format!("p{w}@example.com")])
+                        .args(["--db", &db_url, "book", "hot", "--customer", &format!("p{w}@example.com")])
+                        .env_remove("GOTICKET_DB")
                         .output()
                         .expect("runs");
                     match out.status.code() {
@@ -456,12 +475,18 @@ fn eight_processes_never_oversell() {
         .collect();
     let booked: u32 = workers.into_iter().map(|w| w.join().expect("worker")).sum();
     assert_eq!(booked, capacity, "successful `goticket book` runs");
-    let e = db.json(&["event", "show", "hot"]);
+    let e = json(&["event", "show", "hot"]);
     assert_eq!((e["sold"].as_u64(), e["available"].as_u64()), (Some(u64::from(capacity)), Some(0)));
-    let listed = db.json(&["booking", "list", "--event", "hot", "--limit", "1000"]);
+    let listed = json(&["booking", "list", "--event", "hot", "--limit", "1000"]);
     let total: u64 =
         listed["items"].as_array().expect("items").iter().map(|b| b["quantity"].as_u64().unwrap_or(0)).sum();
     assert_eq!(total, u64::from(capacity), "bookings add up to the sold counter");
+}
+
+#[test]
+fn eight_processes_never_oversell() {
+    let db = Db::new();
+    eight_processes_sell_exactly(&db.path.display().to_string(), 1000);
 }
 
 /// The same commands against PostgreSQL (each test in its own schema).
@@ -525,61 +550,11 @@ mod postgres {
         assert!(err.starts_with("goticket: error:") && err.contains("PostgreSQL"), "{err}");
     }
 
-    /// 8 OS processes of the real `goticket book` on one PostgreSQL event: exactly the
-    /// capacity sold, every refusal is "sold out" (exit 4).
     #[test]
     fn eight_processes_never_oversell_on_postgres() {
         let Some(admin) = test_url() else { return };
         let schema = TestSchema::create(&admin);
-        let url = schema.url().to_owned();
-        let capacity = 300u32;
-        json(
-            &url,
-            &[
-                "event",
-                "create",
-                "--name",
-                "Hot",
-                "--starts-at",
-                "2030-01-01T19:00:00Z",
-                "--ends-at",
-                "2030-01-01T22:00:00Z",
-                "--capacity",
-                &capacity.to_string(),
-                "--price",
-                "1 EUR",
-                "--slug",
-                "hot",
-            ],
-        );
-        let workers: Vec<_> = (0..8)
-            .map(|w| {
-                let url = url.clone();
-                std::thread::spawn(move || {
-                    let mut booked = 0u32;
-                    loop {
-                        let out = run(&url, &["book", "hot", "--customer", &format!("p{w}@example.com")]);
-                        match out.status.code() {
-                            Some(0) => booked += 1,
-                            Some(4) => {
-                                let err = String::from_utf8_lossy(&out.stderr);
-                                assert!(err.contains("sold out"), "worker {w}: refused for another reason: {err}");
-                                return booked;
-                            }
-                            other => panic!("worker {w}: exit {other:?}: {}", String::from_utf8_lossy(&out.stderr)),
-                        }
-                    }
-                })
-            })
-            .collect();
-        let booked: u32 = workers.into_iter().map(|w| w.join().expect("worker")).sum();
-        assert_eq!(booked, capacity);
-        let e = json(&url, &["event", "show", "hot"]);
-        assert_eq!((e["sold"].as_u64(), e["available"].as_u64()), (Some(u64::from(capacity)), Some(0)));
-        let listed = json(&url, &["booking", "list", "--event", "hot", "--limit", "1000"]);
-        let total: u64 =
-            listed["items"].as_array().expect("items").iter().map(|b| b["quantity"].as_u64().unwrap_or(0)).sum();
-        assert_eq!(total, u64::from(capacity));
+        eight_processes_sell_exactly(schema.url(), 300);
     }
 }
 
