@@ -280,8 +280,7 @@ fn booking(s: &Service, p: &Principal, cmd: BookingCmd, out: &mut Out<impl Write
         BookingCmd::Cancel { code: c } => out.one(&s.cancel_booking(p, &code(&c)?)?)?,
         BookingCmd::List(a) => {
             let event = match parse_opt::<EventKey>("--event", &a.event)? {
-                Some(EventKey::Id(id)) => Some(id),
-                Some(key) => Some(s.event(p, &key)?.id),
+                Some(key) => Some(s.event_id(p, &key)?),
                 None => None,
             };
             let filter = BookingFilter {

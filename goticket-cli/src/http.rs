@@ -437,11 +437,7 @@ async fn list_bookings(
     let page = page(&q)?;
     Ok(Json(
         blocking(move || {
-            let event = match event {
-                Some(EventKey::Id(id)) => Some(id),
-                Some(key) => Some(app.service.event(&p, &key)?.id),
-                None => None,
-            };
+            let event = event.map(|key| app.service.event_id(&p, &key)).transpose()?;
             let filter = BookingFilter { event, customer: filter_customer, status, organizer: None };
             app.service.list_bookings(&p, filter, page)
         })

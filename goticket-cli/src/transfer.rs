@@ -445,7 +445,7 @@ pub fn export_events(s: &Service, p: &Principal, a: &ExportEventsArgs, out: &mut
 /// external id (or, lacking one, its id), as `export events` does.
 pub fn export_bookings(s: &Service, p: &Principal, a: &ExportBookingsArgs, out: &mut Out<impl Write>) -> Result<()> {
     let event = match parse_opt::<goticket_core::EventKey>("--event", &a.event)? {
-        Some(key) => Some(s.event(p, &key)?.id),
+        Some(key) => Some(s.event_id(p, &key)?),
         None => None,
     };
     let filter = goticket_core::BookingFilter {

@@ -86,6 +86,8 @@ pub fn create_show_and_find_by_slug(f: Fixture) {
     let by_slug = h.service.event(&admin(), &"jazz-lake".parse().expect("valid")).expect("by slug");
     assert_eq!(by_id, created, "stored event differs from created one");
     assert_eq!(by_slug, created);
+    assert_eq!(h.service.event_id(&admin(), &"jazz-lake".parse().expect("valid")).expect("by slug"), created.id);
+    assert_eq!(h.service.event_id(&admin(), &key(&created)).expect("by id"), created.id);
     assert_eq!((created.capacity.get(), created.available, created.held, created.sold), (120, 120, 0, 0));
     assert_eq!(created.organizer.as_str(), "admin@example.com");
     assert_eq!(created.status, EventStatus::Scheduled);
@@ -436,6 +438,7 @@ pub fn not_found_errors(f: Fixture) {
     let a = admin();
     let missing: EventKey = "nope".parse().expect("valid slug");
     assert_eq!(kind(h.service.event(&a, &missing)), ErrorKind::NotFound);
+    assert_eq!(kind(h.service.event_id(&a, &missing)), ErrorKind::NotFound);
     assert_eq!(kind(buy(&h.service, &a, &missing, "ann@example.com", 1)), ErrorKind::NotFound);
     let code: goticket_core::BookingCode = "AAAA-BBBB-CCCC".parse().expect("valid");
     assert_eq!(kind(h.service.booking(&a, &code)), ErrorKind::NotFound);

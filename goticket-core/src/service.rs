@@ -147,6 +147,12 @@ impl Service {
         self.load_event(key, self.now())
     }
 
+    /// The id of an event named by id or slug (an id is answered without a read). Events
+    /// are public, so any principal may ask.
+    pub fn event_id(&self, _p: &Principal, key: &EventKey) -> Result<EventId> {
+        Ok(self.owner_of(key, self.now())?.0)
+    }
+
     /// Lists events by start time.
     pub fn list_events(&self, _p: &Principal, filter: &EventFilter, page: PageRequest) -> Result<Page<Event>> {
         filter.check()?;
