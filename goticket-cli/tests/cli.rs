@@ -1154,6 +1154,18 @@ mod http {
     struct Server {
         child: std::process::Child,
         base: String,
+        /// Every answer `call` got, checked against `/openapi.json` when the server is
+        /// dropped.
+        seen: std::sync::Mutex<Vec<Seen>>,
+    }
+
+    /// One answer of the server.
+    struct Seen {
+        method: String,
+        path: String,
+        status: u16,
+        content_type: String,
+        body: Value,
     }
 
     impl Server {
@@ -1187,7 +1199,21 @@ mod http {
             };
             let (status, ct) = (resp.status(), resp.content_type().to_owned());
             let text = resp.into_string().expect("body");
-            (status, serde_json::from_str(&text).unwrap_or(Value::String(text)), ct)
+            let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            self.seen.lock().expect("not poisoned").push(Seen {
+                method: method.to_owned(),
+                path: path.split('?').next().unwrap_or(path).to_owned(),
+                status,
+                content_type: ct.clone(),
+                body: body.clone(),
+            });
+            (status, body, ct)
+        }
+
+        fn openapi(&self) -> Value {
+            let resp = ureq::get(&format!("{}/openapi.json", self.base)).call().expect("/openapi.json answers");
+            assert_eq!(resp.content_type(), "application/json");
+            resp.into_json().expect("a JSON document")
         }
 
         fn token(&self, email: &str, password: &str) -> String {
@@ -1204,9 +1230,113 @@ mod http {
     }
 
     impl Drop for Server {
+        /// Checks every answer the test got against the server's own document, then
+        /// stops the server. (Not when the test already failed: its own message is the
+        /// one to read.)
         fn drop(&mut self) {
+            let wrong = if std::thread::panicking() || self.child.try_wait().ok().flatten().is_some() {
+                Vec::new()
+            } else {
+                let doc = self.openapi();
+                let seen = std::mem::take(&mut *self.seen.lock().expect("not poisoned"));
+                seen.iter().filter_map(|answer| undocumented(&doc, answer)).collect()
+            };
             let _ = self.child.kill();
             let _ = self.child.wait();
+            assert!(wrong.is_empty(), "answers /openapi.json does not describe:\n{}", wrong.join("\n"));
+        }
+    }
+
+    /// The document's path template that `path` matches (`{name}` is one segment).
+    fn template<'d>(doc: &'d Value, path: &str) -> Option<&'d str> {
+        let segments: Vec<&str> = path.split('/').collect();
+        doc["paths"].as_object()?.keys().map(String::as_str).find(|t| {
+            let parts: Vec<&str> = t.split('/').collect();
+            parts.len() == segments.len()
+                && parts.iter().zip(&segments).all(|(p, s)| p == s || (p.starts_with('{') && !s.is_empty()))
+        })
+    }
+
+    /// Why `answer` is not what the document says that route answers, if it is not.
+    fn undocumented(doc: &Value, answer: &Seen) -> Option<String> {
+        let Seen { method, path, status, content_type, body } = answer;
+        let what = format!("{method} {path} -> {status} {content_type} {body}");
+        let Some(t) = template(doc, path) else {
+            let fallback = *status == 404 && body["detail"] == "no such route";
+            return (!fallback).then(|| format!("{what}: served, but no such path in the document"));
+        };
+        let Some(op) = doc["paths"][t].get(method.to_lowercase()) else {
+            let refused = *status == 405 && body["type"] == "https://goticket.dev/problems/method-not-allowed";
+            return (!refused).then(|| format!("{what}: served, but {t} has no {method} in the document"));
+        };
+        let Some(mut response) = op["responses"].get(status.to_string()) else {
+            return Some(format!("{what}: {method} {t} does not list status {status}"));
+        };
+        if let Some(name) = response["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/responses/")) {
+            response = &doc["components"]["responses"][name];
+        }
+        let Some(schema) = response["content"].get(content_type.as_str()).map(|c| &c["schema"]) else {
+            return Some(format!("{what}: {status} of {method} {t} has no {content_type} content"));
+        };
+        let validator = jsonschema::options()
+            .should_validate_formats(true)
+            .build(&strict_root(doc, schema))
+            .unwrap_or_else(|e| panic!("the schema of {status} of {method} {t} is not valid JSON Schema: {e}"));
+        let errors: Vec<String> =
+            validator.iter_errors(body).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        (!errors.is_empty()).then(|| format!("{what}: does not match its schema: {}", errors.join("; ")))
+    }
+
+    /// `schema` as a document of its own (with the components its references need), in
+    /// which no object may carry a property the document does not name.
+    fn strict_root(doc: &Value, schema: &Value) -> Value {
+        let pristine = &doc["components"]["schemas"];
+        let mut schemas = pristine.clone();
+        if let Some(all) = schemas.as_object_mut() {
+            for s in all.values_mut() {
+                strict(s, false, pristine);
+            }
+        }
+        let mut root = schema.clone();
+        strict(&mut root, false, pristine);
+        if let Some(o) = root.as_object_mut() {
+            o.insert("components".into(), serde_json::json!({ "schemas": schemas }));
+        }
+        root
+    }
+
+    /// Marks every object schema under `s` closed (`unevaluatedProperties: false`). The
+    /// parts of an `allOf` are closed only as a whole, so a referenced part is inlined
+    /// as it is in `pristine`.
+    fn strict(s: &mut Value, in_all_of: bool, pristine: &Value) {
+        let Some(o) = s.as_object_mut() else { return };
+        if let Some(Value::Array(parts)) = o.get_mut("allOf") {
+            for part in parts.iter_mut() {
+                if let Some(name) = part["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/")) {
+                    *part = pristine[name].clone();
+                }
+                strict(part, true, pristine);
+            }
+            o.insert("unevaluatedProperties".into(), Value::Bool(false));
+        } else if o.contains_key("properties") && !in_all_of {
+            o.insert("unevaluatedProperties".into(), Value::Bool(false));
+        }
+        for key in ["properties"] {
+            if let Some(Value::Object(props)) = o.get_mut(key) {
+                for p in props.values_mut() {
+                    strict(p, false, pristine);
+                }
+            }
+        }
+        if let Some(items) = o.get_mut("items") {
+            strict(items, false, pristine);
+        }
+        for key in ["oneOf", "anyOf"] {
+            if let Some(Value::Array(parts)) = o.get_mut(key) {
+                for part in parts.iter_mut() {
+                    strict(part, false, pristine);
+                }
+            }
         }
     }
 
@@ -1459,7 +1589,7 @@ mod http {
                 }
             };
             std::thread::spawn(move || for _ in lines {});
-            Server { child, base }
+            Server { child, base, seen: std::sync::Mutex::default() }
         }
     }
 

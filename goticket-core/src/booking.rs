@@ -24,6 +24,7 @@ use crate::types::{BookingCode, BookingId, Email, EventId, ExternalId, Idempoten
 /// reserve(no hold) -> confirmed
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum BookingStatus {
     /// Seats are held until `expires_at`.
@@ -74,17 +75,20 @@ impl fmt::Display for BookingStatus {
 
 /// One seat of a booking, with the secret that admits its holder once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Ticket {
     /// Position in the booking, from 1.
     pub seq: u32,
     /// The check-in secret (at least 128 random bits).
     pub secret: TicketSecret,
     /// When it was scanned at the door, if it was.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub checked_in_at: Option<Timestamp>,
 }
 
 /// A customer's booking of one or more seats of one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Booking {
     /// Id (UUIDv7).
     pub id: BookingId,
@@ -101,14 +105,17 @@ pub struct Booking {
     /// Price of one seat when booked.
     pub unit_price: Money,
     /// When the hold runs out; set for bookings made as holds.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub expires_at: Option<Timestamp>,
     /// The client's retry key, if given.
     pub idempotency_key: Option<IdempotencyKey>,
     /// The id it has in the system it was imported from, if any.
     pub external_id: Option<ExternalId>,
     /// Creation time.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     /// Last change time.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
     /// One ticket per seat.
     pub tickets: Vec<Ticket>,
@@ -214,6 +221,7 @@ pub struct ReserveRequest {
 
 /// A successful reservation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reservation {
     /// The booking made (or, for a retry, the one made the first time).
     #[serde(flatten)]
@@ -299,6 +307,7 @@ pub fn replay(req: &ReserveRequest, existing: Booking, now: Timestamp) -> Result
 
 /// A successful check-in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckIn {
     /// The booking the ticket belongs to.
     pub booking_code: BookingCode,
@@ -313,6 +322,7 @@ pub struct CheckIn {
     /// Seats in the booking.
     pub of: u32,
     /// When it was checked in (now).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub checked_in_at: Timestamp,
 }
 

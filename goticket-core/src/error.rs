@@ -168,6 +168,23 @@ impl Error {
 }
 
 impl ErrorKind {
+    /// Every kind, for tables and documents built from this one (the HTTP API's
+    /// problem types, for one).
+    pub const ALL: [ErrorKind; 12] = [
+        ErrorKind::Validation,
+        ErrorKind::NotFound,
+        ErrorKind::SoldOut,
+        ErrorKind::LimitExceeded,
+        ErrorKind::NotOnSale,
+        ErrorKind::InvalidTransition,
+        ErrorKind::AlreadyCheckedIn,
+        ErrorKind::Conflict,
+        ErrorKind::Forbidden,
+        ErrorKind::Unauthenticated,
+        ErrorKind::Busy,
+        ErrorKind::Storage,
+    ];
+
     /// The `goticket` CLI exit code for this kind (design section 5).
     pub fn exit_code(self) -> u8 {
         match self {
@@ -298,6 +315,7 @@ mod tests {
             (ErrorKind::Busy, 1, 503),
             (ErrorKind::Storage, 1, 500),
         ];
+        assert_eq!(cases.map(|c| c.0), ErrorKind::ALL, "ALL lists every kind once");
         for (kind, code, status) in cases {
             assert_eq!(kind.exit_code(), code, "{kind}");
             assert_eq!(kind.http_status(), status, "{kind}");

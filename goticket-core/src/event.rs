@@ -12,6 +12,7 @@ use crate::types::{Capacity, Email, EventId, EventName, ExternalId, PerCustomerL
 
 /// Whether an event still runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum EventStatus {
     /// On the calendar; may be selling.
@@ -49,6 +50,7 @@ impl fmt::Display for EventStatus {
 
 /// An event with its live counters. `held` never counts holds past their expiry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// Id (UUIDv7).
     pub id: EventId,
@@ -63,8 +65,10 @@ pub struct Event {
     /// Optional venue.
     pub venue: Option<String>,
     /// Start, UTC.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub starts_at: Timestamp,
     /// End, UTC; always after `starts_at`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub ends_at: Timestamp,
     /// Seats in total.
     pub capacity: Capacity,
@@ -79,16 +83,20 @@ pub struct Event {
     /// Most seats one customer may hold or buy, if limited.
     pub max_per_customer: Option<PerCustomerLimit>,
     /// When sales open, if not at once.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub sales_start: Option<Timestamp>,
     /// When sales close, if before the event ends.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub sales_end: Option<Timestamp>,
     /// Scheduled or cancelled.
     pub status: EventStatus,
     /// The organizer who owns the event.
     pub organizer: Email,
     /// Creation time.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     /// Last change time.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
 }
 
@@ -405,6 +413,19 @@ mod tests {
     }
 
     #[test]
+    fn required_lists_what_parse_requires() {
+        let errors = EventFields::default().parse().expect_err("nothing given");
+        let fields: Vec<String> = errors
+            .iter()
+            .map(|e| match e {
+                Error::Validation { field, .. } => field.clone(),
+                other => panic!("{other}"),
+            })
+            .collect();
+        assert_eq!(fields, EventFields::REQUIRED);
+    }
+
+    #[test]
     fn status_parses() {
         assert_eq!("Cancelled".parse::<EventStatus>().unwrap(), EventStatus::Cancelled);
         assert!("done".parse::<EventStatus>().is_err());
@@ -465,6 +486,9 @@ impl Fields {
 }
 
 impl EventFields {
+    /// The fields a new event must have.
+    pub const REQUIRED: [&'static str; 5] = ["name", "starts_at", "ends_at", "capacity", "price"];
+
     /// A new event from the fields: every field's error, in field order.
     pub fn parse(&self) -> std::result::Result<NewEvent, Vec<Error>> {
         let mut f = Fields(Vec::new());

@@ -33,6 +33,8 @@ pub mod error;
 pub mod event;
 pub mod import;
 pub mod money;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod query;
 pub mod records;
 pub mod service;

@@ -58,6 +58,7 @@ impl<'de> Deserialize<'de> for Currency {
 
 /// A non-negative amount of money.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "MoneyRepr")]
 pub struct Money {
     amount_minor: i64,

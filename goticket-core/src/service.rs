@@ -433,17 +433,34 @@ impl Service {
 
     /// Changes a user's role (admins only).
     pub fn set_role(&self, p: &Principal, email: &Email, role: crate::Role) -> Result<User> {
-        p.require_admin("change roles")?;
-        self.store.update_user(email, Some(role), None, self.now())
+        self.change_user(p, email, Some(role), None)
     }
 
     /// Changes a password: an admin for anyone, a user for themself.
     pub fn set_password(&self, p: &Principal, email: &Email, password: &Password) -> Result<User> {
+        self.change_user(p, email, None, Some(password))
+    }
+
+    /// Changes a user's role (admins only), password (an admin for anyone, a user for
+    /// themself), or both at once: one write, so never one without the other.
+    pub fn change_user(
+        &self,
+        p: &Principal,
+        email: &Email,
+        role: Option<crate::Role>,
+        password: Option<&Password>,
+    ) -> Result<User> {
+        if role.is_none() && password.is_none() {
+            return Err(Error::validation("user", "give a role, a password or both to change"));
+        }
+        if role.is_some() {
+            p.require_admin("change roles")?;
+        }
         if p.email() != email {
             p.require_admin("change another user's password")?;
         }
-        let hash = PasswordHash::new(password, &*self.entropy)?;
-        self.store.update_user(email, None, Some(&hash), self.now())
+        let hash = password.map(|pw| PasswordHash::new(pw, &*self.entropy)).transpose()?;
+        self.store.update_user(email, role, hash.as_ref(), self.now())
     }
 
     /// Checks an email and password; the same answer, and about the same time, for an

@@ -54,6 +54,7 @@ impl fmt::Display for EventKey {
 
 /// One event's sales figures, as of the report's `now`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SalesRow {
     /// The event.
     pub event_id: EventId,
@@ -62,6 +63,7 @@ pub struct SalesRow {
     /// Its name.
     pub name: String,
     /// Its start.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub starts_at: Timestamp,
     /// Its status.
     pub status: EventStatus,

@@ -95,16 +95,19 @@ impl fmt::Debug for PasswordHash {
     }
 }
 
-/// A user account (the hash is kept apart, in [`Account`]).
+/// A user account; its password hash is kept apart (see `Account`) and never shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// Login and identity.
     pub email: Email,
     /// What the user may do.
     pub role: Role,
     /// Creation time.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     /// Last change time.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
 }
 

@@ -1,0 +1,284 @@
+//! Event routes: create, list, show, update, cancel.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use goticket_core::{Error, Event, EventFields, EventFilter, EventKey, EventStatus, Money, Page};
+use serde::Deserialize;
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
+
+use super::App;
+use super::problem::{
+    Busy, Forbidden, Invalid, NotFound, Problem, Refused, Reply, StorageFailed, Unauthenticated, blocking, body, opt,
+    parse, query, time,
+};
+use super::users::Caller;
+
+/// An event's fields, as the CLI's JSON names them. To update, send only what changes
+/// (an empty text clears it); the organizer cannot change.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EventBody {
+    /// 1 to 200 characters.
+    name: Option<String>,
+    /// A unique short name to use instead of the id: lowercase letters, digits, dashes.
+    slug: Option<String>,
+    description: Option<String>,
+    venue: Option<String>,
+    /// Start (RFC 3339).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    starts_at: Option<String>,
+    /// End (RFC 3339), after the start.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    ends_at: Option<String>,
+    /// Seats in total; never below the seats held and sold.
+    #[schema(value_type = Option<goticket_core::Capacity>)]
+    capacity: Option<u32>,
+    /// Price of one seat.
+    price: Option<Money>,
+    /// Most seats one customer may hold or buy.
+    #[schema(value_type = Option<goticket_core::PerCustomerLimit>)]
+    max_per_customer: Option<u32>,
+    /// When sales open (RFC 3339); at once if absent.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    sales_start: Option<String>,
+    /// When sales close (RFC 3339); at the event's end if absent.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    sales_end: Option<String>,
+    /// The owner, if an admin creates the event for an organizer; else the caller.
+    #[schema(value_type = Option<goticket_core::Email>)]
+    organizer: Option<String>,
+}
+
+impl EventBody {
+    /// The body as core's event fields (numbers and money back to text, so core parses
+    /// every face's input the same way).
+    fn fields(self) -> EventFields {
+        EventFields {
+            name: self.name,
+            starts_at: self.starts_at,
+            ends_at: self.ends_at,
+            capacity: self.capacity.map(|c| c.to_string()),
+            price: self.price.map(|m| m.to_string()),
+            slug: self.slug,
+            venue: self.venue,
+            description: self.description,
+            max_per_customer: self.max_per_customer.map(|m| m.to_string()),
+            sales_start: self.sales_start,
+            sales_end: self.sales_end,
+            organizer: self.organizer,
+            external_id: None,
+        }
+    }
+}
+
+/// The body that creates an event: [`EventBody`] with core's required fields required.
+pub(super) struct NewEventBody;
+
+impl PartialSchema for NewEventBody {
+    fn schema() -> RefOr<Schema> {
+        let mut schema = EventBody::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            object.required = EventFields::REQUIRED.iter().map(|f| (*f).to_owned()).collect();
+            object.description = Some("A new event; name, starts_at, ends_at, capacity and price are required.".into());
+        }
+        schema
+    }
+}
+
+impl ToSchema for NewEventBody {}
+
+/// The first of core's field errors, as a problem.
+fn first(errors: Vec<Error>) -> Problem {
+    Problem(errors.into_iter().next().unwrap_or_else(|| Error::validation("body", "is invalid")))
+}
+
+/// The `{event}` path parameter.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(super) struct EventPath {
+    /// The event's id or slug.
+    event: String,
+}
+
+impl EventPath {
+    pub(super) fn key(&self) -> Reply<EventKey> {
+        parse("event", &self.event)
+    }
+}
+
+/// Creates an event (organizers for themselves, admins for anyone).
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "events",
+    security(("bearer" = [])),
+    request_body = NewEventBody,
+    responses(
+        (status = 201, description = "The event, as created.", body = Event),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Refused),
+        (status = 422, response = Invalid),
+        (status = 500, response = StorageFailed),
+        (status = 503, response = Busy),
+    ),
+)]
+pub(super) async fn create_event(
+    State(app): State<App>,
+    Caller(p): Caller,
+    raw: Result<Bytes, BytesRejection>,
+) -> Reply<impl IntoResponse> {
+    let new = body::<EventBody>(raw)?.fields().parse().map_err(first)?;
+    let e = blocking(move || app.service.create_event(&p, new)).await?;
+    Ok((StatusCode::CREATED, Json(e)))
+}
+
+/// Changes an event (its organizer or an admin). Capacity never drops below the seats
+/// held and sold.
+#[utoipa::path(
+    patch,
+    path = "/v1/events/{event}",
+    tag = "events",
+    security(("bearer" = [])),
+    params(EventPath),
+    request_body = EventBody,
+    responses(
+        (status = 200, description = "The event, changed.", body = Event),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Refused),
+        (status = 422, response = Invalid),
+        (status = 500, response = StorageFailed),
+        (status = 503, response = Busy),
+    ),
+)]
+pub(super) async fn update_event(
+    State(app): State<App>,
+    Caller(p): Caller,
+    Path(path): Path<EventPath>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Reply<impl IntoResponse> {
+    let key = path.key()?;
+    let patch = body::<EventBody>(raw)?.fields().parse_patch().map_err(first)?;
+    Ok(Json(blocking(move || app.service.update_event(&p, &key, &patch)).await?))
+}
+
+/// Which events to list, and which page.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct EventQuery {
+    /// Events starting at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    from: Option<String>,
+    /// Events starting before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    to: Option<String>,
+    /// Events at this price or more, like `10.00 EUR` (same currency only).
+    min_price: Option<String>,
+    /// Events at this price or less, like `50 EUR` (same currency only).
+    max_price: Option<String>,
+    /// Only events in this state.
+    #[param(value_type = Option<EventStatus>)]
+    status: Option<String>,
+    /// Items per page, 1 to 1000; 50 if absent.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    limit: Option<String>,
+    /// The `next_cursor` of the page before.
+    cursor: Option<String>,
+    /// Items to skip, where no cursor is given.
+    #[param(value_type = Option<u64>, minimum = 0)]
+    offset: Option<String>,
+}
+
+/// Lists events by start time, then id.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "events",
+    security(("bearer" = [])),
+    params(EventQuery),
+    responses(
+        (status = 200, description = "A page of events.", body = Page<Event>),
+        (status = 401, response = Unauthenticated),
+        (status = 422, response = Invalid),
+        (status = 500, response = StorageFailed),
+        (status = 503, response = Busy),
+    ),
+)]
+pub(super) async fn list_events(
+    State(app): State<App>,
+    Caller(p): Caller,
+    q: Result<Query<EventQuery>, QueryRejection>,
+) -> Reply<impl IntoResponse> {
+    let q = query(q)?;
+    let filter = EventFilter {
+        starts_from: time("from", q.from.as_ref())?,
+        starts_before: time("to", q.to.as_ref())?,
+        min_price: opt("min_price", q.min_price.as_ref())?,
+        max_price: opt("max_price", q.max_price.as_ref())?,
+        status: opt("status", q.status.as_ref())?,
+        organizer: None,
+    };
+    let page = super::problem::page(q.limit.as_ref(), q.cursor.as_ref(), q.offset.as_ref())?;
+    Ok(Json(blocking(move || app.service.list_events(&p, &filter, page)).await?))
+}
+
+/// One event, with its live counters.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{event}",
+    tag = "events",
+    security(("bearer" = [])),
+    params(EventPath),
+    responses(
+        (status = 200, description = "The event.", body = Event),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+        (status = 422, response = Invalid),
+        (status = 500, response = StorageFailed),
+        (status = 503, response = Busy),
+    ),
+)]
+pub(super) async fn show_event(
+    State(app): State<App>,
+    Caller(p): Caller,
+    Path(path): Path<EventPath>,
+) -> Reply<impl IntoResponse> {
+    let key = path.key()?;
+    Ok(Json(blocking(move || app.service.event(&p, &key)).await?))
+}
+
+/// Cancels an event (its organizer or an admin): sales stop and its bookings are
+/// cancelled.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event}/cancel",
+    tag = "events",
+    security(("bearer" = [])),
+    params(EventPath),
+    responses(
+        (status = 200, description = "The event, cancelled.", body = Event),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Refused),
+        (status = 422, response = Invalid),
+        (status = 500, response = StorageFailed),
+        (status = 503, response = Busy),
+    ),
+)]
+pub(super) async fn cancel_event(
+    State(app): State<App>,
+    Caller(p): Caller,
+    Path(path): Path<EventPath>,
+) -> Reply<impl IntoResponse> {
+    let key = path.key()?;
+    Ok(Json(blocking(move || app.service.cancel_event(&p, &key)).await?))
+}

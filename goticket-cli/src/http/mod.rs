@@ -1,0 +1,252 @@
+//! `goticket serve`: the HTTP API (feature `http`). A thin face like the CLI: it parses
+//! requests, calls core's service (on blocking threads: the service is synchronous)
+//! with the caller's principal, and renders JSON or RFC 9457 problems. Every rule,
+//! authorization included, is core's.
+//!
+//! Each handler carries its OpenAPI description (`#[utoipa::path]`) and is registered
+//! with it (`utoipa_axum::routes!`), so `/openapi.json` lists exactly the routes served.
+
+mod bookings;
+mod events;
+mod metrics;
+mod problem;
+mod users;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use goticket_core::{ErrorKind, Principal, Role, Service};
+use jsonwebtoken::{DecodingKey, EncodingKey};
+use serde::Serialize;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use self::problem::{BODY_LIMIT, Busy, PROBLEM_STATUSES, Reply, StorageFailed, blocking, problem, problem_response};
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// HMAC key for tokens.
+    pub jwt_secret: Vec<u8>,
+    /// How long a token is valid.
+    pub token_ttl: Duration,
+}
+
+#[derive(Clone)]
+struct App {
+    service: Service,
+    enc: Arc<EncodingKey>,
+    dec: Arc<DecodingKey>,
+    ttl: Duration,
+    metrics: Arc<metrics::Metrics>,
+}
+
+/// A list that is not paged.
+#[derive(Serialize, ToSchema)]
+struct Items<T> {
+    /// Every item.
+    items: Vec<T>,
+}
+
+/// The parts of the document no route carries: what the API is, its bearer scheme and
+/// its problem responses.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "goticket",
+        description = "Event ticketing: events with a capacity and a price, holds that expire unless \
+            confirmed, bookings, check-in at the door. Nothing is ever oversold. Errors are RFC 9457 \
+            problems (`application/problem+json`) whose `type` names the error kind."
+    ),
+    modifiers(&Components),
+    tags(
+        (name = "events", description = "Create, list, change and cancel events."),
+        (name = "bookings", description = "Hold, buy, confirm and cancel seats; check in; sales."),
+        (name = "users", description = "Sign-up, login and accounts."),
+        (name = "operations", description = "Health, readiness, metrics and this document."),
+    )
+)]
+struct ApiDoc;
+
+struct Components;
+
+impl utoipa::Modify for Components {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("A token from POST /v1/auth/login."))
+                    .build(),
+            ),
+        );
+        for status in PROBLEM_STATUSES {
+            let (name, response) = problem_response(status);
+            components.responses.insert(name.to_owned(), response.into());
+        }
+    }
+}
+
+/// Every route, with its document.
+fn api() -> OpenApiRouter<App> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(ready))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(openapi_json))
+        .routes(routes!(users::register))
+        .routes(routes!(users::login))
+        .routes(routes!(users::list_users, users::add_user))
+        .routes(routes!(users::change_user))
+        .routes(routes!(events::list_events, events::create_event))
+        .routes(routes!(events::show_event, events::update_event))
+        .routes(routes!(events::cancel_event))
+        .routes(routes!(bookings::book))
+        .routes(routes!(bookings::list_bookings))
+        .routes(routes!(bookings::show_booking))
+        .routes(routes!(bookings::confirm_booking))
+        .routes(routes!(bookings::cancel_booking))
+        .routes(routes!(bookings::check_in))
+        .routes(routes!(bookings::sales_report))
+}
+
+/// The OpenAPI document of [`api`], as JSON.
+pub fn openapi_document() -> String {
+    api().into_openapi().to_pretty_json().expect("the OpenAPI document is plain data and serializes")
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "Alive.", body = String, content_type = "text/plain", example = "ok")),
+)]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the store answers.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The store answered.", body = String, content_type = "text/plain", example = "ready"),
+        (status = 500, response = StorageFailed),
+        (status = 503, response = Busy),
+    ),
+)]
+async fn ready(axum::extract::State(app): axum::extract::State<App>) -> Reply<&'static str> {
+    blocking(move || app.service.ping()).await?;
+    Ok("ready")
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API.", body = Object)),
+)]
+async fn openapi_json() -> Response {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    let body = DOCUMENT.get_or_init(openapi_document).clone();
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}
+
+async fn not_found() -> Response {
+    problem(404, ErrorKind::NotFound.as_str(), "no such route")
+}
+
+async fn method_not_allowed(method: Method) -> Response {
+    problem(405, "method-not-allowed", &format!("this route does not take {method}"))
+}
+
+fn router(app: App) -> Router {
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
+    let (routes, _) = api().split_for_parts();
+    routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            problem(500, ErrorKind::Storage.as_str(), "internal error")
+        }))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), metrics::track))
+        // Outermost last: a request gets an id (or keeps the caller's), the log span
+        // carries it, and the response echoes it.
+        .layer(tower_http::request_id::PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
+        }))
+        .layer(tower_http::request_id::SetRequestIdLayer::new(request_id, tower_http::request_id::MakeRequestUuid))
+        .with_state(app)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM, then finishes in-flight requests.
+pub fn serve(service: Service, settings: Settings) -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GOTICKET_LOG").unwrap_or_else(|_| "info".into()))
+        .try_init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(settings.addr).await?;
+        let addr = listener.local_addr()?;
+        let app = App {
+            service: service.clone(),
+            enc: Arc::new(EncodingKey::from_secret(&settings.jwt_secret)),
+            dec: Arc::new(DecodingKey::from_secret(&settings.jwt_secret)),
+            ttl: settings.token_ttl,
+            metrics: Arc::default(),
+        };
+        // The sweeper only tidies: reads and reservations never count overdue holds.
+        let sweeper = tokio::spawn(async move {
+            let admin = Principal::new("sweeper@goticket.local".parse().expect("a valid constant email"), Role::Admin);
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                let (s, p) = (service.clone(), admin.clone());
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.expire_holds(&p)).await {
+                    tracing::warn!("expiring holds failed: {e}");
+                }
+            }
+        });
+        eprintln!("goticket: listening on http://{addr}");
+        axum::serve(listener, router(app)).with_graceful_shutdown(shutdown_signal()).await?;
+        sweeper.abort();
+        eprintln!("goticket: stopped");
+        Ok(())
+    })
+}

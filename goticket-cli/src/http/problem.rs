@@ -1,0 +1,187 @@
+//! Errors as RFC 9457 problems, their OpenAPI responses (built from core's one table of
+//! error kinds and statuses), and the helpers that turn request input into core's types,
+//! each failure a problem that names what was wrong.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::Query;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use goticket_core::{Error, ErrorKind, PageRequest, PageStart, StoreError, StoreErrorKind, Timestamp};
+use serde::de::DeserializeOwned;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
+
+/// Largest request body accepted.
+pub(super) const BODY_LIMIT: usize = 64 * 1024;
+
+/// How long a request may wait for the store before it is answered 503.
+const STORE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The media type of every error answer.
+pub(super) const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error as an RFC 9457 problem: a stable `type` per error kind.
+#[derive(Debug)]
+pub(super) struct Problem(pub(super) Error);
+
+impl From<Error> for Problem {
+    fn from(e: Error) -> Self {
+        Problem(e)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let kind = self.0.kind();
+        problem(kind.http_status(), kind.as_str(), &self.0.to_string())
+    }
+}
+
+/// The `type` of problems of kind `kind`.
+fn type_uri(kind: &str) -> String {
+    format!("https://goticket.dev/problems/{kind}")
+}
+
+/// A problem response; `kind` is one of core's error kinds except for the answers to
+/// requests no route takes (see [`super::router`]).
+pub(super) fn problem(status: u16, kind: &str, detail: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::json!({
+        "type": type_uri(kind),
+        "title": status.canonical_reason().unwrap_or("error"),
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    (status, [(header::CONTENT_TYPE, PROBLEM_JSON)], body.to_string()).into_response()
+}
+
+/// The OpenAPI response for every problem answered with `status`: its `type` is one of
+/// the error kinds core maps to that status. Named so routes can refer to it.
+pub(super) fn problem_response(status: u16) -> (&'static str, utoipa::openapi::Response) {
+    let name = match status {
+        401 => "Unauthenticated",
+        403 => "Forbidden",
+        404 => "NotFound",
+        409 => "Refused",
+        422 => "Invalid",
+        500 => "StorageFailed",
+        503 => "Busy",
+        _ => "Problem",
+    };
+    let kinds: Vec<&str> = ErrorKind::ALL.iter().filter(|k| k.http_status() == status).map(|k| k.as_str()).collect();
+    let reason = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("error");
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some("An RFC 9457 problem."))
+        .property(
+            "type",
+            string()
+                .description(Some("What went wrong, stable per error kind."))
+                .enum_values(Some(kinds.iter().map(|k| type_uri(k)))),
+        )
+        .required("type")
+        .property("title", string().description(Some("The status's reason phrase.")))
+        .required("title")
+        .property(
+            "status",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .enum_values(Some([status]))
+                .description(Some("The HTTP status.")),
+        )
+        .required("status")
+        .property("detail", string().description(Some("What was wrong, naming the field or value.")))
+        .required("detail");
+    let response = ResponseBuilder::new()
+        .description(format!("{reason}: a problem of type {}.", kinds.join(", ")))
+        .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(schema)).build())
+        .build();
+    (name, response)
+}
+
+/// Every status a route may answer with a problem.
+pub(super) const PROBLEM_STATUSES: [u16; 7] = [401, 403, 404, 409, 422, 500, 503];
+
+/// A reference, in a route's document, to the problem response for status `S`.
+#[derive(Debug)]
+pub(super) struct ProblemAnswer<const S: u16>;
+
+impl<const S: u16> utoipa::ToResponse<'static> for ProblemAnswer<S> {
+    fn response() -> (&'static str, RefOr<utoipa::openapi::Response>) {
+        let (name, response) = problem_response(S);
+        (name, RefOr::T(response))
+    }
+}
+
+pub(super) type Unauthenticated = ProblemAnswer<401>;
+pub(super) type Forbidden = ProblemAnswer<403>;
+pub(super) type NotFound = ProblemAnswer<404>;
+pub(super) type Refused = ProblemAnswer<409>;
+pub(super) type Invalid = ProblemAnswer<422>;
+pub(super) type StorageFailed = ProblemAnswer<500>;
+pub(super) type Busy = ProblemAnswer<503>;
+
+pub(super) type Reply<T> = Result<T, Problem>;
+
+/// Runs a service call on a blocking thread, answering 503 (busy) if it takes longer
+/// than [`STORE_TIMEOUT`].
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> goticket_core::Result<T> + Send + 'static,
+) -> Reply<T> {
+    let failed = |kind, message: String| Problem(Error::Storage(StoreError::new(kind, message, None)));
+    tokio::time::timeout(STORE_TIMEOUT, tokio::task::spawn_blocking(f))
+        .await
+        .map_err(|_| {
+            failed(StoreErrorKind::Busy, format!("the store did not answer within {} s", STORE_TIMEOUT.as_secs()))
+        })?
+        .map_err(|_| failed(StoreErrorKind::Other, "the request handler panicked".into()))?
+        .map_err(Problem)
+}
+
+/// A JSON body, with every way it can be wrong answered as a 422 problem.
+pub(super) fn body<T: DeserializeOwned>(raw: Result<Bytes, BytesRejection>) -> Reply<T> {
+    let bytes = raw.map_err(|r| {
+        Problem(if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Error::validation("body", format!("is larger than {BODY_LIMIT} bytes"))
+        } else {
+            Error::validation("body", r.body_text())
+        })
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| Problem(Error::validation("body", e.to_string())))
+}
+
+/// A query string, with unknown or malformed parameters answered as a 422 problem.
+pub(super) fn query<T>(raw: Result<Query<T>, QueryRejection>) -> Reply<T> {
+    raw.map(|Query(q)| q).map_err(|r| Problem(Error::validation("query", r.body_text())))
+}
+
+pub(super) fn parse<T: std::str::FromStr<Err = Error>>(field: &str, raw: &str) -> Reply<T> {
+    raw.parse::<T>().map_err(|e| Problem(e.in_field(field)))
+}
+
+pub(super) fn opt<T: std::str::FromStr<Err = Error>>(field: &str, raw: Option<&String>) -> Reply<Option<T>> {
+    raw.map(|r| parse(field, r)).transpose()
+}
+
+pub(super) fn time(field: &str, raw: Option<&String>) -> Reply<Option<Timestamp>> {
+    raw.map(|r| goticket_core::parse_timestamp(field, r).map_err(Problem)).transpose()
+}
+
+fn whole(field: &str, raw: &str) -> Reply<u32> {
+    raw.parse().map_err(|_| Problem(Error::validation(field, format!("{raw:?} is not a whole number"))))
+}
+
+/// The page asked for by `limit` and `cursor` (or `offset`).
+pub(super) fn page(limit: Option<&String>, cursor: Option<&String>, offset: Option<&String>) -> Reply<PageRequest> {
+    let limit = limit.map(|l| whole("limit", l)).transpose()?.unwrap_or(PageRequest::DEFAULT_LIMIT);
+    let start = match (cursor, offset) {
+        (Some(c), _) => PageStart::After(goticket_core::Cursor::decode(c)?),
+        (None, Some(o)) => PageStart::Offset(whole("offset", o)?.into()),
+        (None, None) => PageStart::First,
+    };
+    Ok(PageRequest::new(limit, start)?)
+}

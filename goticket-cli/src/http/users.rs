@@ -1,0 +1,226 @@
+//! Accounts over HTTP: sign-up, login (a signed, expiring bearer token), the bearer
+//! check that turns a request into core's principal, and the admin's user routes.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use goticket_core::users::User;
+use goticket_core::{Email, Error, Principal, Role, StoreError, StoreErrorKind};
+use jsonwebtoken::{Header, Validation};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::problem::{
+    Busy, Forbidden, Invalid, NotFound, Problem, Refused, Reply, StorageFailed, Unauthenticated, blocking, body, parse,
+};
+use super::{App, Items};
+
+/// What a token says: who, in which role, until when.
+#[derive(Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    role: String,
+    iat: u64,
+    exp: u64,
+}
+
+/// The caller, from a valid bearer token.
+pub(super) struct Caller(pub(super) Principal);
+
+impl FromRequestParts<App> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        let unauth = |reason: &str| Problem(Error::Unauthenticated { reason: reason.into() });
+        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| unauth("a bearer token is required"))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| unauth("the Authorization header is not \"Bearer <token>\""))?;
+        // No leeway: a token is refused the second its `exp` passes.
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.leeway = 0;
+        let data = jsonwebtoken::decode::<Claims>(token, &app.dec, &validation)
+            .map_err(|e| unauth(&format!("invalid token: {e}")))?;
+        let email: Email = data.claims.sub.parse().map_err(|_| unauth("invalid token subject"))?;
+        let role: Role = data.claims.role.parse().map_err(|_| unauth("invalid token role"))?;
+        Ok(Caller(Principal::new(email, role)))
+    }
+}
+
+/// An email and a password.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Credentials {
+    #[schema(value_type = Email)]
+    email: String,
+    /// At least 12 characters.
+    password: String,
+}
+
+/// A signed bearer token.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Token {
+    /// Send it as `Authorization: Bearer <token>`.
+    token: String,
+    /// Seconds until it expires.
+    expires_in: u64,
+}
+
+/// Signs up a customer.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/register",
+    tag = "users",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "The account, a customer's.", body = User),
+        (status = 409, response = Refused),
+        (status = 422, response = Invalid),
+        (status = 500, response = StorageFailed),
+        (status = 503, response = Busy),
+    ),
+)]
+pub(super) async fn register(State(app): State<App>, raw: Result<Bytes, BytesRejection>) -> Reply<impl IntoResponse> {
+    let c: Credentials = body(raw)?;
+    let email: Email = parse("email", &c.email)?;
+    let password = parse("password", &c.password)?;
+    let user = blocking(move || app.service.register(email, &password)).await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Logs in: a token for the bearer header. A wrong password and an unknown email get
+/// the same answer.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/login",
+    tag = "users",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "A token.", body = Token),
+        (status = 401, response = Unauthenticated),
+        (status = 422, response = Invalid),
+        (status = 500, response = StorageFailed),
+        (status = 503, response = Busy),
+    ),
+)]
+pub(super) async fn login(State(app): State<App>, raw: Result<Bytes, BytesRejection>) -> Reply<impl IntoResponse> {
+    let c: Credentials = body(raw)?;
+    let email: Email = parse("email", &c.email)?;
+    let service = app.service.clone();
+    let p = blocking(move || service.authenticate(&email, &c.password)).await?;
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims =
+        Claims { sub: p.email().to_string(), role: p.role().to_string(), iat: now, exp: now + app.ttl.as_secs() };
+    let token = jsonwebtoken::encode(&Header::new(jsonwebtoken::Algorithm::HS256), &claims, &app.enc).map_err(|e| {
+        Problem(Error::Storage(StoreError::new(StoreErrorKind::Other, format!("cannot sign a token: {e}"), None)))
+    })?;
+    Ok(Json(Token { token, expires_in: app.ttl.as_secs() }))
+}
+
+/// Lists every account (admins only).
+#[utoipa::path(
+    get,
+    path = "/v1/users",
+    tag = "users",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every account, by email.", body = Items<User>),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 500, response = StorageFailed),
+        (status = 503, response = Busy),
+    ),
+)]
+pub(super) async fn list_users(State(app): State<App>, Caller(p): Caller) -> Reply<impl IntoResponse> {
+    let users = blocking(move || app.service.list_users(&p)).await?;
+    Ok(Json(Items { items: users }))
+}
+
+/// A new account with its role.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewUser {
+    #[schema(value_type = Email)]
+    email: String,
+    #[schema(value_type = Role)]
+    role: String,
+    /// At least 12 characters.
+    password: String,
+}
+
+/// Adds an account in any role (admins only).
+#[utoipa::path(
+    post,
+    path = "/v1/users",
+    tag = "users",
+    security(("bearer" = [])),
+    request_body = NewUser,
+    responses(
+        (status = 201, description = "The account.", body = User),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Refused),
+        (status = 422, response = Invalid),
+        (status = 500, response = StorageFailed),
+        (status = 503, response = Busy),
+    ),
+)]
+pub(super) async fn add_user(
+    State(app): State<App>,
+    Caller(p): Caller,
+    raw: Result<Bytes, BytesRejection>,
+) -> Reply<impl IntoResponse> {
+    let u: NewUser = body(raw)?;
+    let (email, role) = (parse("email", &u.email)?, parse("role", &u.role)?);
+    let password = parse("password", &u.password)?;
+    let user = blocking(move || app.service.add_user(&p, email, role, &password)).await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// A change to an account: a role (admins only), a password (admins, or users for
+/// themselves), or both.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UserChange {
+    #[schema(value_type = Option<Role>)]
+    role: Option<String>,
+    /// At least 12 characters.
+    password: Option<String>,
+}
+
+/// Changes an account's role or password.
+#[utoipa::path(
+    patch,
+    path = "/v1/users/{email}",
+    tag = "users",
+    security(("bearer" = [])),
+    params(("email" = String, Path, description = "The account's email.")),
+    request_body = UserChange,
+    responses(
+        (status = 200, description = "The account, changed.", body = User),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = Invalid),
+        (status = 500, response = StorageFailed),
+        (status = 503, response = Busy),
+    ),
+)]
+pub(super) async fn change_user(
+    State(app): State<App>,
+    Caller(p): Caller,
+    Path(email): Path<String>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Reply<impl IntoResponse> {
+    let email: Email = parse("email", &email)?;
+    let change: UserChange = body(raw)?;
+    let role: Option<Role> = change.role.as_deref().map(|r| parse("role", r)).transpose()?;
+    let password = change.password.as_deref().map(|pw| parse("password", pw)).transpose()?;
+    Ok(Json(blocking(move || app.service.change_user(&p, &email, role, password.as_ref())).await?))
+}
