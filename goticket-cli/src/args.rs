@@ -94,6 +94,10 @@ pub struct ServeArgs {
     /// How long a login token is valid (e.g. 1h, 30m).
     #[arg(long, default_value = "1h")]
     pub token_ttl: String,
+    /// How often overdue holds are expired in the background (reads never count them
+    /// as held in between).
+    #[arg(long, default_value = "30s")]
+    pub sweep_every: String,
 }
 
 /// User subcommands. Passwords are read from a prompt or with --password-stdin,

@@ -97,10 +97,13 @@ fn serve(service: Service, a: &crate::args::ServeArgs) -> Result<()> {
     if secret.len() < 32 {
         return Err(Error::validation("jwt secret", "must be at least 32 bytes").into());
     }
-    let ttl: goticket_core::HoldDuration =
-        a.token_ttl.parse().map_err(|e: Error| Error::validation("--token-ttl", e.to_string()))?;
-    let token_ttl = std::time::Duration::from_secs(u64::try_from(ttl.get().as_secs()).unwrap_or(3600));
-    crate::http::serve(service, crate::http::Settings { addr, jwt_secret: secret, token_ttl })
+    let duration = |flag: &str, raw: &str| -> Result<std::time::Duration> {
+        let d: goticket_core::HoldDuration = raw.parse().map_err(|e: Error| e.in_field(flag))?;
+        Ok(std::time::Duration::from_secs(u64::try_from(d.get().as_secs()).unwrap_or(1)))
+    };
+    let token_ttl = duration("--token-ttl", &a.token_ttl)?;
+    let sweep_every = duration("--sweep-every", &a.sweep_every)?;
+    crate::http::serve(service, crate::http::Settings { addr, jwt_secret: secret, token_ttl, sweep_every })
 }
 
 /// A password from standard input, or typed twice at a prompt without echo.

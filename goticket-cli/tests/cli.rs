@@ -1362,7 +1362,7 @@ mod http {
     fn the_whole_flow(db: &str) {
         add_user(db, "boss@example.com", "admin");
         add_user(db, "org@example.com", "organizer");
-        let srv = Server::start(db);
+        let srv = Server::start_with(db, &["--sweep-every", "1s"]);
         assert_eq!(srv.call("GET", "/healthz", None, None, &[]).0, 200);
         assert_eq!(srv.call("GET", "/readyz", None, None, &[]).0, 200);
 
@@ -1464,6 +1464,56 @@ mod http {
         let mine = srv.call("GET", "/v1/bookings", Some(&bob), None, &[]);
         assert_eq!(mine.1["items"].as_array().map(Vec::len), Some(1), "a customer lists only their own bookings");
 
+        // A hold that runs out frees its seat: the next buyer gets it, the late confirm
+        // is refused, and the background sweeper records the expiry. Then a
+        // cancellation frees the seat again.
+        let flash = r#"{"name":"Flash","starts_at":"2030-02-01T19:00:00Z","ends_at":"2030-02-01T22:00:00Z","capacity":1,"price":{"amount_minor":500,"currency":"EUR"},"slug":"flash"}"#;
+        assert_eq!(srv.call("POST", "/v1/events", Some(&org), Some(flash), &[]).0, 201);
+        let (status, short, _) =
+            srv.call("POST", "/v1/events/flash/bookings", Some(&ann), Some(r#"{"quantity":1,"hold":"1s"}"#), &[]);
+        assert_eq!((status, s(&short["status"])), (201, "held"), "{short}");
+        let late = s(&short["code"]).to_owned();
+        assert_problem(
+            srv.call("POST", "/v1/events/flash/bookings", Some(&bob), Some(r#"{"quantity":1}"#), &[]),
+            409,
+            "sold-out",
+        );
+        let swept = |srv: &Server| {
+            let (_, text, _) = srv.call("GET", "/metrics", None, None, &[]);
+            let text = text.as_str().expect("text").to_owned();
+            text.lines().find_map(|l| l.strip_prefix("goticket_holds_expired_total ")).map(str::to_owned)
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while swept(&srv).as_deref() != Some("1") {
+            assert!(std::time::Instant::now() < deadline, "the sweeper never expired the hold: {:?}", swept(&srv));
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        let (_, gone, _) = srv.call("GET", &format!("/v1/bookings/{late}"), Some(&ann), None, &[]);
+        assert_eq!(s(&gone["status"]), "expired");
+        assert_problem(
+            srv.call("POST", &format!("/v1/bookings/{late}/confirm"), Some(&ann), None, &[]),
+            409,
+            "invalid-transition",
+        );
+        let (status, bought, _) =
+            srv.call("POST", "/v1/events/flash/bookings", Some(&bob), Some(r#"{"quantity":1}"#), &[]);
+        assert_eq!((status, s(&bought["status"])), (201, "confirmed"), "{bought}");
+        let bought = s(&bought["code"]).to_owned();
+        assert_problem(
+            srv.call("POST", &format!("/v1/bookings/{bought}/cancel"), Some(&ann), None, &[]),
+            403,
+            "forbidden",
+        );
+        let (status, cancelled, _) = srv.call("POST", &format!("/v1/bookings/{bought}/cancel"), Some(&bob), None, &[]);
+        assert_eq!((status, s(&cancelled["status"])), (200, "cancelled"));
+        let (_, e, _) = srv.call("GET", "/v1/events/flash", Some(&bob), None, &[]);
+        assert_eq!((e["available"].as_u64(), e["held"].as_u64(), e["sold"].as_u64()), (Some(1), Some(0), Some(0)));
+        assert_problem(
+            srv.call("POST", &format!("/v1/bookings/{bought}/cancel"), Some(&bob), None, &[]),
+            409,
+            "invalid-transition",
+        );
+
         // Check-in at the door: once.
         let secret = s(&b["tickets"][0]["secret"]).to_owned();
         let body = format!(r#"{{"secret":"{secret}"}}"#);
@@ -1475,12 +1525,22 @@ mod http {
         assert_problem(srv.call("GET", "/v1/reports/sales", Some(&ann), None, &[]), 403, "forbidden");
         let (status, r, _) = srv.call("GET", "/v1/reports/sales", Some(&org), None, &[]);
         assert_eq!((status, r["items"][0]["sold"].as_u64()), (200, Some(3)));
+        assert_eq!((s(&r["items"][1]["name"]), r["items"][1]["sold"].as_u64()), ("Flash", Some(0)));
+        assert_eq!(r["items"][0]["revenue"], serde_json::json!({"amount_minor": 3750, "currency": "EUR"}));
+        assert_eq!(r["items"][0]["checked_in"], 1);
         srv.call("POST", "/v1/events", Some(&org), Some(&event.replace("\"web\"", "\"web-2\"")), &[]);
-        let (_, p1, _) = srv.call("GET", "/v1/events?limit=1", Some(&ann), None, &[]);
-        let cursor = s(&p1["next_cursor"]).to_owned();
-        let (_, p2, _) = srv.call("GET", &format!("/v1/events?limit=1&cursor={cursor}"), Some(&ann), None, &[]);
-        assert_ne!(p1["items"][0]["id"], p2["items"][0]["id"]);
-        assert!(p2["next_cursor"].is_null());
+        // One event a page, cursor to cursor: each of the three once, then no cursor.
+        let (mut seen, mut query) = (Vec::new(), "limit=1".to_owned());
+        loop {
+            let (_, page, _) = srv.call("GET", &format!("/v1/events?{query}"), Some(&ann), None, &[]);
+            assert_eq!(page["items"].as_array().map(Vec::len), Some(1), "{page}");
+            seen.push(s(&page["items"][0]["slug"]).to_owned());
+            match page["next_cursor"].as_str() {
+                Some(c) => query = format!("limit=1&cursor={c}"),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ["web", "web-2", "flash"]);
         assert_problem(srv.call("GET", "/v1/users", Some(&org), None, &[]), 403, "forbidden");
         let boss = srv.token("boss@example.com", "long enough password");
         assert_eq!(srv.call("GET", "/v1/users", Some(&boss), None, &[]).1["items"].as_array().map(Vec::len), Some(4));
@@ -1679,6 +1739,246 @@ mod http {
             assert_eq!(srv2.call("GET", open, None, None, &[]).0, 200, "{open} needs no token");
         }
         drop(srv);
+    }
+
+    /// The document is the contract: exactly these routes, each served (no fallback 404,
+    /// no 405), each refusing a missing token exactly when it says it needs one, and
+    /// every reference in it resolving. What each route answered here is checked
+    /// against it when the server is dropped.
+    #[test]
+    fn openapi_describes_every_route_served() {
+        let db = Db::new();
+        let path = db.path.display().to_string();
+        add_user(&path, "boss@example.com", "admin");
+        let srv = Server::start(&path);
+        let boss = srv.token("boss@example.com", "long enough password");
+        let doc = srv.openapi();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let mut routes: Vec<(String, String)> = Vec::new();
+        for (t, item) in doc["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("a path item").keys() {
+                routes.push((method.to_uppercase(), t.clone()));
+            }
+        }
+        routes.sort();
+        let mut expected: Vec<(String, String)> = [
+            "GET /healthz",
+            "GET /readyz",
+            "GET /metrics",
+            "GET /openapi.json",
+            "POST /v1/auth/register",
+            "POST /v1/auth/login",
+            "GET /v1/users",
+            "POST /v1/users",
+            "PATCH /v1/users/{email}",
+            "GET /v1/events",
+            "POST /v1/events",
+            "GET /v1/events/{event}",
+            "PATCH /v1/events/{event}",
+            "POST /v1/events/{event}/cancel",
+            "POST /v1/events/{event}/bookings",
+            "GET /v1/bookings",
+            "GET /v1/bookings/{code}",
+            "POST /v1/bookings/{code}/confirm",
+            "POST /v1/bookings/{code}/cancel",
+            "POST /v1/checkin",
+            "GET /v1/reports/sales",
+        ]
+        .iter()
+        .map(|r| {
+            let (m, t) = r.split_once(' ').expect("METHOD /path");
+            (m.to_owned(), t.to_owned())
+        })
+        .collect();
+        expected.sort();
+        assert_eq!(routes, expected);
+
+        let mut operation_ids = std::collections::HashSet::new();
+        for (method, t) in &routes {
+            let op = &doc["paths"][t][method.to_lowercase()];
+            assert!(operation_ids.insert(op["operationId"].as_str().expect("an operationId")), "{method} {t}");
+            let statuses: Vec<&String> = op["responses"].as_object().expect("responses").keys().collect();
+            assert!(statuses.iter().any(|s| s.starts_with('2')), "{method} {t} lists no success");
+            let secured = op.get("security").is_some();
+            if secured {
+                assert!(statuses.contains(&&"401".to_owned()), "{method} {t} needs a token but lists no 401");
+            }
+            if op.get("requestBody").is_some() {
+                assert!(statuses.contains(&&"422".to_owned()), "{method} {t} takes a body but lists no 422");
+            }
+            let concrete = t
+                .replace("{event}", "no-such-event")
+                .replace("{code}", "AAAA-AAAA-AAAA")
+                .replace("{email}", "x@example.com");
+            let body = (method != "GET").then_some("{}");
+            let anonymous = srv.call(method, &concrete, None, body, &[]);
+            assert_eq!(anonymous.0 == 401, secured, "{method} {t} without a token: {}", anonymous.1);
+            let admin = srv.call(method, &concrete, Some(&boss), body, &[]);
+            assert!(
+                admin.1["detail"] != "no such route" && admin.0 != 405,
+                "{method} {t} is documented but not served: {} {}",
+                admin.0,
+                admin.1
+            );
+        }
+
+        // Every reference resolves.
+        fn refs<'v>(v: &'v Value, out: &mut Vec<&'v str>) {
+            match v {
+                Value::Object(o) => {
+                    if let Some(Value::String(r)) = o.get("$ref") {
+                        out.push(r);
+                    }
+                    o.values().for_each(|x| refs(x, out));
+                }
+                Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+                _ => {}
+            }
+        }
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        assert!(all.len() > 20);
+        for r in all {
+            let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("{r} is not local"));
+            assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
+        }
+
+        // Methods no route takes, and paths no route has, are problems too.
+        let got = srv.call("DELETE", "/v1/events", Some(&boss), None, &[]);
+        assert_problem(got, 405, "method-not-allowed");
+        assert_problem(srv.call("GET", "/v1/nothing/here", None, None, &[]), 404, "not-found");
+    }
+
+    /// Filters and pages of both lists, and their bad values: each a 422 naming the
+    /// parameter.
+    #[test]
+    fn lists_filter_and_page() {
+        let db = Db::new();
+        let path = db.path.display().to_string();
+        add_user(&path, "org@example.com", "organizer");
+        let srv = Server::start(&path);
+        let org = srv.token("org@example.com", "long enough password");
+        for (slug, month, euros) in [("a", 1, 10), ("b", 2, 20), ("c", 3, 30), ("d", 4, 40)] {
+            let body = format!(
+                r#"{{"name":"{slug}","slug":"{slug}","starts_at":"2030-{month:02}-01T19:00:00Z","ends_at":"2030-{month:02}-01T22:00:00Z","capacity":10,"price":{{"amount_minor":{},"currency":"EUR"}}}}"#,
+                euros * 100
+            );
+            assert_eq!(srv.call("POST", "/v1/events", Some(&org), Some(&body), &[]).0, 201);
+        }
+        assert_eq!(srv.call("POST", "/v1/events/c/cancel", Some(&org), None, &[]).0, 200);
+        let slugs = |query: &str| -> (Vec<String>, Value) {
+            let (status, page, _) = srv.call("GET", &format!("/v1/events?{query}"), Some(&org), None, &[]);
+            assert_eq!(status, 200, "{query}: {page}");
+            let items = page["items"].as_array().expect("items").iter().map(|e| s(&e["slug"]).to_owned()).collect();
+            (items, page["next_cursor"].clone())
+        };
+        assert_eq!(slugs("from=2030-01-15T00:00:00Z&to=2030-03-15T00:00:00Z").0, ["b", "c"]);
+        assert_eq!(slugs("min_price=15%20EUR&max_price=35.00%20EUR").0, ["b", "c"]);
+        assert_eq!(slugs("status=cancelled").0, ["c"]);
+        assert_eq!(slugs("status=scheduled&min_price=20%20EUR").0, ["b", "d"]);
+        assert_eq!(slugs("offset=3").0, ["d"]);
+        let (first, cursor) = slugs("limit=3");
+        assert_eq!(first, ["a", "b", "c"]);
+        let (rest, end) = slugs(&format!("limit=3&cursor={}", s(&cursor)));
+        assert_eq!((rest, end), (vec!["d".to_owned()], Value::Null));
+        for (query, names) in [
+            ("limit=0", "limit"),
+            ("limit=lots", "limit"),
+            ("offset=-1", "offset"),
+            ("cursor=zzz", "cursor"),
+            ("status=done", "status"),
+            ("from=yesterday", "from"),
+            ("from=2030-03-01T00:00:00Z&to=2030-01-01T00:00:00Z", "to"),
+            ("min_price=ten", "min_price"),
+            ("min_price=10%20EUR&max_price=20%20USD", "max_price"),
+            ("colour=red", "colour"),
+        ] {
+            let got = srv.call("GET", &format!("/v1/events?{query}"), Some(&org), None, &[]);
+            let detail = s(&got.1["detail"]).to_owned();
+            assert_problem(got, 422, "validation");
+            assert!(detail.contains(names), "{query}: {detail}");
+        }
+
+        // Bookings: by event, status and customer; customers see only their own.
+        for who in ["ann@example.com", "bob@example.com"] {
+            let body = format!(r#"{{"email":"{who}","password":"long enough password"}}"#);
+            assert_eq!(srv.call("POST", "/v1/auth/register", None, Some(&body), &[]).0, 201);
+        }
+        let ann = srv.token("ann@example.com", "long enough password");
+        let bob = srv.token("bob@example.com", "long enough password");
+        srv.call("POST", "/v1/events/a/bookings", Some(&ann), Some(r#"{"quantity":1,"hold":"10m"}"#), &[]);
+        srv.call("POST", "/v1/events/b/bookings", Some(&ann), Some(r#"{"quantity":2}"#), &[]);
+        srv.call("POST", "/v1/events/b/bookings", Some(&bob), Some(r#"{"quantity":1}"#), &[]);
+        let count = |token: &str, query: &str| -> usize {
+            let (status, page, _) = srv.call("GET", &format!("/v1/bookings?{query}"), Some(token), None, &[]);
+            assert_eq!(status, 200, "{query}: {page}");
+            page["items"].as_array().map_or(0, Vec::len)
+        };
+        assert_eq!(count(&org, "event=a"), 1);
+        assert_eq!(count(&org, "event=b"), 2);
+        assert_eq!(count(&org, "status=held"), 1);
+        assert_eq!(count(&org, "status=confirmed&customer=ann@example.com"), 1);
+        assert_eq!(count(&org, "limit=2"), 2);
+        assert_eq!(count(&org, "offset=2"), 1);
+        assert_eq!(count(&ann, ""), 2, "ann sees her own");
+        assert_eq!(count(&bob, "event=b"), 1, "bob sees his own");
+        assert_problem(
+            srv.call("GET", "/v1/bookings?customer=bob@example.com", Some(&ann), None, &[]),
+            403,
+            "forbidden",
+        );
+        assert_problem(srv.call("GET", "/v1/bookings?event=nope", Some(&org), None, &[]), 404, "not-found");
+        assert_problem(srv.call("GET", "/v1/bookings?status=lost", Some(&org), None, &[]), 422, "validation");
+    }
+
+    /// Admins add accounts and change roles; users change their own password; a change
+    /// that is refused changes nothing.
+    #[test]
+    fn accounts_over_http() {
+        let db = Db::new();
+        let path = db.path.display().to_string();
+        add_user(&path, "boss@example.com", "admin");
+        let srv = Server::start(&path);
+        let boss = srv.token("boss@example.com", "long enough password");
+        let new_org = r#"{"email":"Neo@Example.com","role":"organizer","password":"another long password"}"#;
+        let (status, user, _) = srv.call("POST", "/v1/users", Some(&boss), Some(new_org), &[]);
+        assert_eq!((status, s(&user["email"]), s(&user["role"])), (201, "neo@example.com", "organizer"), "{user}");
+        assert!(user.get("password_hash").is_none() && !user.to_string().contains("argon2"));
+        assert_problem(srv.call("POST", "/v1/users", Some(&boss), Some(new_org), &[]), 409, "conflict");
+        for (body, field) in [
+            (r#"{"email":"x@example.com","role":"boss","password":"another long password"}"#, "role"),
+            (r#"{"email":"x@example.com","role":"admin","password":"short"}"#, "password"),
+            (r#"{"email":"not-an-email","role":"admin","password":"another long password"}"#, "email"),
+            (r#"{"email":"x@example.com","role":"admin"}"#, "password"),
+        ] {
+            let got = srv.call("POST", "/v1/users", Some(&boss), Some(body), &[]);
+            let detail = s(&got.1["detail"]).to_owned();
+            assert_problem(got, 422, "validation");
+            assert!(detail.contains(field), "{body}: {detail}");
+        }
+        let neo = srv.token("neo@example.com", "another long password");
+        assert_problem(srv.call("POST", "/v1/users", Some(&neo), Some(new_org), &[]), 403, "forbidden");
+
+        // An admin demotes; the next login carries the new role.
+        let (status, user, _) =
+            srv.call("PATCH", "/v1/users/neo@example.com", Some(&boss), Some(r#"{"role":"customer"}"#), &[]);
+        assert_eq!((status, s(&user["role"])), (200, "customer"));
+        let neo = srv.token("neo@example.com", "another long password");
+        assert_problem(srv.call("GET", "/v1/reports/sales", Some(&neo), None, &[]), 403, "forbidden");
+
+        // A user changes their own password, and nobody else's; a refused change
+        // (role and password together, by a customer) changes neither.
+        let pw = r#"{"password":"a brand new password"}"#;
+        assert_eq!(srv.call("PATCH", "/v1/users/neo@example.com", Some(&neo), Some(pw), &[]).0, 200);
+        srv.token("neo@example.com", "a brand new password");
+        assert_problem(srv.call("PATCH", "/v1/users/boss@example.com", Some(&neo), Some(pw), &[]), 403, "forbidden");
+        let both = r#"{"role":"admin","password":"yet another password"}"#;
+        assert_problem(srv.call("PATCH", "/v1/users/neo@example.com", Some(&neo), Some(both), &[]), 403, "forbidden");
+        srv.token("neo@example.com", "a brand new password");
+        assert_problem(srv.call("PATCH", "/v1/users/ghost@example.com", Some(&boss), Some(pw), &[]), 404, "not-found");
+        assert_problem(srv.call("PATCH", "/v1/users/neo@example.com", Some(&boss), Some("{}"), &[]), 422, "validation");
+        let (_, all, _) = srv.call("GET", "/v1/users", Some(&boss), None, &[]);
+        assert_eq!(all["items"].as_array().map(Vec::len), Some(2));
     }
 
     #[test]

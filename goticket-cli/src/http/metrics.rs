@@ -22,6 +22,7 @@ pub(super) struct Metrics {
     micros: AtomicU64,
     pub(super) bookings: AtomicU64,
     pub(super) refusals: AtomicU64,
+    pub(super) holds_expired: AtomicU64,
 }
 
 impl Metrics {
@@ -64,6 +65,9 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE goticket_booking_refusals_total counter");
         let _ = writeln!(out, "goticket_booking_refusals_total {}", get(&self.refusals));
+        let _ = writeln!(out, "# HELP goticket_holds_expired_total Overdue holds the background sweeper expired.");
+        let _ = writeln!(out, "# TYPE goticket_holds_expired_total counter");
+        let _ = writeln!(out, "goticket_holds_expired_total {}", get(&self.holds_expired));
         let c = combiner.unwrap_or_default();
         let _ =
             writeln!(out, "# HELP goticket_combiner_batches_total Transactions the reservation combiner committed.");

@@ -38,6 +38,8 @@ pub struct Settings {
     pub jwt_secret: Vec<u8>,
     /// How long a token is valid.
     pub token_ttl: Duration,
+    /// How often the background task expires overdue holds.
+    pub sweep_every: Duration,
 }
 
 #[derive(Clone)]
@@ -232,14 +234,19 @@ pub fn serve(service: Service, settings: Settings) -> anyhow::Result<()> {
             metrics: Arc::default(),
         };
         // The sweeper only tidies: reads and reservations never count overdue holds.
+        let figures = app.metrics.clone();
         let sweeper = tokio::spawn(async move {
             let admin = Principal::new("sweeper@goticket.local".parse().expect("a valid constant email"), Role::Admin);
-            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            let mut tick = tokio::time::interval(settings.sweep_every);
             loop {
                 tick.tick().await;
                 let (s, p) = (service.clone(), admin.clone());
-                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.expire_holds(&p)).await {
-                    tracing::warn!("expiring holds failed: {e}");
+                match tokio::task::spawn_blocking(move || s.expire_holds(&p)).await {
+                    Ok(Ok(n)) => {
+                        figures.holds_expired.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Ok(Err(e)) => tracing::warn!("expiring holds failed: {e}"),
+                    Err(e) => tracing::warn!("the hold sweeper panicked: {e}"),
                 }
             }
         });
