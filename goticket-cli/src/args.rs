@@ -78,6 +78,9 @@ pub enum Command {
     /// Serve the HTTP API (REST + JSON, JWT bearer auth).
     #[cfg(feature = "http")]
     Serve(ServeArgs),
+    /// Print the HTTP API's OpenAPI 3.1 document (what `serve` answers at /openapi.json).
+    #[cfg(feature = "http")]
+    Openapi,
 }
 
 /// `serve`.

@@ -163,8 +163,15 @@ fn page(args: &PageArgs) -> Result<PageRequest, Error> {
 
 /// Runs one parsed command line, writing results to `w`.
 pub fn run(cli: Cli, w: impl Write) -> Result<()> {
+    // The API's document is made from the code, and the HTTP load test talks only to a
+    // server: neither has a database to open.
+    #[cfg(feature = "http")]
+    if let Command::Openapi = cli.command {
+        let mut w = w;
+        writeln!(w, "{}", crate::http::openapi_document())?;
+        return Ok(w.flush()?);
+    }
     let mut out = Out::new(cli.format, w);
-    // The HTTP load test talks only to a server: no database of its own to open.
     #[cfg(feature = "http")]
     if let Command::Bench(crate::args::BenchCmd::Http(a)) = &cli.command {
         out.one(&crate::bench::http(a)?)?;
@@ -202,6 +209,8 @@ pub fn run(cli: Cli, w: impl Write) -> Result<()> {
         Command::User(cmd) => user(s, &p, cmd, &mut out)?,
         #[cfg(feature = "http")]
         Command::Serve(a) => serve(service.clone(), &a)?,
+        #[cfg(feature = "http")]
+        Command::Openapi => {} // answered above, before a store is opened
         Command::Import(ImportCmd::Bookings(a)) => crate::transfer::import_bookings(s, &p, &a, &mut out)?,
         Command::Export(ExportCmd::Events(a)) => crate::transfer::export_events(s, &p, &a, &mut out)?,
         Command::Export(ExportCmd::Bookings(a)) => crate::transfer::export_bookings(s, &p, &a, &mut out)?,

@@ -1163,6 +1163,10 @@ mod http {
     struct Seen {
         method: String,
         path: String,
+        /// The query's parameter names.
+        query: Vec<String>,
+        /// The JSON body sent, if any.
+        request: Option<Value>,
         status: u16,
         content_type: String,
         body: Value,
@@ -1181,6 +1185,7 @@ mod http {
             body: Option<&str>,
             headers: &[(&str, &str)],
         ) -> (u16, Value, String) {
+            let request = body.and_then(|b| serde_json::from_str(b).ok());
             let mut req = ureq::request(method, &format!("{}{path}", self.base));
             if let Some(t) = token {
                 req = req.set("Authorization", &format!("Bearer {t}"));
@@ -1203,6 +1208,16 @@ mod http {
             self.seen.lock().expect("not poisoned").push(Seen {
                 method: method.to_owned(),
                 path: path.split('?').next().unwrap_or(path).to_owned(),
+                query: path
+                    .split_once('?')
+                    .map(|(_, q)| {
+                        q.split('&')
+                            .filter(|kv| !kv.is_empty())
+                            .map(|kv| kv.split('=').next().unwrap_or(kv).to_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                request,
                 status,
                 content_type: ct.clone(),
                 body: body.clone(),
@@ -1259,7 +1274,7 @@ mod http {
 
     /// Why `answer` is not what the document says that route answers, if it is not.
     fn undocumented(doc: &Value, answer: &Seen) -> Option<String> {
-        let Seen { method, path, status, content_type, body } = answer;
+        let Seen { method, path, query, request, status, content_type, body } = answer;
         let what = format!("{method} {path} -> {status} {content_type} {body}");
         let Some(t) = template(doc, path) else {
             let fallback = *status == 404 && body["detail"] == "no such route";
@@ -1269,6 +1284,24 @@ mod http {
             let refused = *status == 405 && body["type"] == "https://goticket.dev/problems/method-not-allowed";
             return (!refused).then(|| format!("{what}: served, but {t} has no {method} in the document"));
         };
+        // What the server took must be documented too: every query parameter, and the
+        // body against its schema.
+        if (200..300).contains(status) {
+            let params = op["parameters"].as_array().map(Vec::as_slice).unwrap_or_default();
+            for name in query {
+                if !params.iter().any(|p| p["in"] == "query" && p["name"] == name.as_str()) {
+                    return Some(format!("{what}: query parameter {name} is taken but not documented"));
+                }
+            }
+            if let Some(sent) = request {
+                let Some(schema) = op["requestBody"]["content"].get("application/json").map(|c| &c["schema"]) else {
+                    return Some(format!("{what}: a JSON body is taken but not documented"));
+                };
+                if let Some(why) = mismatch(doc, schema, sent) {
+                    return Some(format!("{what}: the request {sent} does not match its schema: {why}"));
+                }
+            }
+        }
         let Some(mut response) = op["responses"].get(status.to_string()) else {
             return Some(format!("{what}: {method} {t} does not list status {status}"));
         };
@@ -1278,15 +1311,19 @@ mod http {
         let Some(schema) = response["content"].get(content_type.as_str()).map(|c| &c["schema"]) else {
             return Some(format!("{what}: {status} of {method} {t} has no {content_type} content"));
         };
+        mismatch(doc, schema, body).map(|why| format!("{what}: does not match its schema: {why}"))
+    }
+
+    /// Why `value` does not match `schema` (closed, formats checked), if it does not.
+    fn mismatch(doc: &Value, schema: &Value, value: &Value) -> Option<String> {
         let validator = jsonschema::options()
             .should_validate_formats(true)
             .build(&strict_root(doc, schema))
-            .unwrap_or_else(|e| panic!("the schema of {status} of {method} {t} is not valid JSON Schema: {e}"));
+            .unwrap_or_else(|e| panic!("{schema} is not valid JSON Schema: {e}"));
         let errors: Vec<String> =
-            validator.iter_errors(body).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-        (!errors.is_empty()).then(|| format!("{what}: does not match its schema: {}", errors.join("; ")))
+            validator.iter_errors(value).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        (!errors.is_empty()).then(|| errors.join("; "))
     }
-
     /// `schema` as a document of its own (with the components its references need), in
     /// which no object may carry a property the document does not name.
     fn strict_root(doc: &Value, schema: &Value) -> Value {
@@ -1847,6 +1884,31 @@ mod http {
         let got = srv.call("DELETE", "/v1/events", Some(&boss), None, &[]);
         assert_problem(got, 405, "method-not-allowed");
         assert_problem(srv.call("GET", "/v1/nothing/here", None, None, &[]), 404, "not-found");
+    }
+
+    /// The committed document (`goticket-cli/openapi.json`) is what the code makes and
+    /// what the server answers, so an API change shows up in review as its diff.
+    /// `GOTICKET_BLESS=1 cargo test` rewrites it.
+    #[test]
+    fn committed_openapi_is_current() {
+        let out = Command::new(BIN).arg("openapi").env_remove("GOTICKET_DB").output().expect("runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let made: Value = serde_json::from_slice(&out.stdout).expect("goticket openapi prints JSON");
+        let db = Db::new();
+        let srv = Server::start(&db.path.display().to_string());
+        assert_eq!(srv.openapi(), made, "the server answers the document the code makes");
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
+        if std::env::var_os("GOTICKET_BLESS").is_some() {
+            std::fs::write(&file, &out.stdout).expect("write openapi.json");
+        }
+        let committed: Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap_or_default()).unwrap_or(Value::Null);
+        assert!(
+            committed == made,
+            "{} is not the document the code makes: run `GOTICKET_BLESS=1 cargo test -p goticket-cli \
+             committed_openapi` and review the diff",
+            file.display()
+        );
     }
 
     /// Filters and pages of both lists, and their bad values: each a 422 naming the

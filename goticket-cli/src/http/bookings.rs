@@ -38,9 +38,11 @@ pub(super) struct BookBody {
     customer: Option<String>,
 }
 
-/// Holds or buys seats of an event. Never oversells: when too few seats are left the
-/// answer is 409 sold-out. Retrying with the same `Idempotency-Key` answers the first
-/// booking (200, `replayed: true`) instead of booking again.
+/// Holds or buys seats of an event.
+///
+/// Never oversells: when too few seats are left the answer is 409 sold-out. A retry
+/// with the same `Idempotency-Key` answers the first booking (200, `replayed: true`)
+/// instead of booking again.
 #[utoipa::path(
     post,
     path = "/v1/events/{event}/bookings",
@@ -120,8 +122,9 @@ pub(super) struct BookingQuery {
     offset: Option<String>,
 }
 
-/// Lists bookings, newest first: a customer's own, an organizer's events', or all for
-/// an admin.
+/// Lists bookings.
+///
+/// A customer sees their own, an organizer those of their events, an admin all.
 #[utoipa::path(
     get,
     path = "/v1/bookings",
@@ -198,7 +201,9 @@ pub(super) async fn show_booking(
     Ok(Json(blocking(move || app.service.booking(&p, &code)).await?))
 }
 
-/// Confirms a hold before it expires (its customer, the event's organizer or an admin).
+/// Confirms a hold before it expires.
+///
+/// Its customer, the event's organizer or an admin may.
 #[utoipa::path(
     post,
     path = "/v1/bookings/{code}/confirm",
@@ -225,8 +230,9 @@ pub(super) async fn confirm_booking(
     Ok(Json(blocking(move || app.service.confirm(&p, &code)).await?))
 }
 
-/// Cancels a hold or a booking (its customer, the event's organizer or an admin); its
-/// seats are on sale again.
+/// Cancels a hold or a booking; its seats are on sale again.
+///
+/// Its customer, the event's organizer or an admin may.
 #[utoipa::path(
     post,
     path = "/v1/bookings/{code}/cancel",
@@ -261,7 +267,9 @@ pub(super) struct CheckInBody {
     secret: String,
 }
 
-/// Admits a ticket once (the event's organizer or an admin).
+/// Admits a ticket at the door, once.
+///
+/// The event's organizer or an admin may.
 #[utoipa::path(
     post,
     path = "/v1/checkin",
@@ -298,8 +306,9 @@ pub(super) struct ReportQuery {
     event: Option<String>,
 }
 
-/// Seats held, sold and left, check-ins and revenue, per event (organizers for their own events,
-/// admins for all).
+/// The sales report: seats held, sold and left, check-ins and revenue, per event.
+///
+/// Organizers see their own events, admins all.
 #[utoipa::path(
     get,
     path = "/v1/reports/sales",

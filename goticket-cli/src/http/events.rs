@@ -111,7 +111,9 @@ impl EventPath {
     }
 }
 
-/// Creates an event (organizers for themselves, admins for anyone).
+/// Creates an event.
+///
+/// Organizers create events for themselves, admins for any organizer.
 #[utoipa::path(
     post,
     path = "/v1/events",
@@ -138,8 +140,9 @@ pub(super) async fn create_event(
     Ok((StatusCode::CREATED, Json(e)))
 }
 
-/// Changes an event (its organizer or an admin). Capacity never drops below the seats
-/// held and sold.
+/// Changes an event.
+///
+/// Its organizer or an admin may. Capacity never drops below the seats held and sold.
 #[utoipa::path(
     patch,
     path = "/v1/events/{event}",
@@ -197,7 +200,7 @@ pub(super) struct EventQuery {
     offset: Option<String>,
 }
 
-/// Lists events by start time, then id.
+/// Lists events, by start time.
 #[utoipa::path(
     get,
     path = "/v1/events",
@@ -255,8 +258,9 @@ pub(super) async fn show_event(
     Ok(Json(blocking(move || app.service.event(&p, &key)).await?))
 }
 
-/// Cancels an event (its organizer or an admin): sales stop and its bookings are
-/// cancelled.
+/// Cancels an event: sales stop and its live bookings are cancelled.
+///
+/// Its organizer or an admin may.
 #[utoipa::path(
     post,
     path = "/v1/events/{event}/cancel",

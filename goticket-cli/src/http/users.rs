@@ -94,8 +94,10 @@ pub(super) async fn register(State(app): State<App>, raw: Result<Bytes, BytesRej
     Ok((StatusCode::CREATED, Json(user)))
 }
 
-/// Logs in: a token for the bearer header. A wrong password and an unknown email get
-/// the same answer.
+/// Logs in: a token for the bearer header.
+///
+/// A wrong password and an unknown email get the same answer. The token carries the
+/// role the account had at login.
 #[utoipa::path(
     post,
     path = "/v1/auth/login",
@@ -194,7 +196,10 @@ pub(super) struct UserChange {
     password: Option<String>,
 }
 
-/// Changes an account's role or password.
+/// Changes an account's role, password, or both at once.
+///
+/// Only admins change roles; users change their own password, admins anyone's. A
+/// change that is refused changes nothing. A new role applies from the next login.
 #[utoipa::path(
     patch,
     path = "/v1/users/{email}",
