@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The HTTP load test behind BENCHMARKS.md: a release `goticket serve` on loopback (SQLite,
-# then PostgreSQL), and in a separate process `goticket bench http` with 64 connections
-# selling one 20,000-seat event until it is sold out. Prints CSV. Needs curl and psql.
+# then PostgreSQL), and in a separate process `goticket bench http` with CONNECTIONS
+# (default 100) keep-alive connections selling one 20,000-seat event until it is sold
+# out. Prints CSV. Needs curl and psql.
 #
-#   scripts/bench-http.sh
+#   scripts/bench-http.sh [CONNECTIONS]
 set -euo pipefail
 export PGOPTIONS="--client-min-messages=warning"
+connections="${1:-100}"
 cd "$(dirname "$0")/.."
 cargo build --release -q -p goticket-cli
 g="$PWD/target/release/goticket"
@@ -13,6 +15,8 @@ dir=$(mktemp -d)
 pid=""
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
 pg="${GOTICKET_BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/goticket_bench}"
+psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'goticket_bench'" | grep -q 1 \
+    || psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE goticket_bench"
 psql -h 127.0.0.1 -U postgres -d goticket_bench -qc "DROP SCHEMA IF EXISTS bench_http CASCADE; CREATE SCHEMA bench_http"
 export GOTICKET_JWT_SECRET="bench-secret-bench-secret-bench-secret"
 first=1
@@ -26,7 +30,7 @@ for db in "sqlite:$dir/http.db" "$pg?options=-c%20search_path%3Dbench_http"; do
         -d '{"email":"bench@example.com","password":"load test password"}' | sed 's/.*"token":"\([^"]*\)".*/\1/')
     curl -s -o /dev/null -X POST "$url/v1/events" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
         -d '{"name":"Load test","starts_at":"2030-01-01T19:00:00Z","ends_at":"2030-01-01T22:00:00Z","capacity":20000,"price":{"amount_minor":100,"currency":"EUR"},"slug":"load"}'
-    out=$("$g" --db "$db" --format csv bench http --url "$url" --token "$token" --event load --concurrency 64)
+    out=$("$g" --db "$db" --format csv bench http --url "$url" --token "$token" --event load --concurrency "$connections")
     store=$(case "$db" in sqlite:*) echo sqlite ;; *) echo postgres ;; esac)
     if [ "$first" = 1 ]; then echo "server_store,$(echo "$out" | head -n 1)"; first=0; fi
     echo "$store,$(echo "$out" | tail -n 1)"

@@ -56,6 +56,7 @@ impl Tabular for BenchResult {
             "elapsed_ms",
             "bookings_per_sec",
             "p50_ms",
+            "p95_ms",
             "p99_ms",
             "max_ms",
             "batches",
@@ -79,6 +80,7 @@ impl Tabular for BenchResult {
             format!("{:.1}", self.timing.elapsed_ms),
             format!("{:.0}", self.timing.bookings_per_sec),
             format!("{:.2}", self.timing.p50_ms),
+            format!("{:.2}", self.timing.p95_ms),
             format!("{:.2}", self.timing.p99_ms),
             format!("{:.2}", self.timing.max_ms),
             opt(self.batches),
@@ -93,6 +95,7 @@ struct Timing {
     elapsed_ms: f64,
     bookings_per_sec: f64,
     p50_ms: f64,
+    p95_ms: f64,
     p99_ms: f64,
     max_ms: f64,
 }
@@ -105,6 +108,7 @@ impl Timing {
             elapsed_ms: ms(elapsed),
             bookings_per_sec: bookings as f64 / elapsed.as_secs_f64(),
             p50_ms: percentile(&lat, 0.50),
+            p95_ms: percentile(&lat, 0.95),
             p99_ms: percentile(&lat, 0.99),
             max_ms: lat.last().map_or(0.0, |d| ms(*d)),
         }

@@ -566,9 +566,18 @@ fn bench_flash_sale_reports_its_figures_combined_and_not() {
             vec!["bench", "flash-sale", "--capacity", "50", "--buyers", "80", "--concurrency", "8", "--qty", "2"];
         args.extend_from_slice(extra);
         let r = db.json(&args);
-        for field in
-            ["bookings_per_sec", "p50_ms", "p99_ms", "max_ms", "sold", "capacity", "refused", "oversold", "combined"]
-        {
+        for field in [
+            "bookings_per_sec",
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
+            "max_ms",
+            "sold",
+            "capacity",
+            "refused",
+            "oversold",
+            "combined",
+        ] {
             assert!(r.get(field).is_some(), "bench JSON lacks {field}: {r}");
         }
         assert_eq!(r["combined"], extra.is_empty());
@@ -1909,6 +1918,32 @@ mod http {
              committed_openapi` and review the diff",
             file.display()
         );
+    }
+
+    /// A request with several bad fields is told about all of them at once.
+    #[test]
+    fn validation_problems_list_every_field() {
+        let db = Db::new();
+        let path = db.path.display().to_string();
+        add_user(&path, "org@example.com", "organizer");
+        let srv = Server::start(&path);
+        let org = srv.token("org@example.com", "long enough password");
+        let bad =
+            r#"{"slug":"Bad Slug!","starts_at":"2030-01-02T00:00:00Z","ends_at":"2030-01-01T00:00:00Z","capacity":0}"#;
+        let got = srv.call("POST", "/v1/events", Some(&org), Some(bad), &[]);
+        let errors = got.1["errors"].as_array().cloned().unwrap_or_default();
+        let fields: Vec<&str> = errors.iter().map(|e| s(&e["field"])).collect();
+        assert_eq!(fields, ["name", "capacity", "price", "slug", "ends_at"], "{}", got.1);
+        assert!(errors.iter().all(|e| !s(&e["reason"]).is_empty()));
+        assert!(s(&got.1["detail"]).contains("name"), "detail is the first error: {}", got.1);
+        assert_problem(got, 422, "validation");
+        // One bad value: one entry, naming it.
+        let got = srv.call("GET", "/v1/events?limit=0", Some(&org), None, &[]);
+        assert_eq!(got.1["errors"][0]["field"], "limit", "{}", got.1);
+        assert_eq!(got.1["errors"].as_array().map(Vec::len), Some(1));
+        // Other problems carry no field list.
+        let got = srv.call("GET", "/v1/events/nope", Some(&org), None, &[]);
+        assert!(got.1.get("errors").is_none(), "{}", got.1);
     }
 
     /// Filters and pages of both lists, and their bad values: each a 422 naming the

@@ -78,7 +78,7 @@ pub(super) async fn book(
     let req = BookingRequest {
         event: path.key()?,
         customer: opt("customer", b.customer.as_ref())?,
-        quantity: b.quantity.try_into().map_err(Problem)?,
+        quantity: b.quantity.try_into().map_err(Problem::from)?,
         hold: opt("hold", b.hold.as_ref())?,
         idempotency_key: opt("Idempotency-Key", key_header.as_ref())?,
     };
@@ -86,7 +86,7 @@ pub(super) async fn book(
     let r = match blocking(move || service.reserve(&p, req)).await {
         Ok(r) => r,
         Err(e) => {
-            if e.0.kind().http_status() == 409 {
+            if e.kind().http_status() == 409 {
                 app.metrics.refusals.fetch_add(1, Ordering::Relaxed);
             }
             return Err(e);

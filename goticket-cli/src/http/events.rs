@@ -6,7 +6,7 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use goticket_core::{Error, Event, EventFields, EventFilter, EventKey, EventStatus, Money, Page};
+use goticket_core::{Event, EventFields, EventFilter, EventKey, EventStatus, Money, Page};
 use serde::Deserialize;
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, PartialSchema, ToSchema};
@@ -92,11 +92,6 @@ impl PartialSchema for NewEventBody {
 
 impl ToSchema for NewEventBody {}
 
-/// The first of core's field errors, as a problem.
-fn first(errors: Vec<Error>) -> Problem {
-    Problem(errors.into_iter().next().unwrap_or_else(|| Error::validation("body", "is invalid")))
-}
-
 /// The `{event}` path parameter.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -135,7 +130,7 @@ pub(super) async fn create_event(
     Caller(p): Caller,
     raw: Result<Bytes, BytesRejection>,
 ) -> Reply<impl IntoResponse> {
-    let new = body::<EventBody>(raw)?.fields().parse().map_err(first)?;
+    let new = body::<EventBody>(raw)?.fields().parse().map_err(Problem::all)?;
     let e = blocking(move || app.service.create_event(&p, new)).await?;
     Ok((StatusCode::CREATED, Json(e)))
 }
@@ -168,7 +163,7 @@ pub(super) async fn update_event(
     raw: Result<Bytes, BytesRejection>,
 ) -> Reply<impl IntoResponse> {
     let key = path.key()?;
-    let patch = body::<EventBody>(raw)?.fields().parse_patch().map_err(first)?;
+    let patch = body::<EventBody>(raw)?.fields().parse_patch().map_err(Problem::all)?;
     Ok(Json(blocking(move || app.service.update_event(&p, &key, &patch)).await?))
 }
 

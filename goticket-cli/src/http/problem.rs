@@ -23,20 +23,52 @@ const STORE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The media type of every error answer.
 pub(super) const PROBLEM_JSON: &str = "application/problem+json";
 
-/// An error as an RFC 9457 problem: a stable `type` per error kind.
+/// An error as an RFC 9457 problem: a stable `type` per error kind. A validation
+/// problem also lists every field that was wrong (`errors`), so a form can mark them
+/// all at once.
 #[derive(Debug)]
-pub(super) struct Problem(pub(super) Error);
+pub(super) struct Problem {
+    error: Error,
+    /// Further errors of the same request.
+    more: Vec<Error>,
+}
+
+impl Problem {
+    /// Every error of one request; the first one decides the status.
+    pub(super) fn all(errors: Vec<Error>) -> Self {
+        let mut errors = errors.into_iter();
+        let error = errors.next().unwrap_or_else(|| Error::validation("body", "is invalid"));
+        Problem { error, more: errors.collect() }
+    }
+
+    pub(super) fn kind(&self) -> ErrorKind {
+        self.error.kind()
+    }
+}
 
 impl From<Error> for Problem {
-    fn from(e: Error) -> Self {
-        Problem(e)
+    fn from(error: Error) -> Self {
+        Problem { error, more: Vec::new() }
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let kind = self.0.kind();
-        problem(kind.http_status(), kind.as_str(), &self.0.to_string())
+        let kind = self.error.kind();
+        let mut response = problem_body(kind.http_status(), kind.as_str(), &self.error.to_string());
+        if kind == ErrorKind::Validation {
+            let fields: Vec<serde_json::Value> = std::iter::once(&self.error)
+                .chain(&self.more)
+                .filter_map(|e| match e {
+                    Error::Validation { field, reason } => {
+                        Some(serde_json::json!({ "field": field, "reason": reason }))
+                    }
+                    _ => None,
+                })
+                .collect();
+            response["errors"] = serde_json::Value::Array(fields);
+        }
+        render(response)
     }
 }
 
@@ -48,13 +80,24 @@ fn type_uri(kind: &str) -> String {
 /// A problem response; `kind` is one of core's error kinds except for the answers to
 /// requests no route takes (see [`super::router`]).
 pub(super) fn problem(status: u16, kind: &str, detail: &str) -> Response {
+    render(problem_body(status, kind, detail))
+}
+
+fn problem_body(status: u16, kind: &str, detail: &str) -> serde_json::Value {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = serde_json::json!({
+    serde_json::json!({
         "type": type_uri(kind),
         "title": status.canonical_reason().unwrap_or("error"),
         "status": status.as_u16(),
         "detail": detail,
-    });
+    })
+}
+
+fn render(body: serde_json::Value) -> Response {
+    let status = body["status"]
+        .as_u64()
+        .and_then(|s| StatusCode::from_u16(u16::try_from(s).ok()?).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, [(header::CONTENT_TYPE, PROBLEM_JSON)], body.to_string()).into_response()
 }
 
@@ -96,6 +139,24 @@ pub(super) fn problem_response(status: u16) -> (&'static str, utoipa::openapi::R
         .required("status")
         .property("detail", string().description(Some("What was wrong, naming the field or value.")))
         .required("detail");
+    let schema = if status == ErrorKind::Validation.http_status() {
+        let field = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("field", string().description(Some("The field, parameter or header.")))
+            .required("field")
+            .property("reason", string().description(Some("What is wrong with it.")))
+            .required("reason");
+        schema
+            .property(
+                "errors",
+                utoipa::openapi::schema::ArrayBuilder::new()
+                    .items(field)
+                    .description(Some("Every field that was wrong, the one in `detail` first.")),
+            )
+            .required("errors")
+    } else {
+        schema
+    };
     let response = ResponseBuilder::new()
         .description(format!("{reason}: a problem of type {}.", kinds.join(", ")))
         .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(schema)).build())
@@ -132,35 +193,35 @@ pub(super) type Reply<T> = Result<T, Problem>;
 pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> goticket_core::Result<T> + Send + 'static,
 ) -> Reply<T> {
-    let failed = |kind, message: String| Problem(Error::Storage(StoreError::new(kind, message, None)));
+    let failed = |kind, message: String| Problem::from(Error::Storage(StoreError::new(kind, message, None)));
     tokio::time::timeout(STORE_TIMEOUT, tokio::task::spawn_blocking(f))
         .await
         .map_err(|_| {
             failed(StoreErrorKind::Busy, format!("the store did not answer within {} s", STORE_TIMEOUT.as_secs()))
         })?
         .map_err(|_| failed(StoreErrorKind::Other, "the request handler panicked".into()))?
-        .map_err(Problem)
+        .map_err(Problem::from)
 }
 
 /// A JSON body, with every way it can be wrong answered as a 422 problem.
 pub(super) fn body<T: DeserializeOwned>(raw: Result<Bytes, BytesRejection>) -> Reply<T> {
     let bytes = raw.map_err(|r| {
-        Problem(if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::from(if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Error::validation("body", format!("is larger than {BODY_LIMIT} bytes"))
         } else {
             Error::validation("body", r.body_text())
         })
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| Problem(Error::validation("body", e.to_string())))
+    serde_json::from_slice(&bytes).map_err(|e| Problem::from(Error::validation("body", e.to_string())))
 }
 
 /// A query string, with unknown or malformed parameters answered as a 422 problem.
 pub(super) fn query<T>(raw: Result<Query<T>, QueryRejection>) -> Reply<T> {
-    raw.map(|Query(q)| q).map_err(|r| Problem(Error::validation("query", r.body_text())))
+    raw.map(|Query(q)| q).map_err(|r| Problem::from(Error::validation("query", r.body_text())))
 }
 
 pub(super) fn parse<T: std::str::FromStr<Err = Error>>(field: &str, raw: &str) -> Reply<T> {
-    raw.parse::<T>().map_err(|e| Problem(e.in_field(field)))
+    raw.parse::<T>().map_err(|e| Problem::from(e.in_field(field)))
 }
 
 pub(super) fn opt<T: std::str::FromStr<Err = Error>>(field: &str, raw: Option<&String>) -> Reply<Option<T>> {
@@ -168,11 +229,11 @@ pub(super) fn opt<T: std::str::FromStr<Err = Error>>(field: &str, raw: Option<&S
 }
 
 pub(super) fn time(field: &str, raw: Option<&String>) -> Reply<Option<Timestamp>> {
-    raw.map(|r| goticket_core::parse_timestamp(field, r).map_err(Problem)).transpose()
+    raw.map(|r| goticket_core::parse_timestamp(field, r).map_err(Problem::from)).transpose()
 }
 
 fn whole(field: &str, raw: &str) -> Reply<u32> {
-    raw.parse().map_err(|_| Problem(Error::validation(field, format!("{raw:?} is not a whole number"))))
+    raw.parse().map_err(|_| Problem::from(Error::validation(field, format!("{raw:?} is not a whole number"))))
 }
 
 /// The page asked for by `limit` and `cursor` (or `offset`).

@@ -35,7 +35,7 @@ impl FromRequestParts<App> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let unauth = |reason: &str| Problem(Error::Unauthenticated { reason: reason.into() });
+        let unauth = |reason: &str| Problem::from(Error::Unauthenticated { reason: reason.into() });
         let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| unauth("a bearer token is required"))?;
         let token = value
             .to_str()
@@ -120,7 +120,7 @@ pub(super) async fn login(State(app): State<App>, raw: Result<Bytes, BytesReject
     let claims =
         Claims { sub: p.email().to_string(), role: p.role().to_string(), iat: now, exp: now + app.ttl.as_secs() };
     let token = jsonwebtoken::encode(&Header::new(jsonwebtoken::Algorithm::HS256), &claims, &app.enc).map_err(|e| {
-        Problem(Error::Storage(StoreError::new(StoreErrorKind::Other, format!("cannot sign a token: {e}"), None)))
+        Problem::from(Error::Storage(StoreError::new(StoreErrorKind::Other, format!("cannot sign a token: {e}"), None)))
     })?;
     Ok(Json(Token { token, expires_in: app.ttl.as_secs() }))
 }
