@@ -101,6 +101,11 @@ pub struct ServeArgs {
     /// as held in between).
     #[arg(long, default_value = "30s")]
     pub sweep_every: String,
+    /// How long a request may take (waiting for a lock included) before it is
+    /// answered 503; a booking answered so may still complete, so clients retry it
+    /// with the same Idempotency-Key.
+    #[arg(long, default_value = "30s")]
+    pub request_timeout: String,
 }
 
 /// User subcommands. Passwords are read from a prompt or with --password-stdin,

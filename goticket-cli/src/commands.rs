@@ -103,7 +103,11 @@ fn serve(service: Service, a: &crate::args::ServeArgs) -> Result<()> {
     };
     let token_ttl = duration("--token-ttl", &a.token_ttl)?;
     let sweep_every = duration("--sweep-every", &a.sweep_every)?;
-    crate::http::serve(service, crate::http::Settings { addr, jwt_secret: secret, token_ttl, sweep_every })
+    let request_timeout = duration("--request-timeout", &a.request_timeout)?;
+    crate::http::serve(
+        service,
+        crate::http::Settings { addr, jwt_secret: secret, token_ttl, sweep_every, request_timeout },
+    )
 }
 
 /// A password from standard input, or typed twice at a prompt without echo.

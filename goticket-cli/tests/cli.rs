@@ -1920,6 +1920,38 @@ mod http {
         );
     }
 
+    /// A request that waits past its deadline (here on a write lock another connection
+    /// holds) is answered 503 busy at the deadline; reads do not wait; once the lock is
+    /// gone, a retry with the same Idempotency-Key gives one booking, never two.
+    #[test]
+    fn requests_past_their_deadline_are_busy() {
+        let db = Db::new();
+        let path = db.path.display().to_string();
+        add_user(&path, "boss@example.com", "admin");
+        let srv = Server::start_with(&path, &["--request-timeout", "1s"]);
+        let boss = srv.token("boss@example.com", "long enough password");
+        let event = r#"{"name":"Slow","starts_at":"2030-01-01T19:00:00Z","ends_at":"2030-01-01T22:00:00Z","capacity":5,"price":{"amount_minor":100,"currency":"EUR"},"slug":"slow"}"#;
+        assert_eq!(srv.call("POST", "/v1/events", Some(&boss), Some(event), &[]).0, 201);
+        let lock = rusqlite::Connection::open(&db.path).expect("open");
+        lock.execute_batch("BEGIN IMMEDIATE").expect("take the write lock");
+        let book = r#"{"quantity":1,"customer":"c@example.com"}"#;
+        let key = [("Idempotency-Key", "slow-1")];
+        let started = std::time::Instant::now();
+        let got = srv.call("POST", "/v1/events/slow/bookings", Some(&boss), Some(book), &key);
+        let waited = started.elapsed();
+        assert!(s(&got.1["detail"]).contains("Idempotency-Key"), "{}", got.1);
+        assert_problem(got, 503, "busy");
+        assert!(waited >= std::time::Duration::from_millis(900), "answered before the deadline: {waited:?}");
+        assert!(waited < std::time::Duration::from_secs(10), "answered long after the deadline: {waited:?}");
+        assert_eq!(srv.call("GET", "/v1/events/slow", Some(&boss), None, &[]).0, 200, "reads do not wait");
+        lock.execute_batch("ROLLBACK").expect("release");
+        drop(lock);
+        let retry = srv.call("POST", "/v1/events/slow/bookings", Some(&boss), Some(book), &key);
+        assert!(matches!(retry.0, 200 | 201), "{}", retry.1);
+        let (_, e, _) = srv.call("GET", "/v1/events/slow", Some(&boss), None, &[]);
+        assert_eq!((e["sold"].as_u64(), e["available"].as_u64()), (Some(1), Some(4)), "{e}");
+    }
+
     /// A request with several bad fields is told about all of them at once.
     #[test]
     fn validation_problems_list_every_field() {

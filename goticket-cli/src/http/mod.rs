@@ -40,6 +40,8 @@ pub struct Settings {
     pub token_ttl: Duration,
     /// How often the background task expires overdue holds.
     pub sweep_every: Duration,
+    /// How long a request may take before it is answered 503.
+    pub request_timeout: Duration,
 }
 
 #[derive(Clone)]
@@ -48,6 +50,7 @@ struct App {
     enc: Arc<EncodingKey>,
     dec: Arc<DecodingKey>,
     ttl: Duration,
+    request_timeout: Duration,
     metrics: Arc<metrics::Metrics>,
 }
 
@@ -168,6 +171,20 @@ async fn openapi_json() -> Response {
     ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
 }
 
+/// Answers 503 when a request takes longer than its deadline (a store waiting on a
+/// lock, a client sending its body slowly). The work on a blocking thread is not
+/// stopped, only no longer awaited.
+async fn deadline(
+    axum::extract::State(app): axum::extract::State<App>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(app.request_timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => problem::timed_out(app.request_timeout).into_response(),
+    }
+}
+
 async fn not_found() -> Response {
     problem(404, ErrorKind::NotFound.as_str(), "no such route")
 }
@@ -183,6 +200,7 @@ fn router(app: App) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), deadline))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             problem(500, ErrorKind::Storage.as_str(), "internal error")
         }))
@@ -231,6 +249,7 @@ pub fn serve(service: Service, settings: Settings) -> anyhow::Result<()> {
             enc: Arc::new(EncodingKey::from_secret(&settings.jwt_secret)),
             dec: Arc::new(DecodingKey::from_secret(&settings.jwt_secret)),
             ttl: settings.token_ttl,
+            request_timeout: settings.request_timeout,
             metrics: Arc::default(),
         };
         // The sweeper only tidies: reads and reservations never count overdue holds.

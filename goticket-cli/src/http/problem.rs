@@ -17,9 +17,6 @@ use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
 /// Largest request body accepted.
 pub(super) const BODY_LIMIT: usize = 64 * 1024;
 
-/// How long a request may wait for the store before it is answered 503.
-const STORE_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// The media type of every error answer.
 pub(super) const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -188,19 +185,30 @@ pub(super) type Busy = ProblemAnswer<503>;
 
 pub(super) type Reply<T> = Result<T, Problem>;
 
-/// Runs a service call on a blocking thread, answering 503 (busy) if it takes longer
-/// than [`STORE_TIMEOUT`].
+/// Runs a service call on a blocking thread (the service is synchronous). The
+/// request's deadline is [`super::deadline`]'s.
 pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> goticket_core::Result<T> + Send + 'static,
 ) -> Reply<T> {
-    let failed = |kind, message: String| Problem::from(Error::Storage(StoreError::new(kind, message, None)));
-    tokio::time::timeout(STORE_TIMEOUT, tokio::task::spawn_blocking(f))
+    tokio::task::spawn_blocking(f)
         .await
         .map_err(|_| {
-            failed(StoreErrorKind::Busy, format!("the store did not answer within {} s", STORE_TIMEOUT.as_secs()))
+            Problem::from(Error::Storage(StoreError::new(StoreErrorKind::Other, "the request handler panicked", None)))
         })?
-        .map_err(|_| failed(StoreErrorKind::Other, "the request handler panicked".into()))?
         .map_err(Problem::from)
+}
+
+/// The answer to a request that ran out of time: busy, retry. The work may still
+/// complete, so a booking should be retried with the same `Idempotency-Key`.
+pub(super) fn timed_out(limit: Duration) -> Problem {
+    Problem::from(Error::Storage(StoreError::new(
+        StoreErrorKind::Busy,
+        format!(
+            "no answer within {} s; the request may still complete: retry (a booking with the same Idempotency-Key)",
+            limit.as_secs_f64()
+        ),
+        None,
+    )))
 }
 
 /// A JSON body, with every way it can be wrong answered as a 422 problem.
