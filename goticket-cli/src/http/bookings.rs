@@ -18,8 +18,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::events::EventPath;
 use super::problem::{
-    Busy, Forbidden, Invalid, NotFound, Problem, Refused, Reply, StorageFailed, Unauthenticated, blocking, body, opt,
-    parse, query,
+    FORBIDDEN, INVALID, NOT_FOUND, Problem, Problems, REFUSED, Reply, UNAUTHENTICATED, blocking, body, opt, parse,
+    query,
 };
 use super::users::Caller;
 use super::{App, Items};
@@ -57,13 +57,7 @@ pub(super) struct BookBody {
     responses(
         (status = 201, description = "The booking made.", body = Reservation),
         (status = 200, description = "A retry: the booking made the first time.", body = Reservation),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Refused),
-        (status = 422, response = Invalid),
-        (status = 500, response = StorageFailed),
-        (status = 503, response = Busy),
+        Problems<{ UNAUTHENTICATED | FORBIDDEN | NOT_FOUND | REFUSED | INVALID }>,
     ),
 )]
 pub(super) async fn book(
@@ -99,28 +93,19 @@ pub(super) async fn book(
     Ok((status, Json(r)))
 }
 
-/// Which bookings to list, and which page.
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(super) struct BookingQuery {
-    /// Only bookings of this event (id or slug).
-    event: Option<String>,
-    /// Only bookings of this customer (customers see only their own anyway).
-    #[param(value_type = Option<goticket_core::Email>)]
-    customer: Option<String>,
-    /// Only bookings in this state.
-    #[param(value_type = Option<BookingStatus>)]
-    status: Option<String>,
-    /// Items per page, 1 to 1000; 50 if absent.
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
-    limit: Option<String>,
-    /// The `next_cursor` of the page before.
-    cursor: Option<String>,
-    /// Items to skip, where no cursor is given.
-    #[param(value_type = Option<u64>, minimum = 0)]
-    offset: Option<String>,
-}
+paged_query!(
+    /// Which bookings to list, and which page.
+    BookingQuery {
+        /// Only bookings of this event (id or slug).
+        event: Option<String>,
+        /// Only bookings of this customer (customers see only their own anyway).
+        #[param(value_type = Option<goticket_core::Email>)]
+        customer: Option<String>,
+        /// Only bookings in this state.
+        #[param(value_type = Option<BookingStatus>)]
+        status: Option<String>,
+    }
+);
 
 /// Lists bookings.
 ///
@@ -133,12 +118,7 @@ pub(super) struct BookingQuery {
     params(BookingQuery),
     responses(
         (status = 200, description = "A page of bookings.", body = Page<Booking>),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Invalid),
-        (status = 500, response = StorageFailed),
-        (status = 503, response = Busy),
+        Problems<{ UNAUTHENTICATED | FORBIDDEN | NOT_FOUND | INVALID }>,
     ),
 )]
 pub(super) async fn list_bookings(
@@ -150,7 +130,7 @@ pub(super) async fn list_bookings(
     let event: Option<EventKey> = opt("event", q.event.as_ref())?;
     let customer = opt("customer", q.customer.as_ref())?;
     let status = opt("status", q.status.as_ref())?;
-    let page = super::problem::page(q.limit.as_ref(), q.cursor.as_ref(), q.offset.as_ref())?;
+    let page = q.page()?;
     Ok(Json(
         blocking(move || {
             let event = event.map(|key| app.service.event_id(&p, &key)).transpose()?;
@@ -184,12 +164,7 @@ impl CodePath {
     params(CodePath),
     responses(
         (status = 200, description = "The booking, with its tickets.", body = Booking),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Invalid),
-        (status = 500, response = StorageFailed),
-        (status = 503, response = Busy),
+        Problems<{ UNAUTHENTICATED | FORBIDDEN | NOT_FOUND | INVALID }>,
     ),
 )]
 pub(super) async fn show_booking(
@@ -212,13 +187,7 @@ pub(super) async fn show_booking(
     params(CodePath),
     responses(
         (status = 200, description = "The booking, confirmed.", body = Booking),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Refused),
-        (status = 422, response = Invalid),
-        (status = 500, response = StorageFailed),
-        (status = 503, response = Busy),
+        Problems<{ UNAUTHENTICATED | FORBIDDEN | NOT_FOUND | REFUSED | INVALID }>,
     ),
 )]
 pub(super) async fn confirm_booking(
@@ -241,13 +210,7 @@ pub(super) async fn confirm_booking(
     params(CodePath),
     responses(
         (status = 200, description = "The booking, cancelled.", body = Booking),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Refused),
-        (status = 422, response = Invalid),
-        (status = 500, response = StorageFailed),
-        (status = 503, response = Busy),
+        Problems<{ UNAUTHENTICATED | FORBIDDEN | NOT_FOUND | REFUSED | INVALID }>,
     ),
 )]
 pub(super) async fn cancel_booking(
@@ -278,13 +241,7 @@ pub(super) struct CheckInBody {
     request_body = CheckInBody,
     responses(
         (status = 200, description = "Admitted.", body = CheckIn),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Refused),
-        (status = 422, response = Invalid),
-        (status = 500, response = StorageFailed),
-        (status = 503, response = Busy),
+        Problems<{ UNAUTHENTICATED | FORBIDDEN | NOT_FOUND | REFUSED | INVALID }>,
     ),
 )]
 pub(super) async fn check_in(
@@ -317,12 +274,7 @@ pub(super) struct ReportQuery {
     params(ReportQuery),
     responses(
         (status = 200, description = "One row per event.", body = Items<SalesRow>),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Invalid),
-        (status = 500, response = StorageFailed),
-        (status = 503, response = Busy),
+        Problems<{ UNAUTHENTICATED | FORBIDDEN | NOT_FOUND | INVALID }>,
     ),
 )]
 pub(super) async fn sales_report(

@@ -13,8 +13,8 @@ use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::App;
 use super::problem::{
-    Busy, Forbidden, Invalid, NotFound, Problem, Refused, Reply, StorageFailed, Unauthenticated, blocking, body, opt,
-    parse, query, time,
+    FORBIDDEN, INVALID, NOT_FOUND, Problem, Problems, REFUSED, Reply, UNAUTHENTICATED, blocking, body, opt, parse,
+    query, time,
 };
 use super::users::Caller;
 
@@ -117,12 +117,7 @@ impl EventPath {
     request_body = NewEventBody,
     responses(
         (status = 201, description = "The event, as created.", body = Event),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 409, response = Refused),
-        (status = 422, response = Invalid),
-        (status = 500, response = StorageFailed),
-        (status = 503, response = Busy),
+        Problems<{ UNAUTHENTICATED | FORBIDDEN | REFUSED | INVALID }>,
     ),
 )]
 pub(super) async fn create_event(
@@ -147,13 +142,7 @@ pub(super) async fn create_event(
     request_body = EventBody,
     responses(
         (status = 200, description = "The event, changed.", body = Event),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Refused),
-        (status = 422, response = Invalid),
-        (status = 500, response = StorageFailed),
-        (status = 503, response = Busy),
+        Problems<{ UNAUTHENTICATED | FORBIDDEN | NOT_FOUND | REFUSED | INVALID }>,
     ),
 )]
 pub(super) async fn update_event(
@@ -167,33 +156,24 @@ pub(super) async fn update_event(
     Ok(Json(blocking(move || app.service.update_event(&p, &key, &patch)).await?))
 }
 
-/// Which events to list, and which page.
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(super) struct EventQuery {
-    /// Events starting at or after this time (RFC 3339).
-    #[param(value_type = Option<String>, format = DateTime)]
-    from: Option<String>,
-    /// Events starting before this time (RFC 3339).
-    #[param(value_type = Option<String>, format = DateTime)]
-    to: Option<String>,
-    /// Events at this price or more, like `10.00 EUR` (same currency only).
-    min_price: Option<String>,
-    /// Events at this price or less, like `50 EUR` (same currency only).
-    max_price: Option<String>,
-    /// Only events in this state.
-    #[param(value_type = Option<EventStatus>)]
-    status: Option<String>,
-    /// Items per page, 1 to 1000; 50 if absent.
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
-    limit: Option<String>,
-    /// The `next_cursor` of the page before.
-    cursor: Option<String>,
-    /// Items to skip, where no cursor is given.
-    #[param(value_type = Option<u64>, minimum = 0)]
-    offset: Option<String>,
-}
+paged_query!(
+    /// Which events to list, and which page.
+    EventQuery {
+        /// Events starting at or after this time (RFC 3339).
+        #[param(value_type = Option<String>, format = DateTime)]
+        from: Option<String>,
+        /// Events starting before this time (RFC 3339).
+        #[param(value_type = Option<String>, format = DateTime)]
+        to: Option<String>,
+        /// Events at this price or more, like `10.00 EUR` (same currency only).
+        min_price: Option<String>,
+        /// Events at this price or less, like `50 EUR` (same currency only).
+        max_price: Option<String>,
+        /// Only events in this state.
+        #[param(value_type = Option<EventStatus>)]
+        status: Option<String>,
+    }
+);
 
 /// Lists events, by start time.
 #[utoipa::path(
@@ -204,10 +184,7 @@ pub(super) struct EventQuery {
     params(EventQuery),
     responses(
         (status = 200, description = "A page of events.", body = Page<Event>),
-        (status = 401, response = Unauthenticated),
-        (status = 422, response = Invalid),
-        (status = 500, response = StorageFailed),
-        (status = 503, response = Busy),
+        Problems<{ UNAUTHENTICATED | INVALID }>,
     ),
 )]
 pub(super) async fn list_events(
@@ -224,7 +201,7 @@ pub(super) async fn list_events(
         status: opt("status", q.status.as_ref())?,
         organizer: None,
     };
-    let page = super::problem::page(q.limit.as_ref(), q.cursor.as_ref(), q.offset.as_ref())?;
+    let page = q.page()?;
     Ok(Json(blocking(move || app.service.list_events(&p, &filter, page)).await?))
 }
 
@@ -237,11 +214,7 @@ pub(super) async fn list_events(
     params(EventPath),
     responses(
         (status = 200, description = "The event.", body = Event),
-        (status = 401, response = Unauthenticated),
-        (status = 404, response = NotFound),
-        (status = 422, response = Invalid),
-        (status = 500, response = StorageFailed),
-        (status = 503, response = Busy),
+        Problems<{ UNAUTHENTICATED | NOT_FOUND | INVALID }>,
     ),
 )]
 pub(super) async fn show_event(
@@ -264,13 +237,7 @@ pub(super) async fn show_event(
     params(EventPath),
     responses(
         (status = 200, description = "The event, cancelled.", body = Event),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Refused),
-        (status = 422, response = Invalid),
-        (status = 500, response = StorageFailed),
-        (status = 503, response = Busy),
+        Problems<{ UNAUTHENTICATED | FORBIDDEN | NOT_FOUND | REFUSED | INVALID }>,
     ),
 )]
 pub(super) async fn cancel_event(

@@ -6,6 +6,35 @@
 //! Each handler carries its OpenAPI description (`#[utoipa::path]`) and is registered
 //! with it (`utoipa_axum::routes!`), so `/openapi.json` lists exactly the routes served.
 
+/// A paged list's query string: its own filters, then `limit`, `cursor` and `offset`,
+/// documented once here. Unknown parameters are refused.
+macro_rules! paged_query {
+    ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(serde::Deserialize, utoipa::IntoParams)]
+        #[serde(deny_unknown_fields)]
+        #[into_params(parameter_in = Query)]
+        pub(super) struct $name {
+            $($(#[$fmeta])* $field: $ty,)*
+            /// Items per page, 1 to 1000; 50 if absent.
+            #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+            limit: Option<String>,
+            /// The `next_cursor` of the page before.
+            cursor: Option<String>,
+            /// Items to skip, where no cursor is given.
+            #[param(value_type = Option<u64>, minimum = 0)]
+            offset: Option<String>,
+        }
+
+        impl $name {
+            /// The page asked for.
+            fn page(&self) -> super::problem::Reply<goticket_core::PageRequest> {
+                super::problem::page(self.limit.as_ref(), self.cursor.as_ref(), self.offset.as_ref())
+            }
+        }
+    };
+}
+
 mod bookings;
 mod events;
 mod metrics;
@@ -27,7 +56,7 @@ use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use self::problem::{BODY_LIMIT, Busy, PROBLEM_STATUSES, Reply, StorageFailed, blocking, problem, problem_response};
+use self::problem::{BODY_LIMIT, PROBLEM_STATUSES, Problems, Reply, blocking, problem, problem_response};
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -149,8 +178,7 @@ async fn healthz() -> &'static str {
     tag = "operations",
     responses(
         (status = 200, description = "The store answered.", body = String, content_type = "text/plain", example = "ready"),
-        (status = 500, response = StorageFailed),
-        (status = 503, response = Busy),
+        Problems<0>,
     ),
 )]
 async fn ready(axum::extract::State(app): axum::extract::State<App>) -> Reply<&'static str> {

@@ -164,24 +164,38 @@ pub(super) fn problem_response(status: u16) -> (&'static str, utoipa::openapi::R
 /// Every status a route may answer with a problem.
 pub(super) const PROBLEM_STATUSES: [u16; 7] = [401, 403, 404, 409, 422, 500, 503];
 
-/// A reference, in a route's document, to the problem response for status `S`.
-#[derive(Debug)]
-pub(super) struct ProblemAnswer<const S: u16>;
+/// A route may answer 401: it needs a bearer token.
+pub(super) const UNAUTHENTICATED: u16 = 1;
+/// A route may answer 403: a role may not act.
+pub(super) const FORBIDDEN: u16 = 1 << 1;
+/// A route may answer 404: it names something that may not exist.
+pub(super) const NOT_FOUND: u16 = 1 << 2;
+/// A route may answer 409: a rule may refuse it.
+pub(super) const REFUSED: u16 = 1 << 3;
+/// A route may answer 422: it takes input.
+pub(super) const INVALID: u16 = 1 << 4;
 
-impl<const S: u16> utoipa::ToResponse<'static> for ProblemAnswer<S> {
-    fn response() -> (&'static str, RefOr<utoipa::openapi::Response>) {
-        let (name, response) = problem_response(S);
-        (name, RefOr::T(response))
+/// The problem responses of a route, in its `#[utoipa::path]`: those chosen in `SET`
+/// (the flags above), and 500 and 503, which every route that reaches the store may
+/// answer. Each refers to the response [`problem_response`] names.
+#[derive(Debug)]
+pub(super) struct Problems<const SET: u16>;
+
+impl<const SET: u16> utoipa::IntoResponses for Problems<SET> {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        let flags = [(401, UNAUTHENTICATED), (403, FORBIDDEN), (404, NOT_FOUND), (409, REFUSED), (422, INVALID)];
+        flags
+            .iter()
+            .filter(|(_, flag)| SET & flag != 0)
+            .map(|(status, _)| *status)
+            .chain([500, 503])
+            .map(|status| {
+                let name = problem_response(status).0;
+                (status.to_string(), RefOr::Ref(utoipa::openapi::Ref::from_response_name(name)))
+            })
+            .collect()
     }
 }
-
-pub(super) type Unauthenticated = ProblemAnswer<401>;
-pub(super) type Forbidden = ProblemAnswer<403>;
-pub(super) type NotFound = ProblemAnswer<404>;
-pub(super) type Refused = ProblemAnswer<409>;
-pub(super) type Invalid = ProblemAnswer<422>;
-pub(super) type StorageFailed = ProblemAnswer<500>;
-pub(super) type Busy = ProblemAnswer<503>;
 
 pub(super) type Reply<T> = Result<T, Problem>;
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::problem::{
-    Busy, Forbidden, Invalid, NotFound, Problem, Refused, Reply, StorageFailed, Unauthenticated, blocking, body, parse,
+    FORBIDDEN, INVALID, NOT_FOUND, Problem, Problems, REFUSED, Reply, UNAUTHENTICATED, blocking, body, parse,
 };
 use super::{App, Items};
 
@@ -80,10 +80,7 @@ pub(super) struct Token {
     request_body = Credentials,
     responses(
         (status = 201, description = "The account, a customer's.", body = User),
-        (status = 409, response = Refused),
-        (status = 422, response = Invalid),
-        (status = 500, response = StorageFailed),
-        (status = 503, response = Busy),
+        Problems<{ REFUSED | INVALID }>,
     ),
 )]
 pub(super) async fn register(State(app): State<App>, raw: Result<Bytes, BytesRejection>) -> Reply<impl IntoResponse> {
@@ -105,10 +102,7 @@ pub(super) async fn register(State(app): State<App>, raw: Result<Bytes, BytesRej
     request_body = Credentials,
     responses(
         (status = 200, description = "A token.", body = Token),
-        (status = 401, response = Unauthenticated),
-        (status = 422, response = Invalid),
-        (status = 500, response = StorageFailed),
-        (status = 503, response = Busy),
+        Problems<{ UNAUTHENTICATED | INVALID }>,
     ),
 )]
 pub(super) async fn login(State(app): State<App>, raw: Result<Bytes, BytesRejection>) -> Reply<impl IntoResponse> {
@@ -133,10 +127,7 @@ pub(super) async fn login(State(app): State<App>, raw: Result<Bytes, BytesReject
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Every account, by email.", body = Items<User>),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 500, response = StorageFailed),
-        (status = 503, response = Busy),
+        Problems<{ UNAUTHENTICATED | FORBIDDEN }>,
     ),
 )]
 pub(super) async fn list_users(State(app): State<App>, Caller(p): Caller) -> Reply<impl IntoResponse> {
@@ -165,12 +156,7 @@ pub(super) struct NewUser {
     request_body = NewUser,
     responses(
         (status = 201, description = "The account.", body = User),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 409, response = Refused),
-        (status = 422, response = Invalid),
-        (status = 500, response = StorageFailed),
-        (status = 503, response = Busy),
+        Problems<{ UNAUTHENTICATED | FORBIDDEN | REFUSED | INVALID }>,
     ),
 )]
 pub(super) async fn add_user(
@@ -209,12 +195,7 @@ pub(super) struct UserChange {
     request_body = UserChange,
     responses(
         (status = 200, description = "The account, changed.", body = User),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Invalid),
-        (status = 500, response = StorageFailed),
-        (status = 503, response = Busy),
+        Problems<{ UNAUTHENTICATED | FORBIDDEN | NOT_FOUND | INVALID }>,
     ),
 )]
 pub(super) async fn change_user(
