@@ -1763,6 +1763,24 @@ mod http {
             ("GET", format!("/v1/bookings/{code}"), None, [401, 401, 401, 200, 200, 403, 200]),
             ("GET", "/v1/reports/sales".into(), None, [401, 401, 401, 403, 200, 200, 200]),
             ("GET", "/v1/users".into(), None, [401, 401, 401, 403, 403, 403, 200]),
+            (
+                "POST",
+                "/v1/users".into(),
+                Some(r#"{"email":"new@example.com","role":"organizer","password":"long enough password"}"#.into()),
+                [401, 401, 401, 403, 403, 403, 201],
+            ),
+            (
+                "PATCH",
+                "/v1/users/ann@example.com".into(),
+                Some(r#"{"password":"long enough password"}"#.into()),
+                [401, 401, 401, 200, 403, 403, 200],
+            ),
+            (
+                "PATCH",
+                "/v1/users/rival@example.com".into(),
+                Some(r#"{"role":"organizer"}"#.into()),
+                [401, 401, 401, 403, 403, 403, 200],
+            ),
             ("POST", format!("/v1/bookings/{code}/confirm"), None, [401, 401, 401, 200, 409, 403, 409]),
             ("POST", "/v1/checkin".into(), Some(checkin), [401, 401, 401, 403, 200, 403, 409]),
             ("POST", "/v1/events/web/cancel".into(), None, [401, 401, 401, 403, 200, 403, 409]),
@@ -1781,7 +1799,7 @@ mod http {
             let got = srv2.call("POST", "/v1/events", *token, Some(&event(&format!("new-{who}"))), &[]).0;
             assert_eq!(got, want, "POST /v1/events as {who}");
         }
-        for open in ["/healthz", "/readyz", "/metrics"] {
+        for open in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
             assert_eq!(srv2.call("GET", open, None, None, &[]).0, 200, "{open} needs no token");
         }
         drop(srv);

@@ -810,6 +810,19 @@ pub fn users_roles_and_passwords(f: Fixture) {
     assert_eq!(kind(s.authenticate(&org, "correct horse battery")), ErrorKind::Unauthenticated);
     s.authenticate(&org, "another long secret").expect("the new password works");
 
+    // Role and password in one change: both or neither.
+    let third: Password = "a third long secret".parse().expect("valid");
+    assert_eq!(
+        kind(s.change_user(&self_org, &org, Some(Role::Customer), Some(&third))),
+        ErrorKind::Forbidden,
+        "a user may not change their own role"
+    );
+    s.authenticate(&org, "another long secret").expect("the refused change left the password");
+    let changed = s.change_user(&a, &org, Some(Role::Organizer), Some(&third)).expect("an admin changes both");
+    assert_eq!(changed.role, Role::Organizer);
+    assert_eq!(s.authenticate(&org, "a third long secret").expect("new password").role(), Role::Organizer);
+    assert_eq!(kind(s.change_user(&a, &org, None, None)), ErrorKind::Validation);
+
     assert_eq!(s.register("ann@example.com".parse().expect("valid"), &pw).expect("sign-up").role, Role::Customer);
     let users = s.list_users(&a).expect("admin lists");
     assert_eq!(users.iter().map(|u| u.email.as_str()).collect::<Vec<_>>(), ["ann@example.com", "org@example.com"]);
