@@ -1877,6 +1877,12 @@ mod http {
             let body = (method != "GET").then_some("{}");
             let anonymous = srv.call(method, &concrete, None, body, &[]);
             assert_eq!(anonymous.0 == 401, secured, "{method} {t} without a token: {}", anonymous.1);
+            if t.contains('{') {
+                // A parameter that is not even UTF-8 is a problem too, not a bare 400.
+                let garbled = t.replace("{event}", "%FF").replace("{code}", "%FF").replace("{email}", "%FF");
+                let got = srv.call(method, &garbled, Some(&boss), body, &[]);
+                assert_problem(got, 422, "validation");
+            }
             let admin = srv.call(method, &concrete, Some(&boss), body, &[]);
             assert!(
                 admin.1["detail"] != "no such route" && admin.0 != 405,

@@ -5,8 +5,8 @@ use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use goticket_core::{
@@ -18,8 +18,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::events::EventPath;
 use super::problem::{
-    FORBIDDEN, INVALID, NOT_FOUND, Problem, Problems, REFUSED, Reply, UNAUTHENTICATED, blocking, body, opt, parse,
-    query,
+    FORBIDDEN, INVALID, NOT_FOUND, PathOf, Problem, Problems, QueryOf, REFUSED, Reply, UNAUTHENTICATED, blocking, body,
+    opt, parse,
 };
 use super::users::Caller;
 use super::{App, Items};
@@ -63,7 +63,7 @@ pub(super) struct BookBody {
 pub(super) async fn book(
     State(app): State<App>,
     Caller(p): Caller,
-    Path(path): Path<EventPath>,
+    PathOf(path): PathOf<EventPath>,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Reply<impl IntoResponse> {
@@ -124,9 +124,8 @@ paged_query!(
 pub(super) async fn list_bookings(
     State(app): State<App>,
     Caller(p): Caller,
-    q: Result<Query<BookingQuery>, QueryRejection>,
+    QueryOf(q): QueryOf<BookingQuery>,
 ) -> Reply<impl IntoResponse> {
-    let q = query(q)?;
     let event: Option<EventKey> = opt("event", q.event.as_ref())?;
     let customer = opt("customer", q.customer.as_ref())?;
     let status = opt("status", q.status.as_ref())?;
@@ -170,7 +169,7 @@ impl CodePath {
 pub(super) async fn show_booking(
     State(app): State<App>,
     Caller(p): Caller,
-    Path(path): Path<CodePath>,
+    PathOf(path): PathOf<CodePath>,
 ) -> Reply<impl IntoResponse> {
     let code = path.code()?;
     Ok(Json(blocking(move || app.service.booking(&p, &code)).await?))
@@ -193,7 +192,7 @@ pub(super) async fn show_booking(
 pub(super) async fn confirm_booking(
     State(app): State<App>,
     Caller(p): Caller,
-    Path(path): Path<CodePath>,
+    PathOf(path): PathOf<CodePath>,
 ) -> Reply<impl IntoResponse> {
     let code = path.code()?;
     Ok(Json(blocking(move || app.service.confirm(&p, &code)).await?))
@@ -216,7 +215,7 @@ pub(super) async fn confirm_booking(
 pub(super) async fn cancel_booking(
     State(app): State<App>,
     Caller(p): Caller,
-    Path(path): Path<CodePath>,
+    PathOf(path): PathOf<CodePath>,
 ) -> Reply<impl IntoResponse> {
     let code = path.code()?;
     Ok(Json(blocking(move || app.service.cancel_booking(&p, &code)).await?))
@@ -280,9 +279,8 @@ pub(super) struct ReportQuery {
 pub(super) async fn sales_report(
     State(app): State<App>,
     Caller(p): Caller,
-    q: Result<Query<ReportQuery>, QueryRejection>,
+    QueryOf(q): QueryOf<ReportQuery>,
 ) -> Reply<impl IntoResponse> {
-    let q = query(q)?;
     let event: Option<EventKey> = opt("event", q.event.as_ref())?;
     let rows = blocking(move || app.service.sales_report(&p, event.as_ref())).await?;
     Ok(Json(Items { items: rows }))

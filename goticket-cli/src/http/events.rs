@@ -2,8 +2,8 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use goticket_core::{Event, EventFields, EventFilter, EventKey, EventStatus, Money, Page};
@@ -13,8 +13,8 @@ use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::App;
 use super::problem::{
-    FORBIDDEN, INVALID, NOT_FOUND, Problem, Problems, REFUSED, Reply, UNAUTHENTICATED, blocking, body, opt, parse,
-    query, time,
+    FORBIDDEN, INVALID, NOT_FOUND, PathOf, Problem, Problems, QueryOf, REFUSED, Reply, UNAUTHENTICATED, blocking, body,
+    opt, parse, time,
 };
 use super::users::Caller;
 
@@ -148,7 +148,7 @@ pub(super) async fn create_event(
 pub(super) async fn update_event(
     State(app): State<App>,
     Caller(p): Caller,
-    Path(path): Path<EventPath>,
+    PathOf(path): PathOf<EventPath>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Reply<impl IntoResponse> {
     let key = path.key()?;
@@ -190,9 +190,8 @@ paged_query!(
 pub(super) async fn list_events(
     State(app): State<App>,
     Caller(p): Caller,
-    q: Result<Query<EventQuery>, QueryRejection>,
+    QueryOf(q): QueryOf<EventQuery>,
 ) -> Reply<impl IntoResponse> {
-    let q = query(q)?;
     let filter = EventFilter {
         starts_from: time("from", q.from.as_ref())?,
         starts_before: time("to", q.to.as_ref())?,
@@ -220,7 +219,7 @@ pub(super) async fn list_events(
 pub(super) async fn show_event(
     State(app): State<App>,
     Caller(p): Caller,
-    Path(path): Path<EventPath>,
+    PathOf(path): PathOf<EventPath>,
 ) -> Reply<impl IntoResponse> {
     let key = path.key()?;
     Ok(Json(blocking(move || app.service.event(&p, &key)).await?))
@@ -243,7 +242,7 @@ pub(super) async fn show_event(
 pub(super) async fn cancel_event(
     State(app): State<App>,
     Caller(p): Caller,
-    Path(path): Path<EventPath>,
+    PathOf(path): PathOf<EventPath>,
 ) -> Reply<impl IntoResponse> {
     let key = path.key()?;
     Ok(Json(blocking(move || app.service.cancel_event(&p, &key)).await?))

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::Query;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use goticket_core::{Error, ErrorKind, PageRequest, PageStart, StoreError, StoreErrorKind, Timestamp};
@@ -237,9 +238,35 @@ pub(super) fn body<T: DeserializeOwned>(raw: Result<Bytes, BytesRejection>) -> R
     serde_json::from_slice(&bytes).map_err(|e| Problem::from(Error::validation("body", e.to_string())))
 }
 
+/// Path parameters, with a malformed one (bad percent-encoding, say) answered as a 422
+/// problem rather than axum's plain-text 400.
+#[derive(Debug)]
+pub(super) struct PathOf<T>(pub(super) T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathOf<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let Path(t) = Path::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|r| Problem::from(Error::validation("path", r.body_text())))?;
+        Ok(PathOf(t))
+    }
+}
+
 /// A query string, with unknown or malformed parameters answered as a 422 problem.
-pub(super) fn query<T>(raw: Result<Query<T>, QueryRejection>) -> Reply<T> {
-    raw.map(|Query(q)| q).map_err(|r| Problem::from(Error::validation("query", r.body_text())))
+#[derive(Debug)]
+pub(super) struct QueryOf<T>(pub(super) T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryOf<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let Query(t) = Query::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|r| Problem::from(Error::validation("query", r.body_text())))?;
+        Ok(QueryOf(t))
+    }
 }
 
 pub(super) fn parse<T: std::str::FromStr<Err = Error>>(field: &str, raw: &str) -> Reply<T> {

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::problem::{
-    FORBIDDEN, INVALID, NOT_FOUND, Problem, Problems, REFUSED, Reply, UNAUTHENTICATED, blocking, body, parse,
+    FORBIDDEN, INVALID, NOT_FOUND, PathOf, Problem, Problems, REFUSED, Reply, UNAUTHENTICATED, blocking, body, parse,
 };
 use super::{App, Items};
 
@@ -201,7 +201,7 @@ pub(super) struct UserChange {
 pub(super) async fn change_user(
     State(app): State<App>,
     Caller(p): Caller,
-    Path(email): Path<String>,
+    PathOf(email): PathOf<String>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Reply<impl IntoResponse> {
     let email: Email = parse("email", &email)?;
