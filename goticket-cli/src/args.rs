@@ -106,6 +106,10 @@ pub struct ServeArgs {
     /// with the same Idempotency-Key.
     #[arg(long, default_value = "30s")]
     pub request_timeout: String,
+    /// Request logs (stderr; GOTICKET_LOG sets the filter) as JSON lines, for a log
+    /// collector, instead of text.
+    #[arg(long)]
+    pub json_logs: bool,
 }
 
 /// User subcommands. Passwords are read from a prompt or with --password-stdin,

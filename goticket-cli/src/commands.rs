@@ -106,7 +106,14 @@ fn serve(service: Service, a: &crate::args::ServeArgs) -> Result<()> {
     let request_timeout = duration("--request-timeout", &a.request_timeout)?;
     crate::http::serve(
         service,
-        crate::http::Settings { addr, jwt_secret: secret, token_ttl, sweep_every, request_timeout },
+        crate::http::Settings {
+            addr,
+            jwt_secret: secret,
+            token_ttl,
+            sweep_every,
+            request_timeout,
+            json_logs: a.json_logs,
+        },
     )
 }
 

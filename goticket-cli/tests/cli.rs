@@ -1166,6 +1166,8 @@ mod http {
         /// Every answer `call` got, checked against `/openapi.json` when the server is
         /// dropped.
         seen: std::sync::Mutex<Vec<Seen>>,
+        /// What the server wrote to stderr after its address line.
+        log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     }
 
     /// One answer of the server.
@@ -1694,8 +1696,14 @@ mod http {
                     break addr.to_owned();
                 }
             };
-            std::thread::spawn(move || for _ in lines {});
-            Server { child, base, seen: std::sync::Mutex::default() }
+            let log = std::sync::Arc::<std::sync::Mutex<Vec<String>>>::default();
+            let sink = log.clone();
+            std::thread::spawn(move || {
+                for line in lines.map_while(Result::ok) {
+                    sink.lock().expect("not poisoned").push(line);
+                }
+            });
+            Server { child, base, seen: std::sync::Mutex::default(), log }
         }
     }
 
@@ -2211,6 +2219,31 @@ mod http {
         assert_problem(srv.call("PATCH", "/v1/users/neo@example.com", Some(&boss), Some("{}"), &[]), 422, "validation");
         let (_, all, _) = srv.call("GET", "/v1/users", Some(&boss), None, &[]);
         assert_eq!(all["items"].as_array().map(Vec::len), Some(2));
+    }
+
+    /// One JSON log line per request at the default level, carrying the request id,
+    /// method, path, status and latency.
+    #[test]
+    fn request_logs_are_json_lines() {
+        let db = Db::new();
+        let srv = Server::start_with(&db.path.display().to_string(), &["--json-logs"]);
+        srv.call("GET", "/v1/events/nope", None, None, &[("x-request-id", "trace-me-7")]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let line = loop {
+            let found = srv.log.lock().expect("not poisoned").iter().find(|l| l.contains("trace-me-7")).cloned();
+            if let Some(line) = found {
+                break line;
+            }
+            assert!(std::time::Instant::now() < deadline, "no log line: {:?}", srv.log.lock().expect("not poisoned"));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let entry: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert_eq!(entry["level"], "INFO", "{entry}");
+        assert_eq!(entry["status"], 401, "{entry}");
+        assert!(entry["latency"].is_string() || entry["latency"].is_number(), "{entry}");
+        assert_eq!(entry["span"]["request_id"], "trace-me-7", "{entry}");
+        assert_eq!(entry["span"]["method"], "GET", "{entry}");
+        assert_eq!(entry["span"]["uri"], "/v1/events/nope", "{entry}");
     }
 
     #[test]

@@ -71,6 +71,8 @@ pub struct Settings {
     pub sweep_every: Duration,
     /// How long a request may take before it is answered 503.
     pub request_timeout: Duration,
+    /// Request logs as JSON lines (else human-readable text).
+    pub json_logs: bool,
 }
 
 #[derive(Clone)]
@@ -236,10 +238,20 @@ fn router(app: App) -> Router {
         // Outermost last: a request gets an id (or keeps the caller's), the log span
         // carries it, and the response echoes it.
         .layer(tower_http::request_id::PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
-            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
-        }))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::extract::Request| {
+                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
+                })
+                // One line per request at the default level: its status and latency,
+                // in the request's span (method, uri, request id).
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new()
+                        .level(tracing::Level::INFO)
+                        .latency_unit(tower_http::LatencyUnit::Micros),
+                ),
+        )
         .layer(tower_http::request_id::SetRequestIdLayer::new(request_id, tower_http::request_id::MakeRequestUuid))
         .with_state(app)
 }
@@ -264,10 +276,11 @@ async fn shutdown_signal() {
 
 /// Runs the server until SIGINT or SIGTERM, then finishes in-flight requests.
 pub fn serve(service: Service, settings: Settings) -> anyhow::Result<()> {
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GOTICKET_LOG").unwrap_or_else(|_| "info".into()))
-        .try_init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GOTICKET_LOG").unwrap_or_else(|_| "info".into()));
+    let _ = if settings.json_logs { logs.json().flatten_event(true).try_init() } else { logs.try_init() };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(settings.addr).await?;
