@@ -1156,6 +1156,27 @@ fn killed_sale_on_postgres_leaves_consistent_state() {
 /// `goticket serve` end to end: a real server on 127.0.0.1:0, real HTTP.
 mod http {
     use super::*;
+
+    /// A test module running `$name(db)` on a fresh SQLite file and in a fresh
+    /// PostgreSQL schema.
+    macro_rules! on_both_stores {
+        ($name:ident) => {
+            mod $name {
+                #[test]
+                fn sqlite() {
+                    let db = super::Db::new();
+                    super::$name(&db.path.display().to_string());
+                }
+
+                #[test]
+                fn postgres() {
+                    let Some(admin) = goticket_store_pg::testing::test_url() else { return };
+                    let schema = goticket_store_pg::testing::TestSchema::create(&admin);
+                    super::$name(schema.url());
+                }
+            }
+        };
+    }
     use std::io::{BufRead, BufReader};
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
@@ -1596,18 +1617,7 @@ mod http {
         assert_problem(srv.call("GET", "/v2/anything", None, None, &[]), 404, "not-found");
     }
 
-    #[test]
-    fn the_whole_flow_on_sqlite() {
-        let db = Db::new();
-        the_whole_flow(&db.path.display().to_string());
-    }
-
-    #[test]
-    fn the_whole_flow_on_postgres() {
-        let Some(admin) = goticket_store_pg::testing::test_url() else { return };
-        let schema = goticket_store_pg::testing::TestSchema::create(&admin);
-        the_whole_flow(schema.url());
-    }
+    on_both_stores!(the_whole_flow);
 
     #[test]
     fn request_ids_and_metrics() {
@@ -1710,22 +1720,19 @@ mod http {
     /// Every route against every kind of caller: 401 without a valid token (missing,
     /// forged, expired), 403 where the role may not act, and the right answer where it
     /// may (a 409 from a state rule also proves access was granted).
-    #[test]
-    fn the_role_matrix() {
-        let db = Db::new();
-        let path = db.path.display().to_string();
+    fn the_role_matrix(path: &str) {
         for (email, role) in [
             ("boss@example.com", "admin"),
             ("org@example.com", "organizer"),
             ("rival@example.com", "organizer"),
             ("ann@example.com", "customer"),
         ] {
-            add_user(&path, email, role);
+            add_user(path, email, role);
         }
-        let srv = Server::start_with(&path, &["--token-ttl", "1s"]);
+        let srv = Server::start_with(path, &["--token-ttl", "1s"]);
         let expired = srv.token("ann@example.com", "long enough password");
         std::thread::sleep(std::time::Duration::from_millis(2100));
-        let srv2 = Server::start(&path);
+        let srv2 = Server::start(path);
         let t = |email: &str| srv2.token(email, "long enough password");
         let (boss, org, rival, ann) =
             (t("boss@example.com"), t("org@example.com"), t("rival@example.com"), t("ann@example.com"));
@@ -1812,6 +1819,8 @@ mod http {
         }
         drop(srv);
     }
+
+    on_both_stores!(the_role_matrix);
 
     /// The document is the contract: exactly these routes, each served (no fallback 404,
     /// no 405), each refusing a missing token exactly when it says it needs one, and
@@ -2064,12 +2073,9 @@ mod http {
     }
 
     /// A request with several bad fields is told about all of them at once.
-    #[test]
-    fn validation_problems_list_every_field() {
-        let db = Db::new();
-        let path = db.path.display().to_string();
-        add_user(&path, "org@example.com", "organizer");
-        let srv = Server::start(&path);
+    fn validation_problems_list_every_field(path: &str) {
+        add_user(path, "org@example.com", "organizer");
+        let srv = Server::start(path);
         let org = srv.token("org@example.com", "long enough password");
         let bad =
             r#"{"slug":"Bad Slug!","starts_at":"2030-01-02T00:00:00Z","ends_at":"2030-01-01T00:00:00Z","capacity":0}"#;
@@ -2089,14 +2095,13 @@ mod http {
         assert!(got.1.get("errors").is_none(), "{}", got.1);
     }
 
+    on_both_stores!(validation_problems_list_every_field);
+
     /// Filters and pages of both lists, and their bad values: each a 422 naming the
     /// parameter.
-    #[test]
-    fn lists_filter_and_page() {
-        let db = Db::new();
-        let path = db.path.display().to_string();
-        add_user(&path, "org@example.com", "organizer");
-        let srv = Server::start(&path);
+    fn lists_filter_and_page(path: &str) {
+        add_user(path, "org@example.com", "organizer");
+        let srv = Server::start(path);
         let org = srv.token("org@example.com", "long enough password");
         for (slug, month, euros) in [("a", 1, 10), ("b", 2, 20), ("c", 3, 30), ("d", 4, 40)] {
             let body = format!(
@@ -2171,14 +2176,13 @@ mod http {
         assert_problem(srv.call("GET", "/v1/bookings?status=lost", Some(&org), None, &[]), 422, "validation");
     }
 
+    on_both_stores!(lists_filter_and_page);
+
     /// Admins add accounts and change roles; users change their own password; a change
     /// that is refused changes nothing.
-    #[test]
-    fn accounts_over_http() {
-        let db = Db::new();
-        let path = db.path.display().to_string();
-        add_user(&path, "boss@example.com", "admin");
-        let srv = Server::start(&path);
+    fn accounts_over_http(path: &str) {
+        add_user(path, "boss@example.com", "admin");
+        let srv = Server::start(path);
         let boss = srv.token("boss@example.com", "long enough password");
         let new_org = r#"{"email":"Neo@Example.com","role":"organizer","password":"another long password"}"#;
         let (status, user, _) = srv.call("POST", "/v1/users", Some(&boss), Some(new_org), &[]);
@@ -2220,6 +2224,8 @@ mod http {
         let (_, all, _) = srv.call("GET", "/v1/users", Some(&boss), None, &[]);
         assert_eq!(all["items"].as_array().map(Vec::len), Some(2));
     }
+
+    on_both_stores!(accounts_over_http);
 
     /// One JSON log line per request at the default level, carrying the request id,
     /// method, path, status and latency.
