@@ -81,6 +81,9 @@ pub enum Command {
     /// Print the HTTP API's OpenAPI 3.1 document (what `serve` answers at /openapi.json).
     #[cfg(feature = "http")]
     Openapi,
+    /// Print a new Ed25519 private key (PKCS#8 PEM) for `serve --jwt-key-file`.
+    #[cfg(feature = "http")]
+    Keygen,
 }
 
 /// `serve`.
@@ -90,10 +93,16 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free one; the chosen address is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: String,
-    /// File holding the token signing secret (else env GOTICKET_JWT_SECRET; else an
-    /// ephemeral one, with a warning: tokens then die with the process).
-    #[arg(long)]
+    /// File holding the token signing secret, for HS256 tokens (else env
+    /// GOTICKET_JWT_SECRET; with neither and no --jwt-key-file, an ephemeral one, with a
+    /// warning: tokens then die with the process).
+    #[arg(long, conflicts_with = "jwt_key_file")]
     pub jwt_secret_file: Option<std::path::PathBuf>,
+    /// Ed25519 private key (PKCS#8 PEM, from `goticket keygen` or `openssl genpkey
+    /// -algorithm ed25519`) for EdDSA tokens; the public key is served at
+    /// /.well-known/jwks.json.
+    #[arg(long, env = "GOTICKET_JWT_KEY_FILE")]
+    pub jwt_key_file: Option<std::path::PathBuf>,
     /// How long a login token is valid (e.g. 1h, 30m).
     #[arg(long, default_value = "1h")]
     pub token_ttl: String,

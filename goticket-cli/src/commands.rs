@@ -16,6 +16,8 @@ use goticket_store_sqlite::SqliteStore;
 use crate::args::{
     BookingCmd, Clearable, Cli, Command, EventCmd, ExportCmd, HoldsCmd, ImportCmd, PageArgs, ReportCmd, UserCmd,
 };
+#[cfg(feature = "http")]
+use crate::http::keys::Signer;
 use crate::output::Out;
 use goticket_core::users::Password;
 
@@ -82,21 +84,26 @@ fn principal(s: &Service, as_user: &Option<String>) -> Result<Principal, Error> 
 #[cfg(feature = "http")]
 fn serve(service: Service, a: &crate::args::ServeArgs) -> Result<()> {
     let addr = a.addr.parse().map_err(|_| Error::validation("--addr", format!("{:?} is not host:port", a.addr)))?;
-    let secret = match (&a.jwt_secret_file, std::env::var("GOTICKET_JWT_SECRET")) {
-        (Some(path), _) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-        (None, Ok(s)) => s.into_bytes(),
-        (None, Err(_)) => {
+    let read = |path: &std::path::Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let signer = match (&a.jwt_key_file, &a.jwt_secret_file, std::env::var("GOTICKET_JWT_SECRET")) {
+        (Some(path), _, _) => {
+            let pem = String::from_utf8(read(path)?).map_err(|_| {
+                Error::validation("--jwt-key-file", format!("{} is not a PEM text file", path.display()))
+            })?;
+            Signer::ed25519_pem(&pem).map_err(|e| e.in_field(&format!("--jwt-key-file {}", path.display())))?
+        }
+        (None, Some(path), _) => Signer::hmac(read(path)?)?,
+        (None, None, Ok(s)) => Signer::hmac(s.into_bytes())?,
+        (None, None, Err(_)) => {
             eprintln!(
-                "goticket: warning: no GOTICKET_JWT_SECRET or --jwt-secret-file; tokens will not survive a restart"
+                "goticket: warning: no --jwt-key-file, GOTICKET_JWT_SECRET or --jwt-secret-file; tokens will not \
+                 survive a restart"
             );
             let mut key = vec![0u8; 32];
             goticket_core::Entropy::fill(&goticket_core::OsEntropy, &mut key);
-            key
+            Signer::hmac(key)?
         }
     };
-    if secret.len() < 32 {
-        return Err(Error::validation("jwt secret", "must be at least 32 bytes").into());
-    }
     let duration = |flag: &str, raw: &str| -> Result<std::time::Duration> {
         let d: goticket_core::HoldDuration = raw.parse().map_err(|e: Error| e.in_field(flag))?;
         Ok(std::time::Duration::from_secs(u64::try_from(d.get().as_secs()).unwrap_or(1)))
@@ -106,14 +113,7 @@ fn serve(service: Service, a: &crate::args::ServeArgs) -> Result<()> {
     let request_timeout = duration("--request-timeout", &a.request_timeout)?;
     crate::http::serve(
         service,
-        crate::http::Settings {
-            addr,
-            jwt_secret: secret,
-            token_ttl,
-            sweep_every,
-            request_timeout,
-            json_logs: a.json_logs,
-        },
+        crate::http::Settings { addr, signer, token_ttl, sweep_every, request_timeout, json_logs: a.json_logs },
     )
 }
 
@@ -177,9 +177,12 @@ pub fn run(cli: Cli, w: impl Write) -> Result<()> {
     // The API's document is made from the code, and the HTTP load test talks only to a
     // server: neither has a database to open.
     #[cfg(feature = "http")]
-    if let Command::Openapi = cli.command {
+    if let Command::Openapi | Command::Keygen = cli.command {
         let mut w = w;
-        writeln!(w, "{}", crate::http::openapi_document())?;
+        match cli.command {
+            Command::Keygen => write!(w, "{}", Signer::generate_ed25519_pem()?)?,
+            _ => writeln!(w, "{}", crate::http::openapi_document())?,
+        }
         return Ok(w.flush()?);
     }
     let mut out = Out::new(cli.format, w);
@@ -221,7 +224,7 @@ pub fn run(cli: Cli, w: impl Write) -> Result<()> {
         #[cfg(feature = "http")]
         Command::Serve(a) => serve(service.clone(), &a)?,
         #[cfg(feature = "http")]
-        Command::Openapi => {} // answered above, before a store is opened
+        Command::Openapi | Command::Keygen => {} // answered above, before a store is opened
         Command::Import(ImportCmd::Bookings(a)) => crate::transfer::import_bookings(s, &p, &a, &mut out)?,
         Command::Export(ExportCmd::Events(a)) => crate::transfer::export_events(s, &p, &a, &mut out)?,
         Command::Export(ExportCmd::Bookings(a)) => crate::transfer::export_bookings(s, &p, &a, &mut out)?,

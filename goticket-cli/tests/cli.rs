@@ -1847,6 +1847,7 @@ mod http {
             "GET /readyz",
             "GET /metrics",
             "GET /openapi.json",
+            "GET /.well-known/jwks.json",
             "POST /v1/auth/register",
             "POST /v1/auth/login",
             "GET /v1/users",
@@ -2250,6 +2251,71 @@ mod http {
         assert_eq!(entry["span"]["request_id"], "trace-me-7", "{entry}");
         assert_eq!(entry["span"]["method"], "GET", "{entry}");
         assert_eq!(entry["span"]["uri"], "/v1/events/nope", "{entry}");
+    }
+
+    /// EdDSA tokens from `goticket keygen`'s key: another service verifies them with
+    /// the key the server publishes; a token in another algorithm (HS256 with the old
+    /// secret, or with the public key as the secret) is refused; the same key file
+    /// keeps tokens valid across a restart, a new key does not.
+    #[test]
+    fn eddsa_tokens_verify_with_the_published_key() {
+        use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+        let db = Db::new();
+        let path = db.path.display().to_string();
+        add_user(&path, "boss@example.com", "admin");
+        let keygen = |name: &str| {
+            let out = Command::new(BIN).arg("keygen").env_remove("GOTICKET_DB").output().expect("runs");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let file = db.path.with_file_name(name);
+            std::fs::write(&file, &out.stdout).expect("write the key");
+            file.display().to_string()
+        };
+        let (key, other_key) = (keygen("a.pem"), keygen("b.pem"));
+        let srv = Server::start_with(&path, &["--jwt-key-file", &key]);
+        let token = srv.token("boss@example.com", "long enough password");
+        let header = jsonwebtoken::decode_header(&token).expect("a JWT");
+        assert_eq!(header.alg, Algorithm::EdDSA);
+        let (status, jwks, _) = srv.call("GET", "/.well-known/jwks.json", None, None, &[]);
+        assert_eq!(status, 200);
+        assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(1), "{jwks}");
+        assert_eq!(header.kid.as_deref(), jwks["keys"][0]["kid"].as_str());
+        let published = DecodingKey::from_ed_components(s(&jwks["keys"][0]["x"])).expect("an Ed25519 key");
+        let claims = jsonwebtoken::decode::<Value>(&token, &published, &Validation::new(Algorithm::EdDSA))
+            .expect("verifies with the published key");
+        assert_eq!(claims.claims["sub"], "boss@example.com");
+        assert_eq!(srv.call("GET", "/v1/events", Some(&token), None, &[]).0, 200);
+
+        // Tokens in another algorithm are refused, whatever they were signed with.
+        let exp = jsonwebtoken::get_current_timestamp() + 600;
+        let forged = serde_json::json!({ "sub": "boss@example.com", "role": "admin", "iat": 0, "exp": exp });
+        let public = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s(&jwks["keys"][0]["x"])).expect("base64url")
+        };
+        for secret in [SECRET.as_bytes(), &public] {
+            let hs = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &forged, &EncodingKey::from_secret(secret))
+                .expect("signs");
+            assert_problem(srv.call("GET", "/v1/events", Some(&hs), None, &[]), 401, "unauthenticated");
+        }
+        drop(srv);
+
+        let again = Server::start_with(&path, &["--jwt-key-file", &key]);
+        assert_eq!(again.call("GET", "/v1/events", Some(&token), None, &[]).0, 200, "the same key survives a restart");
+        drop(again);
+        let rotated = Server::start_with(&path, &["--jwt-key-file", &other_key]);
+        assert_problem(rotated.call("GET", "/v1/events", Some(&token), None, &[]), 401, "unauthenticated");
+        drop(rotated);
+
+        // A shared secret publishes nothing; a bad key file is refused with its name.
+        let hmac = Server::start(&path);
+        assert_eq!(hmac.call("GET", "/.well-known/jwks.json", None, None, &[]).1, serde_json::json!({ "keys": [] }));
+        drop(hmac);
+        std::fs::write(&other_key, "not a key").expect("write");
+        let out =
+            Command::new(BIN).args(["--db", &path, "serve", "--jwt-key-file", &other_key]).output().expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "{err}");
+        assert!(err.contains("--jwt-key-file") && err.contains("b.pem") && err.contains("PEM"), "{err}");
     }
 
     #[test]

@@ -37,6 +37,7 @@ macro_rules! paged_query {
 
 mod bookings;
 mod events;
+pub mod keys;
 mod metrics;
 mod problem;
 mod users;
@@ -63,8 +64,8 @@ use self::problem::{BODY_LIMIT, PROBLEM_STATUSES, Problems, Reply, blocking, pro
 pub struct Settings {
     /// Where to listen.
     pub addr: SocketAddr,
-    /// HMAC key for tokens.
-    pub jwt_secret: Vec<u8>,
+    /// How tokens are signed.
+    pub signer: keys::Signer,
     /// How long a token is valid.
     pub token_ttl: Duration,
     /// How often the background task expires overdue holds.
@@ -80,6 +81,7 @@ struct App {
     service: Service,
     enc: Arc<EncodingKey>,
     dec: Arc<DecodingKey>,
+    signer: Arc<keys::Signer>,
     ttl: Duration,
     request_timeout: Duration,
     metrics: Arc<metrics::Metrics>,
@@ -141,6 +143,7 @@ fn api() -> OpenApiRouter<App> {
         .routes(routes!(ready))
         .routes(routes!(metrics::metrics))
         .routes(routes!(openapi_json))
+        .routes(routes!(jwks))
         .routes(routes!(users::register))
         .routes(routes!(users::login))
         .routes(routes!(users::list_users, users::add_user))
@@ -215,6 +218,20 @@ async fn deadline(
     }
 }
 
+/// The public keys that verify this server's tokens.
+///
+/// With EdDSA tokens (`--jwt-key-file`), the Ed25519 key, so other services can check a
+/// token without being able to make one; with a shared secret (HS256), no key.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "users",
+    responses((status = 200, description = "A JSON Web Key Set (RFC 7517).", body = keys::Jwks)),
+)]
+async fn jwks(axum::extract::State(app): axum::extract::State<App>) -> axum::Json<keys::Jwks> {
+    axum::Json(app.signer.jwks())
+}
+
 async fn not_found() -> Response {
     problem(404, ErrorKind::NotFound.as_str(), "no such route")
 }
@@ -287,8 +304,9 @@ pub fn serve(service: Service, settings: Settings) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         let app = App {
             service: service.clone(),
-            enc: Arc::new(EncodingKey::from_secret(&settings.jwt_secret)),
-            dec: Arc::new(DecodingKey::from_secret(&settings.jwt_secret)),
+            enc: Arc::new(settings.signer.encoding_key()),
+            dec: Arc::new(settings.signer.decoding_key()),
+            signer: Arc::new(settings.signer.clone()),
             ttl: settings.token_ttl,
             request_timeout: settings.request_timeout,
             metrics: Arc::default(),

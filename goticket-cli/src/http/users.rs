@@ -43,7 +43,9 @@ impl FromRequestParts<App> for Caller {
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| unauth("the Authorization header is not \"Bearer <token>\""))?;
         // No leeway: a token is refused the second its `exp` passes.
-        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        // Only the server's own algorithm: a token that names another is refused
+        // (no algorithm confusion between a secret and a public key).
+        let mut validation = Validation::new(app.signer.algorithm());
         validation.leeway = 0;
         let data = jsonwebtoken::decode::<Claims>(token, &app.dec, &validation)
             .map_err(|e| unauth(&format!("invalid token: {e}")))?;
@@ -113,7 +115,9 @@ pub(super) async fn login(State(app): State<App>, raw: Result<Bytes, BytesReject
     let now = jsonwebtoken::get_current_timestamp();
     let claims =
         Claims { sub: p.email().to_string(), role: p.role().to_string(), iat: now, exp: now + app.ttl.as_secs() };
-    let token = jsonwebtoken::encode(&Header::new(jsonwebtoken::Algorithm::HS256), &claims, &app.enc).map_err(|e| {
+    let mut header = Header::new(app.signer.algorithm());
+    header.kid = Some(app.signer.key_id()).filter(|k| !k.is_empty());
+    let token = jsonwebtoken::encode(&header, &claims, &app.enc).map_err(|e| {
         Problem::from(Error::Storage(StoreError::new(StoreErrorKind::Other, format!("cannot sign a token: {e}"), None)))
     })?;
     Ok(Json(Token { token, expires_in: app.ttl.as_secs() }))
