@@ -119,6 +119,11 @@ pub struct ServeArgs {
     /// collector, instead of text.
     #[arg(long)]
     pub json_logs: bool,
+    /// Let web pages from this origin call the API from a browser (CORS), like
+    /// https://shop.example.com; repeat for more, or `*` for any (tokens travel in the
+    /// Authorization header, never in cookies). Without it, no CORS headers are sent.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
 }
 
 /// User subcommands. Passwords are read from a prompt or with --password-stdin,

@@ -113,7 +113,15 @@ fn serve(service: Service, a: &crate::args::ServeArgs) -> Result<()> {
     let request_timeout = duration("--request-timeout", &a.request_timeout)?;
     crate::http::serve(
         service,
-        crate::http::Settings { addr, signer, token_ttl, sweep_every, request_timeout, json_logs: a.json_logs },
+        crate::http::Settings {
+            addr,
+            signer,
+            token_ttl,
+            sweep_every,
+            request_timeout,
+            json_logs: a.json_logs,
+            cors: crate::http::Cors::from_flags(&a.cors_origins)?,
+        },
     )
 }
 

@@ -2318,6 +2318,54 @@ mod http {
         assert!(err.contains("--jwt-key-file") && err.contains("b.pem") && err.contains("PEM"), "{err}");
     }
 
+    /// A web shop on another origin may call the API from a browser when its origin is
+    /// allowed: preflights are answered, answers carry the CORS headers; other origins
+    /// get none, and without --cors-origin nothing changes. (CORS is protocol, not API:
+    /// these requests bypass the document check.)
+    #[test]
+    fn browsers_may_call_from_allowed_origins() {
+        let db = Db::new();
+        let path = db.path.display().to_string();
+        let srv = Server::start_with(&path, &["--cors-origin", "https://shop.example.com"]);
+        let preflight = |srv: &Server, origin: &str| {
+            let resp = ureq::request("OPTIONS", &format!("{}/v1/events/x/bookings", srv.base))
+                .set("Origin", origin)
+                .set("Access-Control-Request-Method", "POST")
+                .set("Access-Control-Request-Headers", "authorization,content-type,idempotency-key")
+                .call();
+            match resp {
+                Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let ok = preflight(&srv, "https://shop.example.com");
+        assert_eq!(ok.status(), 200);
+        assert_eq!(ok.header("access-control-allow-origin"), Some("https://shop.example.com"));
+        assert!(ok.header("access-control-allow-methods").is_some_and(|m| m.contains("POST")));
+        let headers = ok.header("access-control-allow-headers").unwrap_or_default().to_lowercase();
+        assert!(headers.contains("authorization") && headers.contains("idempotency-key"), "{headers}");
+        assert!(preflight(&srv, "https://evil.example.com").header("access-control-allow-origin").is_none());
+        let get = ureq::get(&format!("{}/healthz", srv.base)).set("Origin", "https://shop.example.com").call();
+        let get = get.expect("ok");
+        assert_eq!(get.header("access-control-allow-origin"), Some("https://shop.example.com"));
+        assert!(get.header("access-control-expose-headers").is_some_and(|h| h.contains("x-request-id")));
+        drop(srv);
+
+        let plain = Server::start(&path);
+        let resp = preflight(&plain, "https://shop.example.com");
+        assert_eq!(resp.status(), 405, "no CORS without --cors-origin");
+        assert!(resp.header("access-control-allow-origin").is_none());
+        drop(plain);
+
+        let out = Command::new(BIN)
+            .args(["--db", &path, "serve", "--cors-origin", "shop.example.com/path"])
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "{err}");
+        assert!(err.contains("--cors-origin") && err.contains("shop.example.com/path"), "{err}");
+    }
+
     #[test]
     fn sigterm_shuts_down_gracefully() {
         let db = Db::new();

@@ -74,6 +74,69 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Request logs as JSON lines (else human-readable text).
     pub json_logs: bool,
+    /// Which web origins browsers may call the API from.
+    pub cors: Cors,
+}
+
+/// Which web origins browsers may call the API from (CORS).
+#[derive(Debug, Clone, Default)]
+pub enum Cors {
+    /// None: no CORS headers (same-origin pages, and every non-browser client, work).
+    #[default]
+    Off,
+    /// Any origin.
+    Any,
+    /// These origins.
+    Origins(Vec<HeaderValue>),
+}
+
+impl Cors {
+    /// From `--cors-origin` values: `*`, or origins like `https://shop.example.com`.
+    pub fn from_flags(origins: &[String]) -> Result<Self, goticket_core::Error> {
+        if origins.iter().any(|o| o == "*") {
+            return Ok(Cors::Any);
+        }
+        if origins.is_empty() {
+            return Ok(Cors::Off);
+        }
+        let parse = |o: &String| {
+            let bad = || {
+                goticket_core::Error::validation(
+                    "--cors-origin",
+                    format!("{o:?} is not an origin like https://shop.example.com (a scheme and a host, no path)"),
+                )
+            };
+            let (scheme, host) = o.split_once("://").ok_or_else(bad)?;
+            let plain = |c: char| c.is_ascii_alphanumeric() || "-.:[]".contains(c);
+            if !matches!(scheme, "http" | "https") || host.is_empty() || !host.chars().all(plain) {
+                return Err(bad());
+            }
+            HeaderValue::from_str(o).map_err(|_| bad())
+        };
+        Ok(Cors::Origins(origins.iter().map(parse).collect::<Result<_, _>>()?))
+    }
+
+    fn layer(&self) -> Option<tower_http::cors::CorsLayer> {
+        use tower_http::cors::{AllowOrigin, CorsLayer};
+        let origin = match self {
+            Cors::Off => return None,
+            Cors::Any => AllowOrigin::any(),
+            Cors::Origins(list) => AllowOrigin::list(list.clone()),
+        };
+        Some(
+            CorsLayer::new()
+                .allow_origin(origin)
+                .allow_methods([Method::GET, Method::POST, Method::PATCH])
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    axum::http::HeaderName::from_static("idempotency-key"),
+                    axum::http::HeaderName::from_static("x-request-id"),
+                ])
+                .expose_headers([axum::http::HeaderName::from_static("x-request-id")])
+                .max_age(Duration::from_secs(600)),
+        )
+    }
 }
 
 #[derive(Clone)]
@@ -240,10 +303,10 @@ async fn method_not_allowed(method: Method) -> Response {
     problem(405, "method-not-allowed", &format!("this route does not take {method}"))
 }
 
-fn router(app: App) -> Router {
+fn router(app: App, cors: &Cors) -> Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     let (routes, _) = api().split_for_parts();
-    routes
+    let routes = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
@@ -251,7 +314,13 @@ fn router(app: App) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             problem(500, ErrorKind::Storage.as_str(), "internal error")
         }))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), metrics::track))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), metrics::track));
+    // Preflights are answered here, before a token or a method is checked.
+    let routes = match cors.layer() {
+        Some(cors) => routes.layer(cors),
+        None => routes,
+    };
+    routes
         // Outermost last: a request gets an id (or keeps the caller's), the log span
         // carries it, and the response echoes it.
         .layer(tower_http::request_id::PropagateRequestIdLayer::new(request_id.clone()))
@@ -329,7 +398,7 @@ pub fn serve(service: Service, settings: Settings) -> anyhow::Result<()> {
             }
         });
         eprintln!("goticket: listening on http://{addr}");
-        axum::serve(listener, router(app)).with_graceful_shutdown(shutdown_signal()).await?;
+        axum::serve(listener, router(app, &settings.cors)).with_graceful_shutdown(shutdown_signal()).await?;
         sweeper.abort();
         eprintln!("goticket: stopped");
         Ok(())
