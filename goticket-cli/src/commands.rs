@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use goticket_core::{
-    BookingCode, BookingFilter, BookingRequest, Cursor, Email, Error, EventFields, EventFilter, EventKey, PageRequest,
-    PageStart, Principal, Role, Service, Store, TicketSecret, parse_timestamp,
+    BookingCode, BookingFilter, BookingRequest, Email, Error, EventFields, EventFilter, EventKey, PageRequest,
+    Principal, Role, Service, Store, TicketSecret, parse_timestamp,
 };
 use goticket_store_pg::PgStore;
 use goticket_store_sqlite::SqliteStore;
@@ -165,19 +165,11 @@ fn user(s: &Service, p: &Principal, cmd: UserCmd, out: &mut Out<impl Write>) -> 
 }
 
 fn page(args: &PageArgs) -> Result<PageRequest, Error> {
-    let limit: u32 = args
-        .limit
-        .trim()
-        .parse()
-        .map_err(|_| Error::validation("--limit", format!("{:?} is not a whole number", args.limit)))?;
-    let start = match (&args.offset, &args.cursor) {
-        (Some(o), _) => PageStart::Offset(
-            o.trim().parse().map_err(|_| Error::validation("--offset", format!("{o:?} is not a whole number")))?,
-        ),
-        (None, Some(c)) => PageStart::After(Cursor::decode(c).map_err(|e| e.in_field("--cursor"))?),
-        (None, None) => PageStart::First,
-    };
-    PageRequest::new(limit, start).map_err(|e| e.in_field("--limit"))
+    PageRequest::parse(Some(&args.limit), args.cursor.as_deref(), args.offset.as_deref()).map_err(|e| match e {
+        // Core names the field; here it came from a flag.
+        Error::Validation { field, reason } => Error::Validation { field: format!("--{field}"), reason },
+        other => other,
+    })
 }
 
 /// Runs one parsed command line, writing results to `w`.

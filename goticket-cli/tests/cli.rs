@@ -2127,6 +2127,9 @@ mod http {
         assert_eq!(first, ["a", "b", "c"]);
         let (rest, end) = slugs(&format!("limit=3&cursor={}", s(&cursor)));
         assert_eq!((rest, end), (vec!["d".to_owned()], Value::Null));
+        let both = srv.call("GET", &format!("/v1/events?cursor={}&offset=1", s(&cursor)), Some(&org), None, &[]);
+        assert!(s(&both.1["detail"]).contains("offset"), "{}", both.1);
+        assert_problem(both, 422, "validation");
         for (query, names) in [
             ("limit=0", "limit"),
             ("limit=lots", "limit"),

@@ -99,6 +99,31 @@ impl PageRequest {
     pub fn limit(&self) -> u32 {
         self.limit
     }
+
+    /// A page request as every face receives one, as text: `limit` (the default when
+    /// absent), and where to start: after `cursor` or at `offset` (not both), else at
+    /// the first item. Each error names `limit`, `cursor` or `offset`.
+    pub fn parse(limit: Option<&str>, cursor: Option<&str>, offset: Option<&str>) -> Result<Self> {
+        let whole = |field: &str, raw: &str| {
+            raw.trim().parse::<u64>().map_err(|_| Error::validation(field, format!("{raw:?} is not a whole number")))
+        };
+        let limit = match limit {
+            Some(raw) => {
+                let n = whole("limit", raw)?;
+                u32::try_from(n).ok().filter(|n| *n <= Self::MAX_LIMIT).ok_or_else(|| {
+                    Error::validation("limit", format!("must be between 1 and {}, got {n}", Self::MAX_LIMIT))
+                })?
+            }
+            None => Self::DEFAULT_LIMIT,
+        };
+        let start = match (cursor, offset) {
+            (Some(_), Some(_)) => return Err(Error::validation("offset", "give a cursor or an offset, not both")),
+            (Some(c), None) => PageStart::After(Cursor::decode(c)?),
+            (None, Some(o)) => PageStart::Offset(whole("offset", o)?),
+            (None, None) => PageStart::First,
+        };
+        PageRequest::new(limit, start)
+    }
 }
 
 impl Default for PageRequest {
@@ -165,6 +190,27 @@ mod tests {
         for bad in ["", "zz", &"g".repeat(48), &"0".repeat(47)] {
             assert!(Cursor::decode(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn pages_parse_from_text_naming_the_bad_field() {
+        let field = |r: Result<PageRequest>| match r {
+            Err(Error::Validation { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(PageRequest::parse(None, None, None).unwrap(), PageRequest::default());
+        let c = Cursor { key: 7, id: Uuid::from_u128(9) }.encode();
+        assert_eq!(
+            PageRequest::parse(Some(" 10 "), Some(&c), None).unwrap().start,
+            PageStart::After(Cursor::decode(&c).unwrap())
+        );
+        assert_eq!(PageRequest::parse(None, None, Some("3")).unwrap().start, PageStart::Offset(3));
+        assert_eq!(field(PageRequest::parse(Some("0"), None, None)), "limit");
+        assert_eq!(field(PageRequest::parse(Some("99999999999"), None, None)), "limit");
+        assert_eq!(field(PageRequest::parse(Some("ten"), None, None)), "limit");
+        assert_eq!(field(PageRequest::parse(None, Some("zz"), None)), "cursor");
+        assert_eq!(field(PageRequest::parse(None, None, Some("-1"))), "offset");
+        assert_eq!(field(PageRequest::parse(None, Some(&c), Some("1"))), "offset");
     }
 
     #[test]

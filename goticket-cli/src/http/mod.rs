@@ -28,8 +28,8 @@ macro_rules! paged_query {
 
         impl $name {
             /// The page asked for.
-            fn page(&self) -> super::problem::Reply<goticket_core::PageRequest> {
-                super::problem::page(self.limit.as_ref(), self.cursor.as_ref(), self.offset.as_ref())
+            fn page(&self) -> goticket_core::Result<goticket_core::PageRequest> {
+                goticket_core::PageRequest::parse(self.limit.as_deref(), self.cursor.as_deref(), self.offset.as_deref())
             }
         }
     };

@@ -10,7 +10,7 @@ use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use goticket_core::{Error, ErrorKind, PageRequest, PageStart, StoreError, StoreErrorKind, Timestamp};
+use goticket_core::{Error, ErrorKind, StoreError, StoreErrorKind, Timestamp};
 use serde::de::DeserializeOwned;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
@@ -279,19 +279,4 @@ pub(super) fn opt<T: std::str::FromStr<Err = Error>>(field: &str, raw: Option<&S
 
 pub(super) fn time(field: &str, raw: Option<&String>) -> Reply<Option<Timestamp>> {
     raw.map(|r| goticket_core::parse_timestamp(field, r).map_err(Problem::from)).transpose()
-}
-
-fn whole(field: &str, raw: &str) -> Reply<u32> {
-    raw.parse().map_err(|_| Problem::from(Error::validation(field, format!("{raw:?} is not a whole number"))))
-}
-
-/// The page asked for by `limit` and `cursor` (or `offset`).
-pub(super) fn page(limit: Option<&String>, cursor: Option<&String>, offset: Option<&String>) -> Reply<PageRequest> {
-    let limit = limit.map(|l| whole("limit", l)).transpose()?.unwrap_or(PageRequest::DEFAULT_LIMIT);
-    let start = match (cursor, offset) {
-        (Some(c), _) => PageStart::After(goticket_core::Cursor::decode(c)?),
-        (None, Some(o)) => PageStart::Offset(whole("offset", o)?.into()),
-        (None, None) => PageStart::First,
-    };
-    Ok(PageRequest::new(limit, start)?)
 }
