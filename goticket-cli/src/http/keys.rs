@@ -5,8 +5,10 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use goticket_core::Error;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// Shortest HMAC secret accepted: 256 bits, HS256's own size.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -14,31 +16,34 @@ pub const MIN_SECRET_BYTES: usize = 32;
 const PEM_BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
 const PEM_END: &str = "-----END PRIVATE KEY-----";
 
-/// How tokens are signed and checked.
+/// How tokens are signed and checked: the keys, the one algorithm accepted, and the
+/// public keys to publish, all made once at start-up.
 #[derive(Clone)]
-pub enum Signer {
-    /// HS256 with a shared secret; nothing is published.
-    Hmac(Vec<u8>),
-    /// EdDSA (Ed25519): signed with the private key, checked with the public one.
-    Ed25519 {
-        /// The private key, PKCS#8 DER.
-        pkcs8: Vec<u8>,
-        /// The public key, 32 bytes.
-        public: Vec<u8>,
-    },
+pub struct Signer {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    header: Header,
+    validation: Validation,
+    jwks: Jwks,
 }
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the key material.
-        match self {
-            Signer::Hmac(_) => f.write_str("Signer::Hmac(..)"),
-            Signer::Ed25519 { .. } => write!(f, "Signer::Ed25519 {{ kid: {} }}", self.key_id()),
-        }
+        write!(f, "Signer {{ alg: {:?}, kid: {:?} }}", self.header.alg, self.header.kid)
     }
 }
 
 impl Signer {
+    fn new(algorithm: Algorithm, encoding: EncodingKey, decoding: DecodingKey, jwks: Jwks) -> Self {
+        let mut header = Header::new(algorithm);
+        header.kid = jwks.keys.first().map(|k| k.kid.clone());
+        let mut validation = Validation::new(algorithm);
+        // No leeway: a token is refused the second its `exp` passes.
+        validation.leeway = 0;
+        Signer { encoding, decoding, header, validation, jwks }
+    }
+
     /// HS256 with `secret`, refused if shorter than [`MIN_SECRET_BYTES`].
     pub fn hmac(secret: Vec<u8>) -> Result<Self, Error> {
         if secret.len() < MIN_SECRET_BYTES {
@@ -47,7 +52,8 @@ impl Signer {
                 format!("must be at least {MIN_SECRET_BYTES} bytes, got {}", secret.len()),
             ));
         }
-        Ok(Signer::Hmac(secret))
+        let (encoding, decoding) = (EncodingKey::from_secret(&secret), DecodingKey::from_secret(&secret));
+        Ok(Signer::new(Algorithm::HS256, encoding, decoding, Jwks { keys: Vec::new() }))
     }
 
     /// EdDSA with the Ed25519 private key in `pem` (PKCS#8, `BEGIN PRIVATE KEY`, as
@@ -63,8 +69,19 @@ impl Signer {
         let pkcs8 = STANDARD.decode(base64).map_err(|e| bad(&format!("has a malformed PEM body: {e}")))?;
         let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8)
             .map_err(|e| bad(&format!("is not an Ed25519 private key ({e})")))?;
-        let public = pair.public_key().as_ref().to_vec();
-        Ok(Signer::Ed25519 { pkcs8, public })
+        let public = pair.public_key().as_ref();
+        // The key's id: the start of the public key's SHA-256, so a new key gets a new id.
+        let digest = ring::digest::digest(&ring::digest::SHA256, public);
+        let jwk = Jwk {
+            kty: "OKP",
+            crv: "Ed25519",
+            x: URL_SAFE_NO_PAD.encode(public),
+            alg: "EdDSA",
+            key_use: "sig",
+            kid: URL_SAFE_NO_PAD.encode(&digest.as_ref()[..12]),
+        };
+        let (encoding, decoding) = (EncodingKey::from_ed_der(&pkcs8), DecodingKey::from_ed_der(public));
+        Ok(Signer::new(Algorithm::EdDSA, encoding, decoding, Jwks { keys: vec![jwk] }))
     }
 
     /// A new Ed25519 private key, as PEM.
@@ -77,66 +94,32 @@ impl Signer {
         Ok(format!("{PEM_BEGIN}\n{}\n{PEM_END}\n", lines.join("\n")))
     }
 
-    /// The algorithm tokens carry; no other is accepted.
-    pub(super) fn algorithm(&self) -> Algorithm {
-        match self {
-            Signer::Hmac(_) => Algorithm::HS256,
-            Signer::Ed25519 { .. } => Algorithm::EdDSA,
-        }
+    /// A signed token of `claims`, with the key's id in its header.
+    pub(super) fn sign<T: Serialize>(&self, claims: &T) -> jsonwebtoken::errors::Result<String> {
+        jsonwebtoken::encode(&self.header, claims, &self.encoding)
     }
 
-    pub(super) fn encoding_key(&self) -> EncodingKey {
-        match self {
-            Signer::Hmac(secret) => EncodingKey::from_secret(secret),
-            Signer::Ed25519 { pkcs8, .. } => EncodingKey::from_ed_der(pkcs8),
-        }
-    }
-
-    pub(super) fn decoding_key(&self) -> DecodingKey {
-        match self {
-            Signer::Hmac(secret) => DecodingKey::from_secret(secret),
-            Signer::Ed25519 { public, .. } => DecodingKey::from_ed_der(public),
-        }
-    }
-
-    /// The key's id in token headers and the JWKS: the start of the public key's
-    /// SHA-256, so a new key gets a new id. Empty for HMAC.
-    pub(super) fn key_id(&self) -> String {
-        match self {
-            Signer::Hmac(_) => String::new(),
-            Signer::Ed25519 { public, .. } => {
-                let digest = ring::digest::digest(&ring::digest::SHA256, public);
-                URL_SAFE_NO_PAD.encode(&digest.as_ref()[..12])
-            }
-        }
+    /// The claims of `token`, if this server signed it, in its algorithm, and it has not
+    /// expired.
+    pub(super) fn verify<T: DeserializeOwned>(&self, token: &str) -> jsonwebtoken::errors::Result<T> {
+        jsonwebtoken::decode::<T>(token, &self.decoding, &self.validation).map(|data| data.claims)
     }
 
     /// The public keys (RFC 7517): the Ed25519 one, or none for a shared secret.
-    pub(super) fn jwks(&self) -> Jwks {
-        let keys = match self {
-            Signer::Hmac(_) => Vec::new(),
-            Signer::Ed25519 { public, .. } => vec![Jwk {
-                kty: "OKP",
-                crv: "Ed25519",
-                x: URL_SAFE_NO_PAD.encode(public),
-                alg: "EdDSA",
-                key_use: "sig",
-                kid: self.key_id(),
-            }],
-        };
-        Jwks { keys }
+    pub(super) fn jwks(&self) -> &Jwks {
+        &self.jwks
     }
 }
 
 /// A JSON Web Key Set.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub(super) struct Jwks {
     /// The keys tokens are signed with now; empty when tokens use a shared secret.
     keys: Vec<Jwk>,
 }
 
 /// An Ed25519 public key as a JSON Web Key (RFC 8037).
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub(super) struct Jwk {
     /// Always `OKP`.
     kty: &'static str,
@@ -157,25 +140,24 @@ pub(super) struct Jwk {
 mod tests {
     use super::*;
 
+    fn claims() -> serde_json::Value {
+        serde_json::json!({ "sub": "a@example.com", "exp": 4_000_000_000u64 })
+    }
+
     #[test]
-    fn a_generated_key_reads_back_and_signs_what_its_public_half_verifies() {
-        let pem = Signer::generate_ed25519_pem().unwrap();
-        let signer = Signer::ed25519_pem(&pem).unwrap();
-        assert_eq!(signer.algorithm(), Algorithm::EdDSA);
-        let claims = serde_json::json!({ "sub": "a@example.com", "exp": 4_000_000_000u64 });
-        let mut header = jsonwebtoken::Header::new(Algorithm::EdDSA);
-        header.kid = Some(signer.key_id());
-        let token = jsonwebtoken::encode(&header, &claims, &signer.encoding_key()).unwrap();
-        let jwks = serde_json::to_value(signer.jwks()).unwrap();
-        let x = jwks["keys"][0]["x"].as_str().unwrap();
-        let published = DecodingKey::from_ed_components(x).unwrap();
-        let validation = jsonwebtoken::Validation::new(Algorithm::EdDSA);
-        jsonwebtoken::decode::<serde_json::Value>(&token, &published, &validation).unwrap();
-        // Another key's public half does not verify it.
+    fn a_generated_key_reads_back_and_signs_what_its_published_key_verifies() {
+        let signer = Signer::ed25519_pem(&Signer::generate_ed25519_pem().unwrap()).unwrap();
+        let token = signer.sign(&claims()).unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!((header.alg, header.kid.as_deref()), (Algorithm::EdDSA, Some(signer.jwks().keys[0].kid.as_str())));
+        let published = DecodingKey::from_ed_components(&signer.jwks().keys[0].x).unwrap();
+        jsonwebtoken::decode::<serde_json::Value>(&token, &published, &Validation::new(Algorithm::EdDSA)).unwrap();
+        assert_eq!(signer.verify::<serde_json::Value>(&token).unwrap(), claims());
+        // Another key does not verify it, and has another id.
         let other = Signer::ed25519_pem(&Signer::generate_ed25519_pem().unwrap()).unwrap();
-        assert!(jsonwebtoken::decode::<serde_json::Value>(&token, &other.decoding_key(), &validation).is_err());
-        assert_ne!(other.key_id(), signer.key_id());
-        assert!(!format!("{signer:?}").contains(x), "Debug never shows key material");
+        assert!(other.verify::<serde_json::Value>(&token).is_err());
+        assert_ne!(other.jwks().keys[0].kid, signer.jwks().keys[0].kid);
+        assert!(!format!("{signer:?}").contains(&signer.jwks().keys[0].x), "Debug never shows key material");
     }
 
     /// A key from `openssl genpkey -algorithm ed25519` (PKCS#8 v1, no public key in it).
@@ -185,6 +167,17 @@ mod tests {
         let signer = Signer::ed25519_pem(pem).unwrap();
         // `openssl pkey -pubout -outform DER | tail -c 32`, base64url.
         assert_eq!(signer.jwks().keys[0].x, "44ZEn9InuhD7W2aL4NBPcC-GMYc6VkDLGcMAAu1mqZw");
+    }
+
+    /// Each server accepts its own algorithm only, and never an expired token.
+    #[test]
+    fn only_the_servers_algorithm_and_only_unexpired() {
+        let hmac = Signer::hmac(vec![7; 32]).unwrap();
+        let ed = Signer::ed25519_pem(&Signer::generate_ed25519_pem().unwrap()).unwrap();
+        assert!(ed.verify::<serde_json::Value>(&hmac.sign(&claims()).unwrap()).is_err());
+        assert!(hmac.verify::<serde_json::Value>(&ed.sign(&claims()).unwrap()).is_err());
+        let expired = serde_json::json!({ "sub": "a@example.com", "exp": jsonwebtoken::get_current_timestamp() - 1 });
+        assert!(hmac.verify::<serde_json::Value>(&hmac.sign(&expired).unwrap()).is_err(), "no leeway");
     }
 
     #[test]
@@ -198,6 +191,6 @@ mod tests {
             assert!(err.contains("jwt key") && err.contains(why), "{err}");
         }
         assert!(Signer::hmac(vec![7; 31]).unwrap_err().to_string().contains("at least 32 bytes"));
-        assert_eq!(Signer::hmac(vec![7; 32]).unwrap().jwks().keys.len(), 0, "a secret is never published");
+        assert!(Signer::hmac(vec![7; 32]).unwrap().jwks().keys.is_empty(), "a secret is never published");
     }
 }

@@ -36,6 +36,7 @@ macro_rules! paged_query {
 }
 
 mod bookings;
+mod cors;
 mod events;
 pub mod keys;
 mod metrics;
@@ -50,13 +51,13 @@ use axum::Router;
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use goticket_core::{ErrorKind, Principal, Role, Service};
-use jsonwebtoken::{DecodingKey, EncodingKey};
 use serde::Serialize;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use self::cors::Cors;
 use self::problem::{BODY_LIMIT, PROBLEM_STATUSES, Problems, Reply, blocking, problem, problem_response};
 
 /// Server settings.
@@ -78,72 +79,9 @@ pub struct Settings {
     pub cors: Cors,
 }
 
-/// Which web origins browsers may call the API from (CORS).
-#[derive(Debug, Clone, Default)]
-pub enum Cors {
-    /// None: no CORS headers (same-origin pages, and every non-browser client, work).
-    #[default]
-    Off,
-    /// Any origin.
-    Any,
-    /// These origins.
-    Origins(Vec<HeaderValue>),
-}
-
-impl Cors {
-    /// From `--cors-origin` values: `*`, or origins like `https://shop.example.com`.
-    pub fn from_flags(origins: &[String]) -> Result<Self, goticket_core::Error> {
-        if origins.iter().any(|o| o == "*") {
-            return Ok(Cors::Any);
-        }
-        if origins.is_empty() {
-            return Ok(Cors::Off);
-        }
-        let parse = |o: &String| {
-            let bad = || {
-                goticket_core::Error::validation(
-                    "--cors-origin",
-                    format!("{o:?} is not an origin like https://shop.example.com (a scheme and a host, no path)"),
-                )
-            };
-            let (scheme, host) = o.split_once("://").ok_or_else(bad)?;
-            let plain = |c: char| c.is_ascii_alphanumeric() || "-.:[]".contains(c);
-            if !matches!(scheme, "http" | "https") || host.is_empty() || !host.chars().all(plain) {
-                return Err(bad());
-            }
-            HeaderValue::from_str(o).map_err(|_| bad())
-        };
-        Ok(Cors::Origins(origins.iter().map(parse).collect::<Result<_, _>>()?))
-    }
-
-    fn layer(&self) -> Option<tower_http::cors::CorsLayer> {
-        use tower_http::cors::{AllowOrigin, CorsLayer};
-        let origin = match self {
-            Cors::Off => return None,
-            Cors::Any => AllowOrigin::any(),
-            Cors::Origins(list) => AllowOrigin::list(list.clone()),
-        };
-        Some(
-            CorsLayer::new()
-                .allow_origin(origin)
-                .allow_methods([Method::GET, Method::POST, Method::PATCH])
-                .allow_headers([
-                    header::AUTHORIZATION,
-                    header::CONTENT_TYPE,
-                    axum::http::HeaderName::from_static("idempotency-key"),
-                    axum::http::HeaderName::from_static("x-request-id"),
-                ])
-                .expose_headers([axum::http::HeaderName::from_static("x-request-id")])
-                .max_age(Duration::from_secs(600)),
-        )
-    }
-}
-
 #[derive(Clone)]
 struct App {
     service: Service,
-    enc: Arc<EncodingKey>,
-    dec: Arc<DecodingKey>,
     signer: Arc<keys::Signer>,
     ttl: Duration,
     request_timeout: Duration,
@@ -292,7 +230,7 @@ async fn deadline(
     responses((status = 200, description = "A JSON Web Key Set (RFC 7517).", body = keys::Jwks)),
 )]
 async fn jwks(axum::extract::State(app): axum::extract::State<App>) -> axum::Json<keys::Jwks> {
-    axum::Json(app.signer.jwks())
+    axum::Json(app.signer.jwks().clone())
 }
 
 async fn not_found() -> Response {
@@ -373,8 +311,6 @@ pub fn serve(service: Service, settings: Settings) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         let app = App {
             service: service.clone(),
-            enc: Arc::new(settings.signer.encoding_key()),
-            dec: Arc::new(settings.signer.decoding_key()),
             signer: Arc::new(settings.signer.clone()),
             ttl: settings.token_ttl,
             request_timeout: settings.request_timeout,
