@@ -242,8 +242,14 @@ async fn method_not_allowed(method: Method) -> Response {
 }
 
 fn router(app: App, cors: &Cors) -> Router {
-    let request_id = axum::http::HeaderName::from_static("x-request-id");
     let (routes, _) = api().split_for_parts();
+    layered(routes, app, cors)
+}
+
+/// `routes` with everything every request goes through: fallbacks, body limit,
+/// deadline, panic recovery, metrics, CORS, request id and request log.
+fn layered(routes: Router<App>, app: App, cors: &Cors) -> Router {
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
     let routes = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -339,4 +345,59 @@ pub fn serve(service: Service, settings: Settings) -> anyhow::Result<()> {
         eprintln!("goticket: stopped");
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A handler that panics, on the request's task or on a blocking thread, is a 500
+    /// problem with a request id, and the server keeps serving.
+    #[test]
+    fn panics_become_500_problems() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = goticket_store_sqlite::SqliteStore::open(dir.path().join("p.db")).expect("store");
+        let app = App {
+            service: Service::new(Arc::new(store)),
+            signer: Arc::new(keys::Signer::hmac(vec![7; 32]).expect("a secret")),
+            ttl: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(5),
+            metrics: Arc::default(),
+        };
+        async fn boom() -> &'static str {
+            panic!("a planted bug")
+        }
+        let boom = Router::new()
+            .route("/boom", axum::routing::get(boom))
+            .route(
+                "/boom-blocking",
+                axum::routing::get(|| async {
+                    blocking(|| -> goticket_core::Result<()> { panic!("a planted bug on a blocking thread") }).await
+                }),
+            )
+            .route("/fine", axum::routing::get(|| async { "fine" }));
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let base = format!("http://{}", listener.local_addr().expect("addr"));
+            tokio::spawn(async move { axum::serve(listener, layered(boom, app, &Cors::Off)).await });
+            tokio::task::spawn_blocking(move || {
+                for path in ["/boom", "/boom-blocking"] {
+                    let resp = match ureq::get(&format!("{base}{path}")).call() {
+                        Err(ureq::Error::Status(_, r)) => r,
+                        other => panic!("{path}: expected a 500, got {other:?}"),
+                    };
+                    assert_eq!(resp.status(), 500, "{path}");
+                    assert_eq!(resp.content_type(), "application/problem+json", "{path}");
+                    assert!(resp.header("x-request-id").is_some(), "{path}");
+                    let body: serde_json::Value = resp.into_json().expect("json");
+                    assert_eq!(body["type"], "https://goticket.dev/problems/storage", "{path}");
+                    assert!(!body.to_string().contains("planted"), "{path}: the panic message stays inside: {body}");
+                }
+                assert_eq!(ureq::get(&format!("{base}/fine")).call().expect("still serving").status(), 200);
+            })
+            .await
+            .expect("the client");
+        });
+    }
 }
