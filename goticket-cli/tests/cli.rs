@@ -2250,7 +2250,8 @@ mod http {
         let entry: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         assert_eq!(entry["level"], "INFO", "{entry}");
         assert_eq!(entry["status"], 401, "{entry}");
-        assert!(entry["latency"].is_string() || entry["latency"].is_number(), "{entry}");
+        assert!(entry["latency_us"].is_u64(), "latency is a number of microseconds: {entry}");
+        assert_eq!(entry["message"], "answered", "{entry}");
         assert_eq!(entry["span"]["request_id"], "trace-me-7", "{entry}");
         assert_eq!(entry["span"]["method"], "GET", "{entry}");
         assert_eq!(entry["span"]["uri"], "/v1/events/nope", "{entry}");

@@ -276,11 +276,10 @@ fn layered(routes: Router<App>, app: App, cors: &Cors) -> Router {
                 })
                 // One line per request at the default level: its status and latency,
                 // in the request's span (method, uri, request id).
-                .on_response(
-                    tower_http::trace::DefaultOnResponse::new()
-                        .level(tracing::Level::INFO)
-                        .latency_unit(tower_http::LatencyUnit::Micros),
-                ),
+                .on_response(|response: &Response, latency: Duration, _: &tracing::Span| {
+                    let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+                    tracing::info!(status = response.status().as_u16(), latency_us, "answered");
+                }),
         )
         .layer(tower_http::request_id::SetRequestIdLayer::new(request_id, tower_http::request_id::MakeRequestUuid))
         .with_state(app)
