@@ -363,24 +363,8 @@ pub struct EventCreate {
     /// Price per seat, like "12.50 EUR".
     #[arg(long, allow_hyphen_values = true)]
     pub price: String,
-    /// Unique URL-friendly name.
-    #[arg(long)]
-    pub slug: Option<String>,
-    /// Venue.
-    #[arg(long)]
-    pub venue: Option<String>,
-    /// Description.
-    #[arg(long)]
-    pub description: Option<String>,
-    /// Most seats one customer may hold or buy.
-    #[arg(long, allow_hyphen_values = true)]
-    pub max_per_customer: Option<String>,
-    /// When sales open (default: at once).
-    #[arg(long, allow_hyphen_values = true)]
-    pub sales_start: Option<String>,
-    /// When sales close (default: when the event ends).
-    #[arg(long, allow_hyphen_values = true)]
-    pub sales_end: Option<String>,
+    #[command(flatten)]
+    pub options: EventOptions,
     /// Owner (admins only; default: the acting user).
     #[arg(long)]
     pub organizer: Option<String>,
@@ -448,15 +432,6 @@ pub struct EventUpdate {
     /// New name.
     #[arg(long)]
     pub name: Option<String>,
-    /// New slug.
-    #[arg(long)]
-    pub slug: Option<String>,
-    /// New description.
-    #[arg(long)]
-    pub description: Option<String>,
-    /// New venue.
-    #[arg(long)]
-    pub venue: Option<String>,
     /// New start.
     #[arg(long, allow_hyphen_values = true)]
     pub starts_at: Option<String>,
@@ -469,18 +444,34 @@ pub struct EventUpdate {
     /// New price.
     #[arg(long, allow_hyphen_values = true)]
     pub price: Option<String>,
-    /// New per-customer limit.
-    #[arg(long, allow_hyphen_values = true)]
-    pub max_per_customer: Option<String>,
-    /// New sales start.
-    #[arg(long, allow_hyphen_values = true)]
-    pub sales_start: Option<String>,
-    /// New sales end.
-    #[arg(long, allow_hyphen_values = true)]
-    pub sales_end: Option<String>,
+    #[command(flatten)]
+    pub options: EventOptions,
     /// Empty these optional fields.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub clear: Vec<Clearable>,
+}
+
+/// The optional fields of an event, the same for `event create` and `event update`.
+#[derive(Debug, Args)]
+pub struct EventOptions {
+    /// Unique URL-friendly name.
+    #[arg(long)]
+    pub slug: Option<String>,
+    /// Venue.
+    #[arg(long)]
+    pub venue: Option<String>,
+    /// Description.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Most seats one customer may hold or buy.
+    #[arg(long, allow_hyphen_values = true)]
+    pub max_per_customer: Option<String>,
+    /// When sales open (at once if never set).
+    #[arg(long, allow_hyphen_values = true)]
+    pub sales_start: Option<String>,
+    /// When sales close (when the event ends if never set).
+    #[arg(long, allow_hyphen_values = true)]
+    pub sales_end: Option<String>,
 }
 
 /// `book`.

@@ -233,24 +233,34 @@ pub fn run(cli: Cli, w: impl Write) -> Result<()> {
     Ok(())
 }
 
+/// `fields` with the optional ones from the flags.
+fn with_options(o: crate::args::EventOptions, fields: EventFields) -> EventFields {
+    EventFields {
+        slug: o.slug,
+        venue: o.venue,
+        description: o.description,
+        max_per_customer: o.max_per_customer,
+        sales_start: o.sales_start,
+        sales_end: o.sales_end,
+        ..fields
+    }
+}
+
 fn event(s: &Service, p: &Principal, cmd: EventCmd, out: &mut Out<impl Write>) -> Result<()> {
     match cmd {
         EventCmd::Create(a) => {
-            let fields = EventFields {
-                name: Some(a.name),
-                starts_at: Some(a.starts_at),
-                ends_at: Some(a.ends_at),
-                capacity: Some(a.capacity),
-                price: Some(a.price),
-                slug: a.slug,
-                venue: a.venue,
-                description: a.description,
-                max_per_customer: a.max_per_customer,
-                sales_start: a.sales_start,
-                sales_end: a.sales_end,
-                organizer: a.organizer,
-                external_id: None,
-            };
+            let fields = with_options(
+                a.options,
+                EventFields {
+                    name: Some(a.name),
+                    starts_at: Some(a.starts_at),
+                    ends_at: Some(a.ends_at),
+                    capacity: Some(a.capacity),
+                    price: Some(a.price),
+                    organizer: a.organizer,
+                    ..EventFields::default()
+                },
+            );
             out.one(&s.create_event(p, fields.parse().map_err(flag_error)?)?)?;
         }
         EventCmd::List(a) => {
@@ -266,20 +276,17 @@ fn event(s: &Service, p: &Principal, cmd: EventCmd, out: &mut Out<impl Write>) -
         }
         EventCmd::Show { event } => out.one(&s.event(p, &parse("event", &event)?)?)?,
         EventCmd::Update(a) => {
-            let fields = EventFields {
-                name: a.name,
-                starts_at: a.starts_at,
-                ends_at: a.ends_at,
-                capacity: a.capacity,
-                price: a.price,
-                slug: a.slug,
-                venue: a.venue,
-                description: a.description,
-                max_per_customer: a.max_per_customer,
-                sales_start: a.sales_start,
-                sales_end: a.sales_end,
-                ..EventFields::default()
-            };
+            let fields = with_options(
+                a.options,
+                EventFields {
+                    name: a.name,
+                    starts_at: a.starts_at,
+                    ends_at: a.ends_at,
+                    capacity: a.capacity,
+                    price: a.price,
+                    ..EventFields::default()
+                },
+            );
             let mut patch = fields.parse_patch().map_err(flag_error)?;
             for c in &a.clear {
                 match c {

@@ -420,22 +420,40 @@ pub fn export_events(s: &Service, p: &Principal, a: &ExportEventsArgs, out: &mut
         ..EventFilter::default()
     };
     let mut sink = Sink::open(a.output.as_deref(), a.output_format, (EVENT_REQUIRED, EVENT_OPTIONAL))?;
-    let mut start = PageStart::First;
     let mut count = 0u64;
-    loop {
-        let page = s.list_events(p, &filter, PageRequest::new(1000, start)?)?;
-        for e in &page.items {
-            sink.row(export_row(e).into())?;
+    each_item(
+        |page| s.list_events(p, &filter, page),
+        |e| {
             count += 1;
+            sink.row(export_row(e).into())
+        },
+    )?;
+    sink.finish()?;
+    exported(out, a.output.is_some(), count, "events")
+}
+
+/// Calls `each` for every item of a list, fetched 1,000 at a time so memory stays flat.
+fn each_item<T>(
+    mut fetch: impl FnMut(PageRequest) -> goticket_core::Result<goticket_core::Page<T>>,
+    mut each: impl FnMut(&T) -> Result<()>,
+) -> Result<()> {
+    let mut start = PageStart::First;
+    loop {
+        let page = fetch(PageRequest::new(1000, start)?)?;
+        for item in &page.items {
+            each(item)?;
         }
         match page.next_cursor {
             Some(c) => start = PageStart::After(Cursor::decode(&c)?),
-            None => break,
+            None => return Ok(()),
         }
     }
-    sink.finish()?;
-    if a.output.is_some() {
-        out.message(&format!("exported {count} events"), serde_json::json!({ "exported": count }))?;
+}
+
+/// Says how many rows went to the output file (nothing when they went to stdout).
+fn exported(out: &mut Out<impl Write>, to_file: bool, count: u64, what: &str) -> Result<()> {
+    if to_file {
+        out.message(&format!("exported {count} {what}"), serde_json::json!({ "exported": count }))?;
     }
     Ok(())
 }
@@ -455,11 +473,13 @@ pub fn export_bookings(s: &Service, p: &Principal, a: &ExportBookingsArgs, out: 
     };
     let mut sink = Sink::open(a.output.as_deref(), a.output_format, (BOOKING_REQUIRED, BOOKING_OPTIONAL))?;
     let mut event_refs: HashMap<goticket_core::EventId, String> = HashMap::new();
-    let mut start = PageStart::First;
     let mut count = 0u64;
-    loop {
-        let page = s.list_bookings(p, filter.clone(), PageRequest::new(1000, start)?)?;
-        for b in page.items.iter().filter(|b| b.status.is_live()) {
+    each_item(
+        |page| s.list_bookings(p, filter.clone(), page),
+        |b| {
+            if !b.status.is_live() {
+                return Ok(());
+            }
             let event_ref = match event_refs.entry(b.event_id) {
                 std::collections::hash_map::Entry::Occupied(o) => o.get().clone(),
                 std::collections::hash_map::Entry::Vacant(v) => {
@@ -468,6 +488,7 @@ pub fn export_bookings(s: &Service, p: &Principal, a: &ExportBookingsArgs, out: 
                 }
             };
             let held = b.status == goticket_core::BookingStatus::Held;
+            count += 1;
             sink.row(vec![
                 (
                     "external_id",
@@ -481,17 +502,9 @@ pub fn export_bookings(s: &Service, p: &Principal, a: &ExportBookingsArgs, out: 
                     "hold_until",
                     if held { b.expires_at.map_or(Value::Null, |t| Value::String(t.to_string())) } else { Value::Null },
                 ),
-            ])?;
-            count += 1;
-        }
-        match page.next_cursor {
-            Some(c) => start = PageStart::After(Cursor::decode(&c)?),
-            None => break,
-        }
-    }
+            ])
+        },
+    )?;
     sink.finish()?;
-    if a.output.is_some() {
-        out.message(&format!("exported {count} bookings"), serde_json::json!({ "exported": count }))?;
-    }
-    Ok(())
+    exported(out, a.output.is_some(), count, "bookings")
 }

@@ -490,6 +490,72 @@ fn eight_processes_never_oversell() {
 }
 
 /// The same commands against PostgreSQL (each test in its own schema).
+/// A database for one test, on either store, with a directory for its files.
+struct TestDb {
+    url: String,
+    dir: tempfile::TempDir,
+    _schema: Option<goticket_store_pg::testing::TestSchema>,
+}
+
+impl TestDb {
+    fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("dir");
+        TestDb { url: dir.path().join("t.db").display().to_string(), dir, _schema: None }
+    }
+    fn postgres() -> Option<Self> {
+        let schema = goticket_store_pg::testing::TestSchema::create(&goticket_store_pg::testing::test_url()?);
+        Some(TestDb { url: schema.url().to_owned(), dir: tempfile::tempdir().expect("dir"), _schema: Some(schema) })
+    }
+    fn file(&self, name: &str, text: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p.display().to_string()
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(BIN).args(["--db", &self.url]).args(args).env_remove("GOTICKET_DB").output().expect("runs")
+    }
+    fn ok(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--format", "json"];
+        all.extend_from_slice(args);
+        let out = self.run(&all);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+    fn count(&self) -> usize {
+        self.ok(&["event", "list", "--limit", "1000"])["items"].as_array().map_or(0, Vec::len)
+    }
+    fn export_kind(&self, kind: &str) -> String {
+        let out = self.run(&["export", kind]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+    fn export(&self, format: &str) -> String {
+        let out = self.run(&["export", "events", "--output-format", format]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+}
+
+/// Test modules running `$test(&db)` on a fresh SQLite database and in a fresh
+/// PostgreSQL schema.
+macro_rules! on_both_stores {
+    ($test:ident) => {
+        mod $test {
+            #[test]
+            fn sqlite() {
+                super::$test(&crate::TestDb::sqlite());
+            }
+
+            #[test]
+            fn postgres() {
+                if let Some(db) = crate::TestDb::postgres() {
+                    super::$test(&db);
+                }
+            }
+        }
+    };
+}
+
 mod postgres {
     use super::*;
     use goticket_store_pg::testing::{TestSchema, test_url};
@@ -667,57 +733,12 @@ ev-1,Spring concert,2030-04-01T19:00:00Z,2030-04-01T22:00:00Z,500,25.00 EUR,spri
 ev-2,\"Jazz, late\",2030-04-02T21:00:00+02:00,2030-04-02T23:30:00+02:00,120,18.5 EUR,,Cellar,
 ";
 
-    struct Store {
-        url: String,
-        dir: tempfile::TempDir,
-        _schema: Option<goticket_store_pg::testing::TestSchema>,
-    }
-
-    impl Store {
-        fn sqlite() -> Self {
-            let dir = tempfile::tempdir().expect("dir");
-            Store { url: dir.path().join("t.db").display().to_string(), dir, _schema: None }
-        }
-        fn postgres() -> Option<Self> {
-            let schema = goticket_store_pg::testing::TestSchema::create(&goticket_store_pg::testing::test_url()?);
-            Some(Store { url: schema.url().to_owned(), dir: tempfile::tempdir().expect("dir"), _schema: Some(schema) })
-        }
-        fn file(&self, name: &str, text: &str) -> String {
-            let p = self.dir.path().join(name);
-            std::fs::write(&p, text).expect("write");
-            p.display().to_string()
-        }
-        fn run(&self, args: &[&str]) -> Output {
-            Command::new(BIN).args(["--db", &self.url]).args(args).env_remove("GOTICKET_DB").output().expect("runs")
-        }
-        fn ok(&self, args: &[&str]) -> Value {
-            let mut all = vec!["--format", "json"];
-            all.extend_from_slice(args);
-            let out = self.run(&all);
-            assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-            serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-        }
-        fn count(&self) -> usize {
-            self.ok(&["event", "list", "--limit", "1000"])["items"].as_array().map_or(0, Vec::len)
-        }
-        fn export_kind(&self, kind: &str) -> String {
-            let out = self.run(&["export", kind]);
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            String::from_utf8(out.stdout).expect("utf-8")
-        }
-        fn export(&self, format: &str) -> String {
-            let out = self.run(&["export", "events", "--output-format", format]);
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            String::from_utf8(out.stdout).expect("utf-8")
-        }
-    }
-
     fn counts(v: &Value) -> (u64, u64, u64, u64) {
         let n = |k: &str| v[k].as_u64().unwrap_or(u64::MAX);
         (n("created"), n("updated"), n("unchanged"), n("rejected"))
     }
 
-    fn happy_path_rerun_and_round_trip(s: &Store) {
+    fn happy_path_rerun_and_round_trip(s: &TestDb) {
         let csv = s.file("events.csv", GOOD_CSV);
         assert_eq!(counts(&s.ok(&["import", "events", &csv])), (2, 0, 0, 0));
         assert_eq!(counts(&s.ok(&["import", "events", &csv])), (0, 0, 2, 0), "re-running an import is a no-op");
@@ -727,7 +748,7 @@ ev-2,\"Jazz, late\",2030-04-02T21:00:00+02:00,2030-04-02T23:30:00+02:00,120,18.5
         // Round trip, both formats, into fresh stores of the same kind.
         for format in ["csv", "jsonl"] {
             let exported = s.export(format);
-            let other = Store::sqlite();
+            let other = TestDb::sqlite();
             let path = other.file(&format!("x.{format}"), &exported);
             assert_eq!(counts(&other.ok(&["import", "events", &path])), (2, 0, 0, 0));
             assert_eq!(other.export(format), exported, "import(export(x)) gives back the same data ({format})");
@@ -745,7 +766,7 @@ ev-2,\"Jazz, late\",2030-04-02T21:00:00+02:00,2030-04-02T23:30:00+02:00,120,18.5
         assert_eq!(counts(&serde_json::from_slice(&out.stdout).expect("json")), (0, 0, 2, 0));
     }
 
-    fn bad_rows_all_or_nothing_and_skip_mode(s: &Store) {
+    fn bad_rows_all_or_nothing_and_skip_mode(s: &TestDb) {
         let bad = s.file(
             "bad.csv",
             "external_id,name,starts_at,ends_at,capacity,price
@@ -791,7 +812,7 @@ ev-5,Backwards,2030-05-01T19:00:00Z,2030-05-01T18:00:00Z,10,5 EUR
         );
     }
 
-    fn updates_where_the_domain_allows(s: &Store) {
+    fn updates_where_the_domain_allows(s: &TestDb) {
         let csv = s.file("events.csv", GOOD_CSV);
         s.ok(&["import", "events", &csv]);
         s.ok(&["book", "spring", "--customer", "a@example.com", "--qty", "3"]);
@@ -816,7 +837,7 @@ ev-5,Backwards,2030-05-01T19:00:00Z,2030-05-01T18:00:00Z,10,5 EUR
 
     /// A kill -9 in the middle: all-or-nothing leaves nothing; batch mode leaves whole
     /// batches, and a re-run completes the import exactly.
-    fn killed_import_resumes(s: &Store) {
+    fn killed_import_resumes(s: &TestDb) {
         let rows = 60_000;
         let mut text = String::from("external_id,name,starts_at,ends_at,capacity,price\n");
         for i in 0..rows {
@@ -858,7 +879,7 @@ b-3,ev-2,cat@example.com,3,confirmed,
 
     /// Imported bookings obey the booking rules, name the rows they refuse, and
     /// round-trip with their events into a fresh store.
-    fn bookings_import_obeys_the_rules_and_round_trips(s: &Store) {
+    fn bookings_import_obeys_the_rules_and_round_trips(s: &TestDb) {
         s.ok(&["import", "events", &s.file("events.csv", GOOD_CSV)]);
         let bookings = s.file("bookings.csv", BOOKINGS_CSV);
         assert_eq!(counts(&s.ok(&["import", "bookings", &bookings])), (3, 0, 0, 0));
@@ -902,7 +923,7 @@ b-1,ev-1,ann@example.com,5,confirmed
         );
         assert_eq!(sold("Jazz, late"), 103);
         // Round trip: events then bookings into a fresh store give the same exports.
-        let other = Store::sqlite();
+        let other = TestDb::sqlite();
         for kind in ["events", "bookings"] {
             let exported = s.export_kind(kind);
             other.ok(&["import", kind, &other.file(&format!("{kind}.csv"), &exported)]);
@@ -921,58 +942,11 @@ b-1,ev-1,ann@example.com,5,confirmed
         }
     }
 
-    #[test]
-    fn sqlite_bookings_import() {
-        bookings_import_obeys_the_rules_and_round_trips(&Store::sqlite());
-    }
-
-    #[test]
-    fn postgres_bookings_import() {
-        if let Some(s) = Store::postgres() {
-            bookings_import_obeys_the_rules_and_round_trips(&s);
-        }
-    }
-
-    #[test]
-    fn sqlite_happy_path_rerun_and_round_trip() {
-        happy_path_rerun_and_round_trip(&Store::sqlite());
-    }
-    #[test]
-    fn sqlite_bad_rows() {
-        bad_rows_all_or_nothing_and_skip_mode(&Store::sqlite());
-    }
-    #[test]
-    fn sqlite_updates() {
-        updates_where_the_domain_allows(&Store::sqlite());
-    }
-    #[test]
-    fn sqlite_killed_import_resumes() {
-        killed_import_resumes(&Store::sqlite());
-    }
-    #[test]
-    fn postgres_happy_path_rerun_and_round_trip() {
-        if let Some(s) = Store::postgres() {
-            happy_path_rerun_and_round_trip(&s);
-        }
-    }
-    #[test]
-    fn postgres_bad_rows() {
-        if let Some(s) = Store::postgres() {
-            bad_rows_all_or_nothing_and_skip_mode(&s);
-        }
-    }
-    #[test]
-    fn postgres_updates() {
-        if let Some(s) = Store::postgres() {
-            updates_where_the_domain_allows(&s);
-        }
-    }
-    #[test]
-    fn postgres_killed_import_resumes() {
-        if let Some(s) = Store::postgres() {
-            killed_import_resumes(&s);
-        }
-    }
+    on_both_stores!(bookings_import_obeys_the_rules_and_round_trips);
+    on_both_stores!(happy_path_rerun_and_round_trip);
+    on_both_stores!(bad_rows_all_or_nothing_and_skip_mode);
+    on_both_stores!(updates_where_the_domain_allows);
+    on_both_stores!(killed_import_resumes);
 }
 
 #[test]
@@ -1157,26 +1131,6 @@ fn killed_sale_on_postgres_leaves_consistent_state() {
 mod http {
     use super::*;
 
-    /// A test module running `$name(db)` on a fresh SQLite file and in a fresh
-    /// PostgreSQL schema.
-    macro_rules! on_both_stores {
-        ($name:ident) => {
-            mod $name {
-                #[test]
-                fn sqlite() {
-                    let db = super::Db::new();
-                    super::$name(&db.path.display().to_string());
-                }
-
-                #[test]
-                fn postgres() {
-                    let Some(admin) = goticket_store_pg::testing::test_url() else { return };
-                    let schema = goticket_store_pg::testing::TestSchema::create(&admin);
-                    super::$name(schema.url());
-                }
-            }
-        };
-    }
     use std::io::{BufRead, BufReader};
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
@@ -1428,7 +1382,8 @@ mod http {
         assert!(child.wait().expect("wait").success());
     }
 
-    fn the_whole_flow(db: &str) {
+    fn the_whole_flow(store: &TestDb) {
+        let db = store.url.as_str();
         add_user(db, "boss@example.com", "admin");
         add_user(db, "org@example.com", "organizer");
         let srv = Server::start_with(db, &["--sweep-every", "1s"]);
@@ -1720,7 +1675,8 @@ mod http {
     /// Every route against every kind of caller: 401 without a valid token (missing,
     /// forged, expired), 403 where the role may not act, and the right answer where it
     /// may (a 409 from a state rule also proves access was granted).
-    fn the_role_matrix(path: &str) {
+    fn the_role_matrix(db: &TestDb) {
+        let path = db.url.as_str();
         for (email, role) in [
             ("boss@example.com", "admin"),
             ("org@example.com", "organizer"),
@@ -2074,7 +2030,8 @@ mod http {
     }
 
     /// A request with several bad fields is told about all of them at once.
-    fn validation_problems_list_every_field(path: &str) {
+    fn validation_problems_list_every_field(db: &TestDb) {
+        let path = db.url.as_str();
         add_user(path, "org@example.com", "organizer");
         let srv = Server::start(path);
         let org = srv.token("org@example.com", "long enough password");
@@ -2100,7 +2057,8 @@ mod http {
 
     /// Filters and pages of both lists, and their bad values: each a 422 naming the
     /// parameter.
-    fn lists_filter_and_page(path: &str) {
+    fn lists_filter_and_page(db: &TestDb) {
+        let path = db.url.as_str();
         add_user(path, "org@example.com", "organizer");
         let srv = Server::start(path);
         let org = srv.token("org@example.com", "long enough password");
@@ -2184,7 +2142,8 @@ mod http {
 
     /// Admins add accounts and change roles; users change their own password; a change
     /// that is refused changes nothing.
-    fn accounts_over_http(path: &str) {
+    fn accounts_over_http(db: &TestDb) {
+        let path = db.url.as_str();
         add_user(path, "boss@example.com", "admin");
         let srv = Server::start(path);
         let boss = srv.token("boss@example.com", "long enough password");

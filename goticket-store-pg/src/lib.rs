@@ -411,6 +411,16 @@ fn lock_event(c: &mut PgConnection, id: EventId) -> Tx<bool> {
     Ok(found.is_some())
 }
 
+/// The event as it stands at `now`, its row locked and its overdue holds expired, for
+/// a change decided in this transaction.
+fn event_for_change(c: &mut PgConnection, id: EventId, now: Timestamp) -> Tx<Event> {
+    if !lock_event(c, id)? {
+        return Err(Error::not_found("event", id).into());
+    }
+    expire_overdue(c, Some(id), now)?;
+    Ok(read_event(c, &EventKey::Id(id), now)?.ok_or_else(|| Error::not_found("event", id))?)
+}
+
 /// Expires overdue holds (of one event, or all) and releases their seats, in one
 /// statement; returns how many bookings expired.
 fn expire_overdue(c: &mut PgConnection, event: Option<EventId>, now: Timestamp) -> Tx<u64> {
@@ -786,12 +796,7 @@ impl Store for PgStore {
 
     fn update_event(&self, id: EventId, now: Timestamp, decide: DecideEvent<'_>) -> Result<Event> {
         self.write(|c| {
-            if !lock_event(c, id)? {
-                return Err(Error::not_found("event", id).into());
-            }
-            expire_overdue(c, Some(id), now)?;
-            let current = read_event(c, &EventKey::Id(id), now)?.ok_or_else(|| Error::not_found("event", id))?;
-            let next = decide(&current)?;
+            let next = decide(&event_for_change(c, id, now)?)?;
             write_event_fields(c, &next)?;
             Ok(next)
         })
@@ -799,12 +804,7 @@ impl Store for PgStore {
 
     fn cancel_event(&self, id: EventId, now: Timestamp, decide: DecideEvent<'_>) -> Result<Event> {
         self.write(|c| {
-            if !lock_event(c, id)? {
-                return Err(Error::not_found("event", id).into());
-            }
-            expire_overdue(c, Some(id), now)?;
-            let current = read_event(c, &EventKey::Id(id), now)?.ok_or_else(|| Error::not_found("event", id))?;
-            let next = decide(&current)?;
+            let next = decide(&event_for_change(c, id, now)?)?;
             diesel::update(
                 bookings::table
                     .filter(bookings::event_id.eq(id.as_uuid()))

@@ -197,6 +197,9 @@ fn int(v: u32) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
 }
 
+/// A new event's row. It repeats the columns of [`EventChanges`] instead of embedding
+/// it (`#[diesel(embed)]`) because binary COPY (`from_insertable`) takes only a flat
+/// values clause.
 #[derive(Insertable)]
 #[diesel(table_name = events, treat_none_as_default_value = false)]
 pub(crate) struct NewEventRow<'a> {

@@ -43,6 +43,7 @@ use goticket_core::{
     Booking, BookingCode, BookingFilter, BookingStatus, CheckIn, Email, Event, EventFilter, EventId, IdempotencyKey,
     PageStart, Reservation, ReserveRequest, Slug, TicketSecret, Timestamp,
 };
+use rusqlite::ToSql;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params, params_from_iter};
 use uuid::Uuid;
@@ -258,6 +259,13 @@ fn connect(path: &Path, options: &SqliteOptions) -> Result<Connection> {
     Ok(conn)
 }
 
+/// The event as it stands at `now`, its overdue holds expired, for a change decided
+/// in this (write) transaction.
+fn event_for_change(conn: &Connection, id: EventId, now: Timestamp) -> Result<Event> {
+    expire_overdue(conn, Some(id), now)?;
+    read_event(conn, &EventKey::Id(id), now)?.ok_or_else(|| Error::not_found("event", id))
+}
+
 /// Expires overdue holds (of one event, or all) and releases their seats.
 fn expire_overdue(conn: &Connection, event: Option<EventId>, now: Timestamp) -> Result<u64> {
     let now = micros(now);
@@ -332,70 +340,67 @@ fn with_tickets(conn: &Connection, record: BookingRecord) -> Result<Booking> {
 }
 
 fn insert_event_row(tx: &Connection, e: &Event) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO events (id, slug, name, description, venue, starts_at, ends_at, capacity, price_minor,
-           currency, max_per_customer, sales_start, sales_end, status, organizer, held, sold, created_at,
-           updated_at, external_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0, 0, ?16, ?17, ?18)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            e.id.to_string(),
-            e.slug.as_ref().map(|s| s.as_str()),
-            e.name.as_str(),
-            e.description,
-            e.venue,
-            micros(e.starts_at),
-            micros(e.ends_at),
-            e.capacity.get(),
-            e.price.amount_minor(),
-            e.price.currency().code(),
-            e.max_per_customer.map(|m| m.get()),
-            e.sales_start.map(micros),
-            e.sales_end.map(micros),
-            e.status.as_str(),
-            e.organizer.as_str(),
-            micros(e.created_at),
-            micros(e.updated_at),
-            e.external_id.as_ref().map(|x| x.as_str()),
-        ])
+    let (organizer, created_at, updated_at) = (e.organizer.as_str(), micros(e.created_at), micros(e.updated_at));
+    let external_id = e.external_id.as_ref().map(|x| x.as_str());
+    with_event_columns(e, &[&organizer, &created_at, &updated_at, &external_id], |values| {
+        tx.prepare_cached(
+            "INSERT INTO events (id, slug, name, description, venue, starts_at, ends_at, capacity, price_minor,
+               currency, max_per_customer, sales_start, sales_end, status, organizer, held, sold, created_at,
+               updated_at, external_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0, 0, ?16, ?17, ?18)",
+        )
+        .and_then(|mut s| s.execute(values))
     })
     .map_err(|err| slug_conflict(err, e))?;
     Ok(())
 }
 
 fn write_event_fields(conn: &Connection, e: &Event) -> Result<()> {
-    let n = conn
-        .prepare_cached(
+    let updated_at = micros(e.updated_at);
+    let n = with_event_columns(e, &[&updated_at], |values| {
+        conn.prepare_cached(
             "UPDATE events SET slug = ?2, name = ?3, description = ?4, venue = ?5, starts_at = ?6, ends_at = ?7,
                capacity = ?8, price_minor = ?9, currency = ?10, max_per_customer = ?11, sales_start = ?12,
                sales_end = ?13, status = ?14, updated_at = ?15
              WHERE id = ?1",
         )
-        .and_then(|mut s| {
-            s.execute(params![
-                e.id.to_string(),
-                e.slug.as_ref().map(|s| s.as_str()),
-                e.name.as_str(),
-                e.description,
-                e.venue,
-                micros(e.starts_at),
-                micros(e.ends_at),
-                e.capacity.get(),
-                e.price.amount_minor(),
-                e.price.currency().code(),
-                e.max_per_customer.map(|m| m.get()),
-                e.sales_start.map(micros),
-                e.sales_end.map(micros),
-                e.status.as_str(),
-                micros(e.updated_at),
-            ])
-        })
-        .map_err(|err| slug_conflict(err, e))?;
+        .and_then(|mut s| s.execute(values))
+    })
+    .map_err(|err| slug_conflict(err, e))?;
     if n != 1 {
         return Err(Error::not_found("event", e.id));
     }
     Ok(())
+}
+
+/// Runs `run` with the event's columns an insert and an update both write, as `?1` to
+/// `?14` (id to status), followed by `extra`.
+fn with_event_columns<R>(e: &Event, extra: &[&dyn ToSql], run: impl FnOnce(&[&dyn ToSql]) -> R) -> R {
+    let id = e.id.to_string();
+    let slug = e.slug.as_ref().map(|s| s.as_str());
+    let (starts_at, ends_at) = (micros(e.starts_at), micros(e.ends_at));
+    let (capacity, price, currency) = (e.capacity.get(), e.price.amount_minor(), e.price.currency().code());
+    let max_per_customer = e.max_per_customer.map(|m| m.get());
+    let (sales_start, sales_end) = (e.sales_start.map(micros), e.sales_end.map(micros));
+    let (name, status) = (e.name.as_str(), e.status.as_str());
+    let mut values: Vec<&dyn ToSql> = vec![
+        &id,
+        &slug,
+        &name,
+        &e.description,
+        &e.venue,
+        &starts_at,
+        &ends_at,
+        &capacity,
+        &price,
+        &currency,
+        &max_per_customer,
+        &sales_start,
+        &sales_end,
+        &status,
+    ];
+    values.extend_from_slice(extra);
+    run(&values)
 }
 
 fn slug_conflict(err: rusqlite::Error, e: &Event) -> Error {
@@ -797,9 +802,7 @@ impl Store for SqliteStore {
 
     fn update_event(&self, id: EventId, now: Timestamp, decide: DecideEvent<'_>) -> Result<Event> {
         self.write(|tx| {
-            expire_overdue(tx, Some(id), now)?;
-            let current = read_event(tx, &EventKey::Id(id), now)?.ok_or_else(|| Error::not_found("event", id))?;
-            let next = decide(&current)?;
+            let next = decide(&event_for_change(tx, id, now)?)?;
             write_event_fields(tx, &next)?;
             Ok(next)
         })
@@ -807,9 +810,7 @@ impl Store for SqliteStore {
 
     fn cancel_event(&self, id: EventId, now: Timestamp, decide: DecideEvent<'_>) -> Result<Event> {
         self.write(|tx| {
-            expire_overdue(tx, Some(id), now)?;
-            let current = read_event(tx, &EventKey::Id(id), now)?.ok_or_else(|| Error::not_found("event", id))?;
-            let next = decide(&current)?;
+            let next = decide(&event_for_change(tx, id, now)?)?;
             tx.execute(
                 "UPDATE bookings SET status = 'cancelled', updated_at = ?2
                  WHERE event_id = ?1 AND status IN ('held', 'confirmed')",
