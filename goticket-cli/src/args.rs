@@ -124,6 +124,24 @@ pub struct ServeArgs {
     /// Authorization header, never in cookies). Without it, no CORS headers are sent.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
+    /// How long a client may take to send a request's headers, and how long an idle
+    /// kept-alive connection stays open; a slower one is closed.
+    #[arg(long, default_value = "10s")]
+    pub header_timeout: String,
+    /// Most connections open at once; past it new ones are closed at once, so a flood
+    /// of idle connections cannot use up the process's file descriptors. Defaults to
+    /// what the file-descriptor limit leaves room for, at most 10000.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// On SIGTERM or SIGINT, how long in-flight requests may finish before the process
+    /// exits anyway.
+    #[arg(long, default_value = "10s")]
+    pub shutdown_grace: String,
+    /// Password hashes (logins, sign-ups) run at once, each taking 19 MiB and a core;
+    /// past it a short queue waits and the rest are answered 503 with Retry-After.
+    /// Defaults to the number of cores.
+    #[arg(long)]
+    pub hash_concurrency: Option<usize>,
 }
 
 /// User subcommands. Passwords are read from a prompt or with --password-stdin,
@@ -158,7 +176,9 @@ pub enum UserCmd {
         /// The user.
         #[arg(long)]
         email: String,
-        /// Read the password from standard input instead of prompting.
+        /// Read the password from standard input instead of prompting. Changing your
+        /// own password (`--as` the same email) needs the current one too: then the
+        /// first line is the current password and the second the new one.
         #[arg(long)]
         password_stdin: bool,
     },
@@ -422,6 +442,20 @@ pub enum Clearable {
     SalesStart,
     /// The sales end.
     SalesEnd,
+}
+
+impl Clearable {
+    /// The event field it names, as core calls it.
+    pub fn field(self) -> &'static str {
+        match self {
+            Clearable::Slug => "slug",
+            Clearable::Description => "description",
+            Clearable::Venue => "venue",
+            Clearable::MaxPerCustomer => "max_per_customer",
+            Clearable::SalesStart => "sales_start",
+            Clearable::SalesEnd => "sales_end",
+        }
+    }
 }
 
 /// `event update`.

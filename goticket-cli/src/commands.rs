@@ -13,9 +13,7 @@ use goticket_core::{
 use goticket_store_pg::PgStore;
 use goticket_store_sqlite::SqliteStore;
 
-use crate::args::{
-    BookingCmd, Clearable, Cli, Command, EventCmd, ExportCmd, HoldsCmd, ImportCmd, PageArgs, ReportCmd, UserCmd,
-};
+use crate::args::{BookingCmd, Cli, Command, EventCmd, ExportCmd, HoldsCmd, ImportCmd, PageArgs, ReportCmd, UserCmd};
 #[cfg(feature = "http")]
 use crate::http::keys::Signer;
 use crate::output::Out;
@@ -57,7 +55,10 @@ pub fn open_store(url: &str) -> Result<Arc<dyn Store>> {
     } else {
         Arc::new(SqliteStore::open_url(url).map_err(|e| e.in_field("--db"))?)
     };
-    store.migrate().with_context(|| format!("preparing the database {}", redact(url)))?;
+    let notes = store.migrate().with_context(|| format!("preparing the database {}", redact(url)))?;
+    for note in notes {
+        eprintln!("goticket: migration: {note}");
+    }
     Ok(store)
 }
 
@@ -111,8 +112,14 @@ fn serve(service: Service, a: &crate::args::ServeArgs) -> Result<()> {
     let token_ttl = duration("--token-ttl", &a.token_ttl)?;
     let sweep_every = duration("--sweep-every", &a.sweep_every)?;
     let request_timeout = duration("--request-timeout", &a.request_timeout)?;
+    let header_timeout = duration("--header-timeout", &a.header_timeout)?;
+    let shutdown_grace = duration("--shutdown-grace", &a.shutdown_grace)?;
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    let hashing = a.hash_concurrency.unwrap_or(cores).max(1);
+    // A short queue: a burst of logins waits a moment, a flood is told to come back.
+    let gate = goticket_core::users::HashGate::new(hashing, 4 * hashing, std::time::Duration::from_secs(5));
     crate::http::serve(
-        service,
+        service.with_hash_gate(gate),
         crate::http::Settings {
             addr,
             signer,
@@ -121,8 +128,26 @@ fn serve(service: Service, a: &crate::args::ServeArgs) -> Result<()> {
             request_timeout,
             json_logs: a.json_logs,
             cors: crate::http::Cors::from_flags(&a.cors_origins)?,
+            header_timeout,
+            max_connections: a.max_connections,
+            shutdown_grace,
         },
     )
+}
+
+/// The current password, to change one's own: the first line of standard input, or
+/// typed once at a prompt without echo.
+fn read_current_password(from_stdin: bool) -> Result<String> {
+    use std::io::{BufRead, IsTerminal};
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("reading the current password from standard input")?;
+        return Ok(line.trim_end_matches(['\n', '\r']).to_owned());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::validation("current_password", "no terminal to prompt on: give --password-stdin").into());
+    }
+    rpassword::prompt_password("Current password: ").context("reading the current password")
 }
 
 /// A password from standard input, or typed twice at a prompt without echo.
@@ -157,8 +182,10 @@ fn user(s: &Service, p: &Principal, cmd: UserCmd, out: &mut Out<impl Write>) -> 
         }
         UserCmd::Passwd { email, password_stdin } => {
             let email: Email = parse("--email", &email)?;
+            // Core asks for the current password when the change is one's own.
+            let current = if p.email() == &email { Some(read_current_password(password_stdin)?) } else { None };
             let pw = read_password(password_stdin)?;
-            out.one(&s.set_password(p, &email, &pw)?)?;
+            out.one(&s.set_password(p, &email, &pw, current.as_deref())?)?;
         }
     }
     Ok(())
@@ -195,6 +222,7 @@ pub fn run(cli: Cli, w: impl Write) -> Result<()> {
     let p = principal(&service, &cli.as_user)?;
     let s = &service;
     match cli.command {
+        // open_store migrated, and printed what the migration had to say.
         Command::Migrate => out.message("schema is up to date", serde_json::json!({ "migrated": true }))?,
         Command::Event(cmd) => event(s, &p, cmd, &mut out)?,
         Command::Book(a) => {
@@ -287,17 +315,8 @@ fn event(s: &Service, p: &Principal, cmd: EventCmd, out: &mut Out<impl Write>) -
                     ..EventFields::default()
                 },
             );
-            let mut patch = fields.parse_patch().map_err(flag_error)?;
-            for c in &a.clear {
-                match c {
-                    Clearable::Slug => patch.slug = Some(None),
-                    Clearable::Description => patch.description = Some(None),
-                    Clearable::Venue => patch.venue = Some(None),
-                    Clearable::MaxPerCustomer => patch.max_per_customer = Some(None),
-                    Clearable::SalesStart => patch.sales_start = Some(None),
-                    Clearable::SalesEnd => patch.sales_end = Some(None),
-                }
-            }
+            let clear: Vec<&str> = a.clear.iter().map(|c| c.field()).collect();
+            let patch = fields.parse_patch(&clear).map_err(flag_error)?;
             out.one(&s.update_event(p, &parse("event", &a.event)?, &patch)?)?;
         }
         EventCmd::Cancel { event } => out.one(&s.cancel_event(p, &parse("event", &event)?)?)?,

@@ -333,7 +333,7 @@ fn import<T>(
     Ok(())
 }
 
-fn export_row(e: &Event) -> [(&'static str, Value); 10] {
+fn export_row(e: &Event) -> [(&'static str, Value); 12] {
     let text = |v: Option<String>| v.map_or(Value::Null, Value::String);
     [
         ("external_id", Value::String(e.external_id.as_ref().map_or_else(|| e.id.to_string(), |x| x.to_string()))),
@@ -346,6 +346,8 @@ fn export_row(e: &Event) -> [(&'static str, Value); 10] {
         ("venue", text(e.venue.clone())),
         ("description", text(e.description.clone())),
         ("max_per_customer", e.max_per_customer.map_or(Value::Null, |m| Value::from(m.get()))),
+        ("sales_start", text(e.sales_start.map(|t| t.to_string()))),
+        ("sales_end", text(e.sales_end.map(|t| t.to_string()))),
     ]
 }
 

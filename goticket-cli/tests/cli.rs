@@ -725,6 +725,9 @@ fn two_combining_processes_on_one_postgres_event() {
 }
 
 /// Batch import and export through the real binary, on one store (a `--db` URL).
+#[path = "cli/hardening.rs"]
+mod hardening;
+
 mod transfer {
     use super::*;
 
@@ -818,7 +821,7 @@ ev-5,Backwards,2030-05-01T19:00:00Z,2030-05-01T18:00:00Z,10,5 EUR
         s.ok(&["book", "spring", "--customer", "a@example.com", "--qty", "3"]);
         let shrink = s.file("shrink.csv", &GOOD_CSV.replace(",500,", ",2,"));
         let out = s.run(&["import", "events", &shrink]);
-        assert_eq!(out.status.code(), Some(5));
+        assert_eq!(out.status.code(), Some(4), "a row refused by a rule: the import exits as that refusal");
         assert!(
             String::from_utf8_lossy(&out.stderr).contains("line 2: conflict: capacity cannot go below the 3 seats")
         );
@@ -895,14 +898,14 @@ b-1,ev-1,ann@example.com,5,confirmed
 ",
         );
         let out = s.run(&["import", "bookings", &over]);
-        assert_eq!(out.status.code(), Some(5));
+        assert_eq!(out.status.code(), Some(4), "the first refusal (sold out) decides the exit code");
         let err = String::from_utf8_lossy(&out.stderr);
         for expected in [
             "line 3: sold out: requested 30, 17 left",
             "line 4: per-customer limit exceeded: limit 4, already booked 2, requested 3",
             "line 5: event not found: nope",
             "line 6: conflict: booking b-1 already exists with other data",
-            "4 rows were refused; nothing was written",
+            "4 rows were refused, nothing was written; the first, line 3: sold out",
         ] {
             assert!(err.contains(expected), "missing {expected:?} in {err}");
         }
@@ -1130,6 +1133,8 @@ fn killed_sale_on_postgres_leaves_consistent_state() {
 /// `goticket serve` end to end: a real server on 127.0.0.1:0, real HTTP.
 mod http {
     use super::*;
+
+    mod hardening;
 
     use std::io::{BufRead, BufReader};
 
@@ -1743,7 +1748,7 @@ mod http {
             (
                 "PATCH",
                 "/v1/users/ann@example.com".into(),
-                Some(r#"{"password":"long enough password"}"#.into()),
+                Some(r#"{"password":"long enough password","current_password":"long enough password"}"#.into()),
                 [401, 401, 401, 200, 403, 403, 200],
             ),
             (
@@ -2176,7 +2181,12 @@ mod http {
         // A user changes their own password, and nobody else's; a refused change
         // (role and password together, by a customer) changes neither.
         let pw = r#"{"password":"a brand new password"}"#;
-        assert_eq!(srv.call("PATCH", "/v1/users/neo@example.com", Some(&neo), Some(pw), &[]).0, 200);
+        let (status, v, _) = srv.call("PATCH", "/v1/users/neo@example.com", Some(&neo), Some(pw), &[]);
+        assert_eq!((status, s(&v["errors"][0]["field"])), (422, "current_password"), "one's own needs the current");
+        let wrong = r#"{"password":"a brand new password","current_password":"not the password"}"#;
+        assert_problem(srv.call("PATCH", "/v1/users/neo@example.com", Some(&neo), Some(wrong), &[]), 422, "validation");
+        let own = r#"{"password":"a brand new password","current_password":"another long password"}"#;
+        assert_eq!(srv.call("PATCH", "/v1/users/neo@example.com", Some(&neo), Some(own), &[]).0, 200);
         srv.token("neo@example.com", "a brand new password");
         assert_problem(srv.call("PATCH", "/v1/users/boss@example.com", Some(&neo), Some(pw), &[]), 403, "forbidden");
         let both = r#"{"role":"admin","password":"yet another password"}"#;

@@ -26,7 +26,7 @@ impl PoisonStore {
 }
 
 impl Store for PoisonStore {
-    fn migrate(&self) -> Result<()> {
+    fn migrate(&self) -> Result<Vec<String>> {
         self.inner.migrate()
     }
     fn ping(&self) -> Result<()> {
@@ -106,11 +106,11 @@ impl Store for PoisonStore {
     fn update_user(
         &self,
         email: &Email,
-        role: Option<goticket_core::Role>,
         hash: Option<&goticket_core::users::PasswordHash>,
         now: Timestamp,
+        decide: goticket_core::store::DecideUser<'_>,
     ) -> Result<goticket_core::users::User> {
-        self.inner.update_user(email, role, hash, now)
+        self.inner.update_user(email, hash, now, decide)
     }
     fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>> {
         self.inner.sales_report(event, organizer, now)

@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod fault;
+pub mod hardening;
 pub mod machine;
 pub mod scenarios;
 
@@ -121,6 +122,12 @@ macro_rules! conformance_tests {
             combined_buyers_mixed_quantities_limits_and_keys, a_failing_request_does_not_poison_its_batch,
             users_roles_and_passwords
         );
+        $crate::conformance_tests!(@hardening $fixture;
+            a_checked_in_booking_cannot_be_cancelled, a_scan_and_a_cancel_never_both_win,
+            bookings_while_holds_expire_never_fail, prices_are_bounded_and_reports_add_up,
+            the_last_admin_keeps_the_role, look_alike_emails_are_one_account,
+            imports_resolve_moved_events_and_refuse_ambiguity
+        );
 
         proptest::proptest! {
             #![proptest_config(proptest::prelude::ProptestConfig {
@@ -135,6 +142,16 @@ macro_rules! conformance_tests {
                 }
             }
         }
+    };
+    (@hardening $fixture:path; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                if let Some(f) = $fixture() {
+                    $crate::hardening::$name(f);
+                }
+            }
+        )*
     };
     (@scenarios $fixture:path; $($name:ident),* $(,)?) => {
         $(

@@ -253,7 +253,11 @@ fn apply(h: &Harness, m: &mut Model, op: &Op) -> Result<(), String> {
                 Op::Confirm(_) => {
                     (s.confirm(&admin, &b.code), (current == BookingStatus::Held).then_some(St::Confirmed))
                 }
-                _ => (s.cancel_booking(&admin, &b.code), current.is_live().then_some(St::Cancelled)),
+                // A booking with a scanned ticket is used: it cannot be cancelled.
+                _ => {
+                    let used = b.checked.iter().any(Option::is_some);
+                    (s.cancel_booking(&admin, &b.code), (current.is_live() && !used).then_some(St::Cancelled))
+                }
             };
             expect_kind("transition", &got, next.is_none().then_some(ErrorKind::InvalidTransition))?;
             if let Some(next) = next {

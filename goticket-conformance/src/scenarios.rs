@@ -505,7 +505,12 @@ pub fn role_rules(f: Fixture) {
     assert_eq!(s.sales_report(&org, None).expect("own").len(), 1);
     assert_eq!(s.sales_report(&a, None).expect("all").len(), 2);
     assert_eq!(kind(s.expire_holds(&org)), ErrorKind::Forbidden);
-    s.cancel_booking(&ann, code).expect("a customer cancels their own booking");
+    let unscanned = s
+        .reserve(&ann, BookingRequest::buy(ek.clone(), 1u32.try_into().expect("valid")))
+        .expect("ann books again")
+        .booking;
+    s.cancel_booking(&ann, &unscanned.code).expect("a customer cancels their own booking");
+    assert_eq!(kind(s.cancel_booking(&ann, code)), ErrorKind::InvalidTransition, "not once it was scanned");
 }
 
 /// The report's figures: seats, bookings, check-ins and revenue.
@@ -798,6 +803,8 @@ pub fn users_roles_and_passwords(f: Fixture) {
     let wrong = s.authenticate(&org, "wrong password!!");
     assert_eq!(format!("{:?}", unknown.map(|_| ())), format!("{:?}", wrong.map(|_| ())), "no hint which emails exist");
 
+    let boss: goticket_core::Email = "boss@example.com".parse().expect("valid");
+    s.add_user(&a, boss.clone(), Role::Admin, &pw).expect("a first admin account");
     assert_eq!(s.set_role(&a, &org, Role::Admin).expect("admin sets role").role, Role::Admin);
     assert_eq!(s.principal_for(org.clone()).expect("known").role(), Role::Admin);
     assert_eq!(s.principal_for("zed@example.com".parse().expect("valid")).expect("unknown").role(), Role::Customer);
@@ -805,25 +812,39 @@ pub fn users_roles_and_passwords(f: Fixture) {
 
     let new_pw: Password = "another long secret".parse().expect("valid");
     let self_org = principal("org@example.com", Role::Organizer);
-    assert_eq!(kind(s.set_password(&ann, &org, &new_pw)), ErrorKind::Forbidden, "only admins change others' passwords");
-    s.set_password(&self_org, &org, &new_pw).expect("a user changes their own password");
+    assert_eq!(
+        kind(s.set_password(&ann, &org, &new_pw, None)),
+        ErrorKind::Forbidden,
+        "only admins change others' passwords"
+    );
+    assert_eq!(
+        kind(s.set_password(&self_org, &org, &new_pw, None)),
+        ErrorKind::Validation,
+        "one's own password needs the current one"
+    );
+    assert_eq!(kind(s.set_password(&self_org, &org, &new_pw, Some("a wrong guess!"))), ErrorKind::Validation);
+    s.authenticate(&org, "correct horse battery").expect("refused changes left the password");
+    s.set_password(&self_org, &org, &new_pw, Some("correct horse battery")).expect("with the current password");
     assert_eq!(kind(s.authenticate(&org, "correct horse battery")), ErrorKind::Unauthenticated);
     s.authenticate(&org, "another long secret").expect("the new password works");
 
     // Role and password in one change: both or neither.
     let third: Password = "a third long secret".parse().expect("valid");
     assert_eq!(
-        kind(s.change_user(&self_org, &org, Some(Role::Customer), Some(&third))),
+        kind(s.change_user(&self_org, &org, Some(Role::Customer), Some(&third), Some("another long secret"))),
         ErrorKind::Forbidden,
         "a user may not change their own role"
     );
     s.authenticate(&org, "another long secret").expect("the refused change left the password");
-    let changed = s.change_user(&a, &org, Some(Role::Organizer), Some(&third)).expect("an admin changes both");
+    let changed = s.change_user(&a, &org, Some(Role::Organizer), Some(&third), None).expect("an admin changes both");
     assert_eq!(changed.role, Role::Organizer);
     assert_eq!(s.authenticate(&org, "a third long secret").expect("new password").role(), Role::Organizer);
-    assert_eq!(kind(s.change_user(&a, &org, None, None)), ErrorKind::Validation);
+    assert_eq!(kind(s.change_user(&a, &org, None, None, None)), ErrorKind::Validation);
 
     assert_eq!(s.register("ann@example.com".parse().expect("valid"), &pw).expect("sign-up").role, Role::Customer);
     let users = s.list_users(&a).expect("admin lists");
-    assert_eq!(users.iter().map(|u| u.email.as_str()).collect::<Vec<_>>(), ["ann@example.com", "org@example.com"]);
+    assert_eq!(
+        users.iter().map(|u| u.email.as_str()).collect::<Vec<_>>(),
+        ["ann@example.com", "boss@example.com", "org@example.com"]
+    );
 }

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::booking::Booking;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, shown};
 use crate::event::Event;
 use crate::types::{Email, EventId};
 
@@ -42,7 +42,7 @@ impl FromStr for Role {
             "admin" => Ok(Role::Admin),
             "organizer" => Ok(Role::Organizer),
             "customer" => Ok(Role::Customer),
-            _ => Err(Error::validation("role", format!("{raw:?} is not one of admin, organizer, customer"))),
+            _ => Err(Error::validation("role", format!("{} is not one of admin, organizer, customer", shown(raw)))),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, shown};
 use crate::event::{Event, EventStatus};
 use crate::money::Money;
 use crate::types::{BookingCode, BookingId, Email, EventId, ExternalId, IdempotencyKey, Quantity, TicketSecret};
@@ -62,7 +62,10 @@ impl FromStr for BookingStatus {
             "confirmed" => Ok(BookingStatus::Confirmed),
             "cancelled" | "canceled" => Ok(BookingStatus::Cancelled),
             "expired" => Ok(BookingStatus::Expired),
-            _ => Err(Error::validation("status", format!("{raw:?} is not one of held, confirmed, cancelled, expired"))),
+            _ => Err(Error::validation(
+                "status",
+                format!("{} is not one of held, confirmed, cancelled, expired", shown(raw)),
+            )),
         }
     }
 }
@@ -171,11 +174,21 @@ impl BookingAction {
         }
     }
 
-    /// The transition rule. `booking` is the stored state; an overdue hold counts as
-    /// expired (and so cannot be confirmed).
+    /// The transition rule. `booking` is the stored state, with its tickets; an overdue
+    /// hold counts as expired (and so cannot be confirmed). Once any ticket has been
+    /// scanned at the door the booking is used: cancelling it would give its seat to
+    /// someone else while its holder is inside. (Cancelling the whole event still
+    /// cancels it; see the store's `cancel_event`.)
     pub fn apply(self, booking: &Booking, now: Timestamp) -> Result<Transition> {
         let q = i64::from(booking.quantity.get());
         let current = if booking.is_overdue(now) { BookingStatus::Expired } else { booking.status };
+        if self == BookingAction::Cancel && booking.tickets.iter().any(|t| t.checked_in_at.is_some()) {
+            return Err(Error::InvalidTransition {
+                entity: "a booking",
+                action: "cancel",
+                current: format!("{current} and checked in"),
+            });
+        }
         match (self, current) {
             (BookingAction::Confirm, BookingStatus::Held) => {
                 Ok(Transition { to: BookingStatus::Confirmed, held_delta: -q, sold_delta: q })
@@ -476,6 +489,16 @@ mod tests {
             let err = action.apply(&booking(from), now).unwrap_err();
             assert_eq!(err.to_string(), format!("cannot {} a booking that is {}", action.as_str(), from));
         }
+    }
+
+    #[test]
+    fn a_checked_in_booking_cannot_be_cancelled() {
+        let mut b = booking(BookingStatus::Confirmed);
+        b.tickets[1].checked_in_at = Some(ts(NOW));
+        let err = BookingAction::Cancel.apply(&b, ts(NOW)).unwrap_err();
+        assert_eq!(err.to_string(), "cannot cancel a booking that is confirmed and checked in");
+        b.tickets[1].checked_in_at = None;
+        assert!(BookingAction::Cancel.apply(&b, ts(NOW)).is_ok(), "unscanned, it can");
     }
 
     #[test]

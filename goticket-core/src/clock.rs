@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, shown};
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -71,14 +71,14 @@ pub fn parse_timestamp(field: &str, raw: &str) -> Result<Timestamp> {
     let ts = Timestamp::from_str(raw).map_err(|e| {
         Error::validation(
             field,
-            format!("{raw:?} is not an RFC 3339 date-time with an offset, like 2027-03-01T19:30:00Z ({e})"),
+            format!("{} is not an RFC 3339 date-time with an offset, like 2027-03-01T19:30:00Z ({e})", shown(raw)),
         )
     })?;
     // Years before 0001 cannot round-trip through every store's date type (jiff
     // itself stops at 9999).
     const YEAR_ONE: i64 = -62_135_596_800;
     if ts.as_second() < YEAR_ONE {
-        return Err(Error::validation(field, format!("{raw:?} is outside the years 0001-9999")));
+        return Err(Error::validation(field, format!("{} is outside the years 0001-9999", shown(raw))));
     }
     Ok(to_micros(ts))
 }
@@ -117,8 +117,9 @@ impl FromStr for HoldDuration {
 
     /// Accepts `15m`, `90s`, `1h30m`, `2 hours`, or ISO 8601 `PT15M`.
     fn from_str(raw: &str) -> Result<Self> {
-        let d = SignedDuration::from_str(raw.trim())
-            .map_err(|_| Error::validation("hold", format!("{raw:?} is not a duration like 15m, 90s or 1h30m")))?;
+        let d = SignedDuration::from_str(raw.trim()).map_err(|_| {
+            Error::validation("hold", format!("{} is not a duration like 15m, 90s or 1h30m", shown(raw)))
+        })?;
         HoldDuration::new(d)
     }
 }

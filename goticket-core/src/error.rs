@@ -86,6 +86,44 @@ pub enum Error {
     /// The store failed; see [`StoreError::is_retryable`].
     #[error(transparent)]
     Storage(#[from] StoreError),
+    /// An all-or-nothing import refused some rows and wrote nothing. Its kind is the
+    /// first refusal's, so a forbidden row exits 6 and a sold-out one 4.
+    #[error("{refused} rows were refused, nothing was written; the first, line {line}: {first}")]
+    ImportRefused {
+        /// How many rows were refused.
+        refused: u64,
+        /// The first refused row's line.
+        line: u64,
+        /// Why it was refused.
+        first: Box<Error>,
+    },
+}
+
+/// Longest piece of outside input an error message repeats.
+const SHOWN_CHARS: usize = 60;
+/// Longest reason an error carries: a safety net for messages that embed input.
+const REASON_BYTES: usize = 1000;
+
+/// Outside input as an error message shows it: quoted, escaped and cut to its first
+/// 60 characters, with the full size named, so a 50 MB field is not echoed back.
+pub fn shown(raw: &str) -> String {
+    if raw.chars().count() <= SHOWN_CHARS {
+        return format!("{raw:?}");
+    }
+    let head: String = raw.chars().take(SHOWN_CHARS).collect();
+    format!("{head:?}... ({} bytes)", raw.len())
+}
+
+/// `text` cut at a character boundary to at most `max` bytes, marked when cut.
+pub(crate) fn clipped(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes in all)", &text[..end], text.len())
 }
 
 /// The kind of an [`Error`], for mapping to exit codes, HTTP statuses and stable names.
@@ -121,7 +159,7 @@ pub enum ErrorKind {
 impl Error {
     /// Shorthand for a validation error.
     pub fn validation(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Validation { field: field.into(), reason: reason.into() }
+        Error::Validation { field: clipped(field.into(), 200), reason: clipped(reason.into(), REASON_BYTES) }
     }
 
     /// Shorthand for a not-found error.
@@ -136,7 +174,7 @@ impl Error {
 
     /// Shorthand for a conflict error.
     pub fn conflict(reason: impl Into<String>) -> Self {
-        Error::Conflict { reason: reason.into() }
+        Error::Conflict { reason: clipped(reason.into(), REASON_BYTES) }
     }
 
     /// The kind of this error.
@@ -154,6 +192,7 @@ impl Error {
             Error::Unauthenticated { .. } => ErrorKind::Unauthenticated,
             Error::Storage(e) if e.is_retryable() => ErrorKind::Busy,
             Error::Storage(_) => ErrorKind::Storage,
+            Error::ImportRefused { first, .. } => first.kind(),
         }
     }
 
@@ -328,6 +367,25 @@ mod tests {
         assert_eq!(busy.kind(), ErrorKind::Busy);
         let other = Error::from(StoreError::new(StoreErrorKind::Integrity, "bad row", None));
         assert_eq!(other.kind(), ErrorKind::Storage);
+    }
+
+    #[test]
+    fn outside_input_is_shown_cut() {
+        assert_eq!(shown("12 EUR"), "\"12 EUR\"");
+        let huge = "x".repeat(50_000_000);
+        let s = shown(&huge);
+        assert!(s.len() < 100 && s.ends_with("(50000000 bytes)"), "{s}");
+        let e = Error::validation("body", format!("bad: {huge}"));
+        assert!(e.to_string().len() < REASON_BYTES + 300, "reasons are capped");
+        assert!(Error::validation("f", "é".repeat(2000)).to_string().contains("bytes in all"));
+    }
+
+    #[test]
+    fn a_refused_import_has_its_first_refusal_kind() {
+        let e = Error::ImportRefused { refused: 2, line: 3, first: Box::new(Error::forbidden("not yours")) };
+        assert_eq!(e.kind(), ErrorKind::Forbidden);
+        assert_eq!(e.kind().exit_code(), 6);
+        assert_eq!(e.to_string(), "2 rows were refused, nothing was written; the first, line 3: forbidden: not yours");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, shown};
 use crate::money::Money;
 use crate::types::{Capacity, Email, EventId, EventName, ExternalId, PerCustomerLimit, Slug};
 
@@ -37,7 +37,7 @@ impl FromStr for EventStatus {
         match raw.trim().to_ascii_lowercase().as_str() {
             "scheduled" => Ok(EventStatus::Scheduled),
             "cancelled" | "canceled" => Ok(EventStatus::Cancelled),
-            _ => Err(Error::validation("status", format!("{raw:?} is not one of scheduled, cancelled"))),
+            _ => Err(Error::validation("status", format!("{} is not one of scheduled, cancelled", shown(raw)))),
         }
     }
 }
@@ -199,8 +199,32 @@ impl NewEvent {
     }
 }
 
+impl Event {
+    /// The highest price of one seat, in minor units (a billion euros; a hundred
+    /// billion yen). With at most [`Capacity::MAX`] seats, every sum of an event's
+    /// sales fits the 64-bit amounts every store keeps.
+    pub const MAX_PRICE_MINOR: i64 = 100_000_000_000;
+}
+
+const _: () = assert!(Event::MAX_PRICE_MINOR.checked_mul(Capacity::MAX as i64).is_some());
+
 /// The rules every stored event obeys, whether new or changed.
 fn check_event(e: &Event) -> Result<()> {
+    if e.price.amount_minor() > Event::MAX_PRICE_MINOR {
+        return Err(Error::validation(
+            "price",
+            format!(
+                "must be at most {} per seat, got {}",
+                Money::new(Event::MAX_PRICE_MINOR, e.price.currency())?,
+                e.price
+            ),
+        ));
+    }
+    if let Some(open) = e.sales_start
+        && open >= e.ends_at
+    {
+        return Err(Error::validation("sales_start", format!("must be before the event ends ({})", e.ends_at)));
+    }
     if e.starts_at >= e.ends_at {
         return Err(Error::validation(
             "ends_at",
@@ -396,6 +420,39 @@ mod tests {
     }
 
     #[test]
+    fn prices_are_bounded_so_sales_sums_fit() {
+        let now = ts("2027-01-02T00:00:00Z");
+        let huge = EventPatch { price: Some("92233720368547758.07 EUR".parse().unwrap()), ..Default::default() };
+        let err = huge.apply(&sample(), now).unwrap_err().to_string();
+        assert!(err.starts_with("invalid price: must be at most 1000000000.00 EUR per seat"), "{err}");
+        let top = EventPatch { price: Some("1000000000.00 EUR".parse().unwrap()), ..Default::default() };
+        assert!(top.apply(&sample(), now).is_ok());
+        let mut n = NewEvent::new(
+            "Gig".parse().unwrap(),
+            ts("2027-05-01T19:00:00Z"),
+            ts("2027-05-01T23:00:00Z"),
+            "10".parse().unwrap(),
+            "100000000001 JPY".parse().unwrap(),
+        );
+        let (id, org) = ("0190a0b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b".parse().unwrap(), "o@example.com".parse().unwrap());
+        assert!(n.clone().into_event(id, org, now).is_err());
+        n.price = "100000000000 JPY".parse().unwrap();
+        assert!(n.into_event(id, "o@example.com".parse().unwrap(), now).is_ok());
+    }
+
+    #[test]
+    fn sales_cannot_start_after_the_event_ends() {
+        let now = ts("2027-01-02T00:00:00Z");
+        let late = EventPatch { sales_start: Some(Some(ts("2027-05-02T00:00:00Z"))), ..Default::default() };
+        let err = late.apply(&sample(), now).unwrap_err().to_string();
+        assert!(err.starts_with("invalid sales_start: must be before the event ends"), "{err}");
+        let at_end = EventPatch { sales_start: Some(Some(ts("2027-05-01T23:00:00Z"))), ..Default::default() };
+        assert!(at_end.apply(&sample(), now).is_err(), "a window that opens as the event ends sells nothing");
+        let ok = EventPatch { sales_start: Some(Some(ts("2027-05-01T22:59:59Z"))), ..Default::default() };
+        assert!(ok.apply(&sample(), now).is_ok());
+    }
+
+    #[test]
     fn patch_rechecks_dates() {
         let patch = EventPatch { ends_at: Some(ts("2027-05-01T18:00:00Z")), ..Default::default() };
         assert!(patch.apply(&sample(), ts("2027-01-02T00:00:00Z")).is_err());
@@ -532,27 +589,68 @@ impl EventFields {
         }
     }
 
-    /// A change from the fields that are given (an empty optional text clears it).
-    /// The owner and the external id cannot change.
-    pub fn parse_patch(&self) -> std::result::Result<EventPatch, Vec<Error>> {
+    /// The optional fields a change may clear.
+    pub const CLEARABLE: [&'static str; 6] =
+        ["slug", "description", "venue", "max_per_customer", "sales_start", "sales_end"];
+
+    /// A change from the fields that are given, clearing the optional fields named in
+    /// `clear` (see [`EventFields::CLEARABLE`]). Clearing is explicit: a given field
+    /// whose text is empty is an error, never a silent no-op or a silent clear. The
+    /// owner and the external id cannot change.
+    pub fn parse_patch(&self, clear: &[&str]) -> std::result::Result<EventPatch, Vec<Error>> {
         let mut f = Fields(Vec::new());
         for (field, v) in [("organizer", &self.organizer), ("external_id", &self.external_id)] {
             if v.is_some() {
                 f.0.push(Error::validation(field, "cannot be changed"));
             }
         }
+        let given = [
+            ("name", &self.name),
+            ("starts_at", &self.starts_at),
+            ("ends_at", &self.ends_at),
+            ("capacity", &self.capacity),
+            ("price", &self.price),
+            ("slug", &self.slug),
+            ("venue", &self.venue),
+            ("description", &self.description),
+            ("max_per_customer", &self.max_per_customer),
+            ("sales_start", &self.sales_start),
+            ("sales_end", &self.sales_end),
+        ];
+        for (field, v) in given {
+            if v.as_ref().is_some_and(|v| v.trim().is_empty()) {
+                let how = if Self::CLEARABLE.contains(&field) { "; to clear it, ask for that explicitly" } else { "" };
+                f.0.push(Error::validation(field, format!("is empty{how}")));
+            }
+        }
+        for field in clear {
+            if !Self::CLEARABLE.contains(field) {
+                f.0.push(Error::validation(
+                    *field,
+                    format!("cannot be cleared (only {} can)", Self::CLEARABLE.join(", ")),
+                ));
+            } else if given.iter().any(|(g, v)| g == field && v.is_some()) {
+                f.0.push(Error::validation(*field, "is both given and cleared"));
+            }
+        }
+        fn cleared<T>(clear: &[&str], field: &str) -> Option<Option<T>> {
+            clear.contains(&field).then_some(None)
+        }
         let patch = EventPatch {
             name: f.parse("name", self.name.as_ref()),
-            slug: f.parse("slug", self.slug.as_ref()).map(Some),
-            description: f.text("description", self.description.as_ref(), 10_000),
-            venue: f.text("venue", self.venue.as_ref(), 200),
+            slug: f.parse("slug", self.slug.as_ref()).map(Some).or(cleared(clear, "slug")),
+            description: f.text("description", self.description.as_ref(), 10_000).or(cleared(clear, "description")),
+            venue: f.text("venue", self.venue.as_ref(), 200).or(cleared(clear, "venue")),
             starts_at: f.time("starts_at", self.starts_at.as_ref()),
             ends_at: f.time("ends_at", self.ends_at.as_ref()),
             capacity: f.parse("capacity", self.capacity.as_ref()),
             price: f.parse("price", self.price.as_ref()),
-            max_per_customer: f.parse("max_per_customer", self.max_per_customer.as_ref()).map(Some),
-            sales_start: f.time("sales_start", self.sales_start.as_ref()).map(Some),
-            sales_end: f.time("sales_end", self.sales_end.as_ref()).map(Some),
+            max_per_customer: f
+                .parse("max_per_customer", self.max_per_customer.as_ref())
+                .map(Some)
+                .or(cleared(clear, "max_per_customer")),
+            sales_start: f.time("sales_start", self.sales_start.as_ref()).map(Some).or(cleared(clear, "sales_start")),
+            sales_end: f.time("sales_end", self.sales_end.as_ref()).map(Some).or(cleared(clear, "sales_end")),
         };
         if f.0.is_empty() { Ok(patch) } else { Err(f.0) }
     }
@@ -612,11 +710,38 @@ mod fields_tests {
     }
 
     #[test]
-    fn patches_take_only_given_fields_and_clear_empty_text() {
-        let f = EventFields { capacity: Some("50".into()), venue: Some(String::new()), ..EventFields::default() };
-        let p = f.parse_patch().unwrap();
+    fn patches_take_only_given_fields_and_clear_only_on_request() {
+        let f = EventFields { capacity: Some("50".into()), ..EventFields::default() };
+        let p = f.parse_patch(&["venue", "slug", "max_per_customer", "sales_start", "sales_end"]).unwrap();
         assert_eq!((p.capacity.map(|c| c.get()), p.venue, p.name), (Some(50), Some(None), None));
+        assert_eq!(
+            (p.slug, p.max_per_customer, p.sales_start, p.sales_end),
+            (Some(None), Some(None), Some(None), Some(None))
+        );
+        assert_eq!(p.description, None, "not named, not touched");
         let owner = EventFields { organizer: Some("x@example.com".into()), ..EventFields::default() };
-        assert!(owner.parse_patch().is_err());
+        assert!(owner.parse_patch(&[]).is_err());
+    }
+
+    #[test]
+    fn empty_text_in_a_patch_is_an_error_not_a_silent_change() {
+        for field in ["slug", "max_per_customer", "sales_start", "sales_end", "venue", "name", "capacity"] {
+            let mut f = EventFields::default();
+            match field {
+                "slug" => f.slug = Some(" ".into()),
+                "max_per_customer" => f.max_per_customer = Some(String::new()),
+                "sales_start" => f.sales_start = Some(String::new()),
+                "sales_end" => f.sales_end = Some(String::new()),
+                "venue" => f.venue = Some(String::new()),
+                "name" => f.name = Some(String::new()),
+                _ => f.capacity = Some(String::new()),
+            }
+            let errors = f.parse_patch(&[]).unwrap_err();
+            assert!(errors[0].to_string().starts_with(&format!("invalid {field}: is empty")), "{field}: {}", errors[0]);
+        }
+        let err = EventFields::default().parse_patch(&["name"]).unwrap_err();
+        assert!(err[0].to_string().contains("cannot be cleared"), "{}", err[0]);
+        let both = EventFields { slug: Some("a".into()), ..EventFields::default() };
+        assert!(both.parse_patch(&["slug"]).unwrap_err()[0].to_string().contains("both given and cleared"));
     }
 }

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::clock::parse_timestamp;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, shown};
 use crate::event::{Event, EventPatch, NewEvent};
 use crate::types::{EventId, ExternalId, Slug};
 
@@ -37,7 +37,7 @@ impl fmt::Display for RowError {
 /// Columns an events file must have.
 pub const EVENT_REQUIRED: &[&str] = &["external_id", "name", "starts_at", "ends_at", "capacity", "price"];
 /// Columns an events file may have.
-pub const EVENT_OPTIONAL: &[&str] = &["slug", "venue", "description", "max_per_customer"];
+pub const EVENT_OPTIONAL: &[&str] = &["slug", "venue", "description", "max_per_customer", "sales_start", "sales_end"];
 
 /// Columns a bookings file must have.
 pub const BOOKING_REQUIRED: &[&str] = &["external_id", "event", "customer", "quantity", "status"];
@@ -103,6 +103,8 @@ pub fn parse_event_row(
         venue: get("venue"),
         description: get("description"),
         max_per_customer: get("max_per_customer"),
+        sales_start: get("sales_start"),
+        sales_end: get("sales_end"),
         external_id: get("external_id"),
         ..crate::EventFields::default()
     };
@@ -233,6 +235,44 @@ pub enum ImportMode {
     Batches(usize),
 }
 
+/// What an import has refused so far: how many rows, and the first one. An
+/// all-or-nothing import that refused any row fails with
+/// [`Error::ImportRefused`], whose kind (and so exit code) is the first refusal's.
+#[derive(Debug, Default)]
+pub struct Refusals {
+    count: u64,
+    first: Option<(u64, Error)>,
+}
+
+impl Refusals {
+    /// Tells `on_row` a row's outcome and keeps count of the refusals.
+    pub fn report(
+        &mut self,
+        line: u64,
+        outcome: Result<ImportAction>,
+        on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
+    ) {
+        on_row(line, &outcome);
+        if let Err(e) = outcome {
+            self.count += 1;
+            if self.first.is_none() {
+                self.first = Some((line, e));
+            }
+        }
+    }
+
+    /// How many rows were refused.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The error an all-or-nothing import fails with, if it refused a row.
+    pub fn into_error(self) -> Option<Error> {
+        let (line, first) = self.first?;
+        Some(Error::ImportRefused { refused: self.count, line, first: Box::new(first) })
+    }
+}
+
 /// An import row ready for the store: the event it would create.
 #[derive(Debug, Clone)]
 pub struct ImportEvent {
@@ -263,13 +303,21 @@ pub struct ImportPlan {
     pub updates: Vec<Event>,
 }
 
+/// The external ids an import run has seen, with their lines: one file names each
+/// event once. Kept for the whole run (every chunk), so it grows with the number of
+/// distinct ids in the file (about a hundred bytes each).
+#[derive(Debug, Default)]
+pub struct SeenIds(HashMap<String, u64>);
+
 /// The import rule, row by row in file order: an unknown external id creates the
 /// event (if its slug is free); a known one is updated where the domain allows it
 /// (never below the seats held and sold, never a cancelled event) or left alone when
-/// it already matches.
+/// it already matches. An external id seen earlier in the same file is refused as a
+/// conflict, whatever the row says: a file that names one event twice is ambiguous.
 pub fn plan_event_import(
     rows: Vec<ImportEvent>,
     mut state: ImportState,
+    seen: &mut SeenIds,
     now: Timestamp,
     may_update: &dyn Fn(&Event) -> Result<()>,
 ) -> ImportPlan {
@@ -277,6 +325,12 @@ pub fn plan_event_import(
     let mut updated: HashMap<EventId, usize> = HashMap::new();
     for row in rows {
         let key = row.event.external_id.as_ref().map(|x| x.as_str().to_owned()).unwrap_or_default();
+        if let Some(first) = seen.0.get(&key) {
+            let reason = format!("external id {} already appears on line {first} of this file", shown(&key));
+            plan.outcomes.push((row.line, Err(Error::conflict(reason))));
+            continue;
+        }
+        seen.0.insert(key.clone(), row.line);
         let outcome = match state.existing.get(&key).cloned() {
             Some(current) => {
                 may_update(&current).and_then(|()| import_change(&current, &row.event, now)).and_then(|next| match next
@@ -355,6 +409,12 @@ pub fn import_change(current: &Event, row: &Event, now: Timestamp) -> Result<Opt
     if current.max_per_customer != row.max_per_customer {
         patch.max_per_customer = Some(row.max_per_customer);
     }
+    if current.sales_start != row.sales_start {
+        patch.sales_start = Some(row.sales_start);
+    }
+    if current.sales_end != row.sales_end {
+        patch.sales_end = Some(row.sales_end);
+    }
     if patch.is_empty() {
         return Ok(None);
     }
@@ -410,6 +470,47 @@ mod tests {
         r[3] = ("ends_at", "2030-01-01T18:00:00Z");
         let errs = parse_event_row(3, &row(&r)).unwrap_err();
         assert_eq!(errs[0].column, "ends_at");
+    }
+
+    fn import_row(line: u64, pairs: &[(&str, &str)]) -> ImportEvent {
+        let r = parse_event_row(line, &row(pairs)).unwrap();
+        let id = EventId::from_uuid(uuid::Uuid::from_u128(u128::from(line)));
+        let now = "2029-01-01T00:00:00Z".parse().unwrap();
+        ImportEvent { line, event: r.event.into_event(id, "o@example.com".parse().unwrap(), now).unwrap() }
+    }
+
+    #[test]
+    fn one_file_names_an_event_once() {
+        let mut other = GOOD.to_vec();
+        other[4] = ("capacity", "200");
+        let now = "2029-01-01T00:00:00Z".parse().unwrap();
+        let mut seen = SeenIds::default();
+        let plan = plan_event_import(
+            vec![import_row(2, GOOD), import_row(3, &other)],
+            ImportState::default(),
+            &mut seen,
+            now,
+            &|_| Ok(()),
+        );
+        assert_eq!(plan.inserts.len(), 1);
+        let err = plan.outcomes[1].1.as_ref().unwrap_err();
+        assert_eq!(err.to_string(), "conflict: external id \"ev-1\" already appears on line 2 of this file");
+        // Across chunks too: the next chunk of the same run sees the same ids.
+        let plan = plan_event_import(vec![import_row(9, GOOD)], ImportState::default(), &mut seen, now, &|_| Ok(()));
+        assert!(plan.outcomes[0].1.is_err(), "an identical repeat is refused as well");
+    }
+
+    #[test]
+    fn the_sales_window_is_imported_and_updated() {
+        let mut r = GOOD.to_vec();
+        r.push(("sales_start", "2029-06-01T00:00:00Z"));
+        r.push(("sales_end", "2029-12-01T00:00:00Z"));
+        let first = import_row(2, &r);
+        assert_eq!(first.event.sales_end, Some("2029-12-01T00:00:00Z".parse().unwrap()));
+        r.pop();
+        let second = import_row(2, &r);
+        let changed = import_change(&first.event, &second.event, "2029-01-02T00:00:00Z".parse().unwrap()).unwrap();
+        assert_eq!(changed.expect("the window changed").sales_end, None, "an empty cell clears it on import");
     }
 
     #[test]
@@ -514,23 +615,20 @@ pub fn prepare_booking_import(
 
 impl BookingImportChunk {
     /// The second half: the batch's outcomes merged back in file order, each row
-    /// reported to `on_row` (a replayed external id is `Unchanged`); returns how many
-    /// rows were refused.
+    /// reported to `on_row` (a replayed external id is `Unchanged`) and its refusal
+    /// counted.
     pub fn finish(
         mut self,
         results: Vec<Result<crate::Reservation>>,
+        refusals: &mut Refusals,
         on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
-    ) -> u64 {
+    ) {
         for (slot, result) in self.slots.into_iter().zip(results) {
             self.outcomes[slot].1 =
                 Some(result.map(|r| if r.replayed { ImportAction::Unchanged } else { ImportAction::Created }));
         }
-        let mut refused = 0;
         for (line, outcome) in self.outcomes {
-            let outcome = outcome.expect("the batch answers every request it was given");
-            refused += u64::from(outcome.is_err());
-            on_row(line, &outcome);
+            refusals.report(line, outcome.expect("the batch answers every request it was given"), on_row);
         }
-        refused
     }
 }

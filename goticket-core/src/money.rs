@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, shown};
 
 /// An ISO 4217 currency that has a minor unit (EUR, USD, JPY, BHD...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -29,7 +29,7 @@ impl FromStr for Currency {
     fn from_str(raw: &str) -> Result<Self> {
         let code = raw.trim().to_ascii_uppercase();
         let c = iso_currency::Currency::from_code(&code)
-            .ok_or_else(|| Error::validation("currency", format!("{raw:?} is not an ISO 4217 currency code")))?;
+            .ok_or_else(|| Error::validation("currency", format!("{} is not an ISO 4217 currency code", shown(raw))))?;
         if c.exponent().is_none() {
             return Err(Error::validation("currency", format!("{code} has no minor unit and cannot price tickets")));
         }
@@ -112,7 +112,7 @@ impl FromStr for Money {
 
     /// Parses `"12.50 EUR"`, `"12.5 EUR"`, `"12 EUR"` or `"EUR 12.50"` exactly.
     fn from_str(raw: &str) -> Result<Self> {
-        let bad = |why: &str| Error::validation("price", format!("{raw:?} {why}"));
+        let bad = |why: &str| Error::validation("price", format!("{} {why}", shown(raw)));
         let mut parts = raw.split_whitespace();
         let (a, b) = match (parts.next(), parts.next(), parts.next()) {
             (Some(a), Some(b), None) => (a, b),

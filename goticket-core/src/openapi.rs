@@ -12,6 +12,7 @@ use crate::types::{
     BookingCode, BookingId, Capacity, Email, EventId, EventName, ExternalId, IdempotencyKey, PerCustomerLimit,
     Quantity, Slug, TicketSecret,
 };
+use crate::users::Password;
 
 /// Crockford base-32 digits: no I, L, O or U.
 const CROCKFORD: &str = "[0-9A-HJKMNP-TV-Z]";
@@ -72,6 +73,10 @@ value_schema! {
     ExternalId => text("The id in the system the row was imported from.").min_length(Some(1)).max_length(Some(200));
     IdempotencyKey => text("The client's retry key: 1 to 200 printable ASCII characters without spaces.")
         .pattern(Some("^[!-~]{1,200}$"));
+    Password => text(&format!("A password: {} to {} characters.", Password::MIN_CHARS, Password::MAX_CHARS))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+        .min_length(Some(Password::MIN_CHARS))
+        .max_length(Some(Password::MAX_CHARS));
     Currency => text("An ISO 4217 currency code (case-insensitive on input).")
         .pattern(Some("^[A-Z]{3}$"))
         .examples(["EUR"]);

@@ -6,7 +6,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::booking::BookingStatus;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, shown};
 use crate::event::EventStatus;
 use crate::money::Money;
 use crate::types::{Email, EventId};
@@ -105,7 +105,9 @@ impl PageRequest {
     /// the first item. Each error names `limit`, `cursor` or `offset`.
     pub fn parse(limit: Option<&str>, cursor: Option<&str>, offset: Option<&str>) -> Result<Self> {
         let whole = |field: &str, raw: &str| {
-            raw.trim().parse::<u64>().map_err(|_| Error::validation(field, format!("{raw:?} is not a whole number")))
+            raw.trim()
+                .parse::<u64>()
+                .map_err(|_| Error::validation(field, format!("{} is not a whole number", shown(raw))))
         };
         let limit = match limit {
             Some(raw) => {
@@ -154,7 +156,7 @@ impl Cursor {
 
     /// Reads the opaque text form back.
     pub fn decode(raw: &str) -> Result<Self> {
-        let bad = || Error::validation("cursor", format!("{raw:?} is not a cursor this server handed out"));
+        let bad = || Error::validation("cursor", format!("{} is not a cursor this server handed out", shown(raw)));
         let raw = raw.trim();
         if raw.len() != 48 || !raw.is_ascii() {
             return Err(bad());

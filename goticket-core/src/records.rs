@@ -93,9 +93,24 @@ impl EventRecord {
         Ok(event.with_counters(num("held", self.held)?, num("sold", self.sold)?))
     }
 
-    /// The event's line of a sales report, with the figures the store summed.
-    pub fn into_sales_row(self, confirmed_bookings: i64, checked_in: i64, revenue_minor: i64) -> Result<SalesRow> {
+    /// The event's line of a sales report, with the figures the store counted. The
+    /// revenue comes as the seats sold at each unit price (`(price, seats)` pairs), and
+    /// is summed here with checked arithmetic: prices are bounded so it always fits,
+    /// but data written before that bound is reported as an error naming the event,
+    /// never as a wrapped number.
+    pub fn into_sales_row(
+        self,
+        confirmed_bookings: i64,
+        checked_in: i64,
+        seats_by_price: &[(i64, i64)],
+    ) -> Result<SalesRow> {
         let e = self.into_event()?;
+        let total = seats_by_price
+            .iter()
+            .try_fold(0i128, |sum, &(price, seats)| sum.checked_add(i128::from(price).checked_mul(i128::from(seats))?));
+        let revenue_minor = total.and_then(|t| i64::try_from(t).ok()).ok_or_else(|| {
+            corrupt("revenue", format!("the sales of event {} exceed the largest amount a report can show", e.id))
+        })?;
         Ok(SalesRow {
             event_id: e.id,
             slug: e.slug,
@@ -201,6 +216,15 @@ mod tests {
             created_at: t,
             updated_at: t,
         }
+    }
+
+    #[test]
+    fn revenue_is_summed_exactly_or_refused() {
+        let row = record().into_sales_row(2, 0, &[(1250, 3), (1000, 2)]).unwrap();
+        assert_eq!(row.revenue.amount_minor(), 5750);
+        let err = record().into_sales_row(2, 0, &[(i64::MAX / 2, 3)]).unwrap_err().to_string();
+        assert!(err.contains("exceed the largest amount"), "{err}");
+        assert!(!err.contains("out of range integral"), "{err}");
     }
 
     #[test]

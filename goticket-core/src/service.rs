@@ -17,7 +17,7 @@ use crate::event::{Event, EventPatch, NewEvent};
 use crate::query::{BookingFilter, Cursor, EventFilter, Page, PageRequest};
 use crate::store::{EventKey, SalesRow, Store};
 use crate::types::{BookingCode, BookingId, Email, EventId, IdempotencyKey, Quantity, TicketSecret};
-use crate::users::{Account, Password, PasswordHash, User};
+use crate::users::{Account, HashGate, Password, PasswordHash, User, decide_role_change};
 
 /// A request to book seats.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +61,8 @@ pub struct Service {
     /// without a read; everything that can change is decided in the store's
     /// transaction.
     owners: Arc<RwLock<HashMap<EventId, Email>>>,
+    /// Every password hash and check runs under this bound.
+    hashing: Arc<HashGate>,
 }
 
 /// Owners remembered before the cache starts over.
@@ -81,7 +83,15 @@ impl Service {
             combiner: Some(Arc::new(OnceLock::new())),
             max_batch: DEFAULT_MAX_BATCH,
             owners: Arc::default(),
+            hashing: Arc::default(),
         }
+    }
+
+    /// This service with password hashing bounded by `gate` (default: two at once,
+    /// eight waiting). A server sets it from its cores.
+    pub fn with_hash_gate(mut self, gate: HashGate) -> Self {
+        self.hashing = Arc::new(gate);
+        self
     }
 
     /// This service with reservations committed one per transaction, no combining.
@@ -114,8 +124,9 @@ impl Service {
         self.clock.now()
     }
 
-    /// Brings the store's schema up to date.
-    pub fn migrate(&self) -> Result<()> {
+    /// Brings the store's schema up to date; returns the migration's notes for the
+    /// operator (see [`Store::migrate`]).
+    pub fn migrate(&self) -> Result<Vec<String>> {
         self.store.migrate()
     }
 
@@ -420,7 +431,7 @@ impl Service {
     fn create_account(&self, email: Email, role: crate::Role, password: &Password) -> Result<User> {
         let now = self.now();
         let user = User { email, role, created_at: now, updated_at: now };
-        let account = Account { user, password_hash: PasswordHash::new(password, &*self.entropy)? };
+        let account = Account { user, password_hash: self.hashing.hash(password, &*self.entropy)? };
         self.store.insert_user(&account)?;
         Ok(account.user)
     }
@@ -431,24 +442,34 @@ impl Service {
         self.store.list_users()
     }
 
-    /// Changes a user's role (admins only).
+    /// Changes a user's role (admins only; the last admin account keeps its role).
     pub fn set_role(&self, p: &Principal, email: &Email, role: crate::Role) -> Result<User> {
-        self.change_user(p, email, Some(role), None)
+        self.change_user(p, email, Some(role), None, None)
     }
 
-    /// Changes a password: an admin for anyone, a user for themself.
-    pub fn set_password(&self, p: &Principal, email: &Email, password: &Password) -> Result<User> {
-        self.change_user(p, email, None, Some(password))
+    /// Changes a password: an admin for anyone, a user for themself (with their
+    /// current password, so a stolen session cannot take the account).
+    pub fn set_password(
+        &self,
+        p: &Principal,
+        email: &Email,
+        password: &Password,
+        current: Option<&str>,
+    ) -> Result<User> {
+        self.change_user(p, email, None, Some(password), current)
     }
 
     /// Changes a user's role (admins only), password (an admin for anyone, a user for
     /// themself), or both at once: one write, so never one without the other.
+    /// Changing one's own password needs the current one (`current`), admins included;
+    /// demoting the last admin account is refused.
     pub fn change_user(
         &self,
         p: &Principal,
         email: &Email,
         role: Option<crate::Role>,
         password: Option<&Password>,
+        current: Option<&str>,
     ) -> Result<User> {
         if role.is_none() && password.is_none() {
             return Err(Error::validation("user", "give a role, a password or both to change"));
@@ -456,25 +477,39 @@ impl Service {
         if role.is_some() {
             p.require_admin("change roles")?;
         }
-        if p.email() != email {
+        let own = p.email() == email;
+        if !own {
             p.require_admin("change another user's password")?;
         }
-        let hash = password.map(|pw| PasswordHash::new(pw, &*self.entropy)).transpose()?;
-        self.store.update_user(email, role, hash.as_ref(), self.now())
+        if password.is_some() && own {
+            let current = current
+                .ok_or_else(|| Error::validation("current_password", "is required to change your own password"))?;
+            let account = self.store.account(email)?.ok_or_else(|| Error::not_found("user", email))?;
+            if !self.hashing.verify(&account.password_hash, current)? {
+                return Err(Error::validation("current_password", "is not your current password"));
+            }
+        }
+        let hash = password.map(|pw| self.hashing.hash(pw, &*self.entropy)).transpose()?;
+        self.store
+            .update_user(email, hash.as_ref(), self.now(), &mut |user, admins| decide_role_change(user, admins, role))
     }
 
     /// Checks an email and password; the same answer, and about the same time, for an
-    /// unknown email and a wrong password.
+    /// unknown email and a wrong password. Runs under the hashing bound: past it, a
+    /// retryable busy error.
     pub fn authenticate(&self, email: &Email, password: &str) -> Result<Principal> {
         let denied = || Error::Unauthenticated { reason: "wrong email or password".into() };
-        match self.store.account(email)? {
-            Some(a) if a.password_hash.verify(password) => Ok(Principal::new(a.user.email, a.user.role)),
-            Some(_) => Err(denied()),
-            None => {
-                // Spend the time a real check would, so timing does not reveal accounts.
-                let _ = dummy_hash().verify(password);
-                Err(denied())
-            }
+        let account = self.store.account(email)?;
+        // An unknown email spends the time a real check would, so timing does not
+        // reveal which accounts exist.
+        let hash: &PasswordHash = match &account {
+            Some(a) => &a.password_hash,
+            None => dummy_hash(),
+        };
+        let ok = self.hashing.verify(hash, password)? && account.is_some();
+        match account {
+            Some(a) if ok => Ok(Principal::new(a.user.email, a.user.role)),
+            _ => Err(denied()),
         }
     }
 

@@ -37,9 +37,9 @@ impl std::str::FromStr for EventKey {
         if let Ok(id) = raw.parse::<EventId>() {
             return Ok(EventKey::Id(id));
         }
-        raw.parse::<Slug>()
-            .map(EventKey::Slug)
-            .map_err(|_| crate::Error::validation("event", format!("{raw:?} is neither an event id nor a slug")))
+        raw.parse::<Slug>().map(EventKey::Slug).map_err(|_| {
+            crate::Error::validation("event", format!("{} is neither an event id nor a slug", crate::error::shown(raw)))
+        })
     }
 }
 
@@ -89,16 +89,22 @@ pub type DecideEvent<'a> = &'a mut dyn FnMut(&Event) -> Result<Event>;
 pub type DecideBooking<'a> = &'a mut dyn FnMut(&Booking, &Event) -> Result<Transition>;
 /// A decision callback for a check-in, run inside the store's transaction.
 pub type DecideCheckIn<'a> = &'a mut dyn FnMut(&Booking, &Ticket, &Event) -> Result<()>;
+/// A decision callback for a change to an account, run inside the store's transaction:
+/// given the account and how many admin accounts there are, the role to write (if any).
+pub type DecideUser<'a> = &'a mut dyn FnMut(&User, u64) -> Result<Option<Role>>;
 
 /// A goticket storage backend. Sync, object-safe, shareable between threads.
 ///
 /// Every reading method takes `now` and reports state as of then: holds past their
 /// expiry count as expired (not held) even before a sweeper has written that.
 pub trait Store: Send + Sync + fmt::Debug {
-    /// Brings the schema up to date; safe to call concurrently and repeatedly.
-    fn migrate(&self) -> Result<()>;
+    /// Brings the schema up to date; safe to call concurrently and repeatedly. Returns
+    /// notes for the operator about what a migration did to existing data (accounts
+    /// set aside by the email normalization); empty when there is nothing to say.
+    fn migrate(&self) -> Result<Vec<String>>;
 
-    /// Checks that the store answers (for readiness probes).
+    /// Checks that the store answers and can take writes (for readiness probes): a
+    /// read-only database or a full disk is not ready.
     fn ping(&self) -> Result<()>;
 
     /// Inserts a new event. A taken slug is a conflict.
@@ -186,13 +192,15 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// All users, by email.
     fn list_users(&self) -> Result<Vec<User>>;
 
-    /// Changes a user's role and/or password hash; not found if there is no such user.
+    /// Reads the account and the number of admin accounts (so that no concurrent
+    /// change can make the count stale), asks `decide` for the new role, and writes it
+    /// and the password hash, if given; not found if there is no such user.
     fn update_user(
         &self,
         email: &Email,
-        role: Option<Role>,
         hash: Option<&PasswordHash>,
         now: Timestamp,
+        decide: DecideUser<'_>,
     ) -> Result<User>;
 
     /// Sales figures for one event or, with `None`, all events (of `organizer`, if set),

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::clock::{Clock, Entropy};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, shown};
 
 macro_rules! bounded_u32 {
     ($(#[$doc:meta])* $name:ident, $field:literal, $min:expr, $max:expr) => {
@@ -62,7 +62,7 @@ macro_rules! bounded_u32 {
             type Err = Error;
             fn from_str(raw: &str) -> Result<Self> {
                 let v: i64 = raw.trim().parse().map_err(|_| {
-                    Error::validation($field, format!("{raw:?} is not a whole number"))
+                    Error::validation($field, format!("{} is not a whole number", $crate::error::shown(raw)))
                 })?;
                 Self::try_from(v)
             }
@@ -118,7 +118,7 @@ macro_rules! uuid_id {
             fn from_str(raw: &str) -> Result<Self> {
                 Uuid::try_parse(raw.trim())
                     .map($name)
-                    .map_err(|_| Error::validation($what, format!("{raw:?} is not a UUID")))
+                    .map_err(|_| Error::validation($what, format!("{} is not a UUID", $crate::error::shown(raw))))
             }
         }
 
@@ -202,7 +202,7 @@ impl FromStr for BookingCode {
         let Some(value) = value else {
             return Err(Error::validation(
                 "booking code",
-                format!("{raw:?} is not a booking code like 7K3M-Q9TX-2BHD"),
+                format!("{} is not a booking code like 7K3M-Q9TX-2BHD", shown(raw)),
             ));
         };
         let s = crockford_encode(value, Self::LEN);
@@ -293,7 +293,12 @@ impl fmt::Display for TicketSecret {
     }
 }
 
-/// A normalized email address (trimmed, lower case).
+/// An email address in its one normalized form: trimmed, Unicode NFKC (so full-width
+/// `ｃ` is `c`), lower case. Two addresses that display alike compare alike, because
+/// what renders as nothing (control, format and other invisible characters) and
+/// non-ASCII punctuation or symbols are refused rather than kept.
+///
+/// Beyond ASCII, an address holds only letters, marks and digits (of any script).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Email(String);
@@ -303,24 +308,80 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A stored address as it would have been had the current rules applied when it was
+    /// written: invisible characters dropped, then parsed. For migrating old data only;
+    /// input from outside goes through `parse`, which refuses them.
+    pub fn from_stored_lossy(raw: &str) -> Result<Self> {
+        let visible: String = raw.chars().filter(|c| !is_invisible(*c)).collect();
+        visible.parse()
+    }
+}
+
+/// Characters that render as nothing: controls, formats (zero-width space, joiners,
+/// direction marks, BOM...), unassigned and private-use code points, and the other
+/// default-ignorable code points of Unicode (fillers, variation selectors).
+fn is_invisible(c: char) -> bool {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    let default_ignorable = matches!(c,
+        '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}' | '\u{180B}'..='\u{180F}'
+        | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FFA0}' | '\u{E0100}'..='\u{E01EF}');
+    default_ignorable
+        || matches!(
+            c.general_category(),
+            G::Control
+                | G::Format
+                | G::Surrogate
+                | G::PrivateUse
+                | G::Unassigned
+                | G::LineSeparator
+                | G::ParagraphSeparator
+        )
+}
+
+/// Whether `c` may stand in an address (outside the ASCII rules): a letter, mark or
+/// digit of some script that is not invisible.
+fn is_visible_word_char(c: char) -> bool {
+    use unicode_properties::{GeneralCategoryGroup as G, UnicodeGeneralCategory};
+    matches!(c.general_category_group(), G::Letter | G::Mark | G::Number) && !is_invisible(c)
+}
+
+fn normalize_email(raw: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    // Lower-casing can leave a string that is no longer in NFKC (a dotted capital I);
+    // normalizing again gives the one form.
+    raw.trim().nfkc().collect::<String>().to_lowercase().nfkc().collect()
 }
 
 impl FromStr for Email {
     type Err = Error;
     fn from_str(raw: &str) -> Result<Self> {
-        let s = raw.trim().to_lowercase();
-        let bad = |why: &str| Error::validation("email", format!("{raw:?} {why}"));
+        let bad = |why: &str| Error::validation("email", format!("{} {why}", shown(raw)));
+        // Bound the work before normalizing (NFKC can lengthen a string).
+        if raw.len() > 1024 {
+            return Err(bad("is longer than 254 characters"));
+        }
+        if let Some(c) = raw.trim().chars().find(|c| is_invisible(*c)) {
+            return Err(bad(&format!("contains the invisible character U+{:04X}", u32::from(c))));
+        }
+        let s = normalize_email(raw);
         if s.len() > 254 {
             return Err(bad("is longer than 254 characters"));
         }
-        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(bad("contains whitespace"));
+        if let Some(c) = s.chars().find(|c| c.is_whitespace() || is_invisible(*c)) {
+            return Err(bad(&format!("contains whitespace or the invisible character U+{:04X}", u32::from(c))));
         }
         let Some((local, domain)) = s.split_once('@') else {
             return Err(bad("has no @"));
         };
         if local.is_empty() || local.len() > 64 || domain.contains('@') {
             return Err(bad("is not a valid address"));
+        }
+        // ASCII is taken as before (any visible character); beyond ASCII, only letters,
+        // marks and digits: no symbols, punctuation or spaces that imitate ASCII ones.
+        let allowed = |c: char| c.is_ascii_graphic() || (!c.is_ascii() && is_visible_word_char(c));
+        if let Some(c) = s.chars().find(|&c| !allowed(c)) {
+            return Err(bad(&format!("contains {c:?} (U+{:04X}), which an address may not contain", u32::from(c))));
         }
         let labels: Vec<&str> = domain.split('.').collect();
         if labels.len() < 2 || labels.iter().any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-')) {
@@ -366,7 +427,7 @@ impl FromStr for Slug {
     type Err = Error;
     fn from_str(raw: &str) -> Result<Self> {
         let s = raw.trim().to_ascii_lowercase();
-        let bad = |why: &str| Error::validation("slug", format!("{raw:?} {why}"));
+        let bad = |why: &str| Error::validation("slug", format!("{} {why}", shown(raw)));
         if s.is_empty() || s.len() > 64 {
             return Err(bad("must be 1 to 64 characters"));
         }
@@ -578,9 +639,37 @@ mod tests {
             "a@b@example.com",
             "ann@.com",
             "ann@-x.com",
+            "ann\u{200B}@example.com",
+            "cust1@example.com\u{200B}",
+            "ann\u{2060}@example.com",
+            "ann\u{202E}@example.com",
+            "ann\u{FEFF}@example.com",
+            "ann\u{00AD}@example.com",
+            "ann\u{3164}@example.com",
+            "ann\u{FE0F}@example.com",
+            "ann\u{E0041}@example.com",
+            "ann\u{2028}@example.com",
+            "ann\u{2003}x@example.com",
+            "ann\u{1F600}@example.com",
         ] {
-            assert!(bad.parse::<Email>().is_err(), "{bad}");
+            assert!(bad.parse::<Email>().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn emails_that_look_alike_are_one_email() {
+        let plain: Email = "cust1@example.com".parse().unwrap();
+        for alike in ["ｃｕｓｔ１@ｅｘａｍｐｌｅ.ｃｏｍ", "CUST1@Example.Com", "  cust1@example.com\n"] {
+            assert_eq!(alike.parse::<Email>().unwrap(), plain, "{alike:?}");
+        }
+        // Letters of other scripts stay letters (internationalized addresses).
+        assert_eq!("Jürgen@Bücher.de".parse::<Email>().unwrap().as_str(), "jürgen@bücher.de");
+        assert_eq!("\u{0041}\u{030A}@x.se".parse::<Email>().unwrap().as_str(), "\u{00E5}@x.se", "composed");
+        let err = "cust1@example.com\u{200B}".parse::<Email>().unwrap_err().to_string();
+        assert!(err.contains("invisible character U+200B"), "{err}");
+        assert_eq!(Email::from_stored_lossy("cust1@example.com\u{200B}").unwrap(), plain);
+        assert!(Email::from_stored_lossy("not an email").is_err());
+        assert!("x".repeat(5000).parse::<Email>().unwrap_err().to_string().len() < 200, "not echoed whole");
     }
 
     #[test]

@@ -41,11 +41,13 @@ use goticket_core::Role;
 use goticket_core::booking::{BatchState, decide_reservation, plan_reservations, replay};
 use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
 use goticket_core::import::{
-    ImportAction, ImportBooking, ImportEvent, ImportMode, ImportState, plan_event_import, prepare_booking_import,
+    ImportAction, ImportBooking, ImportEvent, ImportMode, ImportState, Refusals, SeenIds, plan_event_import,
+    prepare_booking_import,
 };
 use goticket_core::records::TicketRecord;
-use goticket_core::store::{DecideBooking, DecideCheckIn, DecideEvent, EventKey, SalesRow, Store};
+use goticket_core::store::{DecideBooking, DecideCheckIn, DecideEvent, DecideUser, EventKey, SalesRow, Store};
 use goticket_core::users::{Account, PasswordHash, User};
+use goticket_core::users::{AddressColumn, EmailRewrite, StoredAccount, migrate_emails};
 use goticket_core::{
     Booking, BookingCode, BookingFilter, BookingStatus, CheckIn, Email, Event, EventFilter, EventId, PageStart,
     Reservation, ReserveRequest, TicketSecret, Timestamp,
@@ -170,6 +172,9 @@ fn tx_err(e: TxErr) -> Error {
     }
 }
 
+/// A chunk of an import, decided and written inside the import's transaction.
+type ImportChunk<'a, R> = dyn FnMut(&mut PgConnection, Vec<R>, &mut Refusals) -> Tx<()> + 'a;
+
 /// Rows an import decides and writes at a time.
 const IMPORT_CHUNK: usize = 5000;
 
@@ -178,10 +183,12 @@ const IMPORT_CHUNK: usize = 5000;
 fn import_chunk(
     c: &mut PgConnection,
     chunk: Vec<ImportEvent>,
+    seen: &mut SeenIds,
     now: Timestamp,
     may_update: &dyn Fn(&Event) -> Result<()>,
+    refusals: &mut Refusals,
     on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
-) -> Tx<u64> {
+) -> Tx<()> {
     let mut state = ImportState::default();
     let keys: Vec<String> =
         chunk.iter().filter_map(|r| r.event.external_id.as_ref().map(|x| x.as_str().to_owned())).collect();
@@ -211,7 +218,7 @@ fn import_chunk(
             }
         }
     }
-    let plan = plan_event_import(chunk, state, now, may_update);
+    let plan = plan_event_import(chunk, state, seen, now, may_update);
     let rows = plan.inserts.iter().map(NewEventRow::from_event).collect::<Result<Vec<_>>>()?;
     if !rows.is_empty() {
         // COPY (binary): an import's inserts at bulk-load speed, inside the transaction.
@@ -220,12 +227,10 @@ fn import_chunk(
     for e in &plan.updates {
         write_event_fields(c, e)?;
     }
-    let mut refused = 0;
-    for (line, outcome) in &plan.outcomes {
-        refused += u64::from(outcome.is_err());
-        on_row(*line, outcome);
+    for (line, outcome) in plan.outcomes {
+        refusals.report(line, outcome, on_row);
     }
-    Ok(refused)
+    Ok(())
 }
 
 fn unique_violation_on(e: &DieselError) -> Option<String> {
@@ -247,7 +252,18 @@ impl PgStore {
     /// Connects with the given options.
     pub fn connect_with(url: &str, options: PgOptions) -> Result<Self> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(Error::validation("db", format!("{url:?} is not a postgres:// URL")));
+            return Err(Error::validation(
+                "db",
+                format!("{} is not a postgres:// URL", goticket_core::error::shown(url)),
+            ));
+        }
+        if database_name(url).is_none() {
+            // libpq would fill in its defaults (a local socket, the user's own database)
+            // and the first command would migrate there.
+            return Err(Error::validation(
+                "db",
+                "the PostgreSQL URL names no database: give one, as in postgres://user@host/dbname",
+            ));
         }
         let pool = Pool::builder()
             .max_size(options.max_connections)
@@ -328,18 +344,18 @@ impl PgStore {
         })
     }
 
-    /// Runs an import: pulls rows in chunks and hands each to `chunk` (which returns
-    /// how many rows it refused) inside one transaction (all-or-nothing, or a dry run
-    /// that rolls back) or one transaction per batch. No retry loop: the rows are a
-    /// stream that cannot be replayed; an interrupted batch import is completed by
-    /// running it again.
+    /// Runs an import: pulls rows in chunks and hands each to `chunk` (which counts its
+    /// refusals) inside one transaction (all-or-nothing, or a dry run that rolls back)
+    /// or one transaction per batch. No retry loop: the rows are a stream that cannot
+    /// be replayed; an interrupted batch import is completed by running it again.
     fn import_loop<R>(
         &self,
         rows: &mut dyn Iterator<Item = R>,
         mode: ImportMode,
-        chunk: &mut dyn FnMut(&mut PgConnection, Vec<R>) -> Tx<u64>,
+        chunk: &mut ImportChunk<'_, R>,
     ) -> Result<()> {
         let mut conn = self.conn()?;
+        let mut refusals = Refusals::default();
         match mode {
             ImportMode::Batches(n) => loop {
                 let batch: Vec<R> = (&mut *rows).take(n.max(1)).collect();
@@ -349,30 +365,28 @@ impl PgStore {
                 conn.transaction::<_, TxErr, _>(|c| {
                     let mut batch = batch.into_iter().peekable();
                     while batch.peek().is_some() {
-                        chunk(c, batch.by_ref().take(IMPORT_CHUNK).collect())?;
+                        chunk(c, batch.by_ref().take(IMPORT_CHUNK).collect(), &mut refusals)?;
                     }
                     Ok(())
                 })
                 .map_err(tx_err)?;
             },
             ImportMode::AllOrNothing | ImportMode::DryRun => {
-                let mut refused = 0;
                 let result = conn.transaction::<_, TxErr, _>(|c| {
                     loop {
                         let rows: Vec<R> = (&mut *rows).take(IMPORT_CHUNK).collect();
                         if rows.is_empty() {
                             break;
                         }
-                        refused += chunk(c, rows)?;
+                        chunk(c, rows, &mut refusals)?;
                     }
-                    if mode == ImportMode::DryRun || refused > 0 { Err(TxErr::Rollback) } else { Ok(()) }
+                    if mode == ImportMode::DryRun || refusals.count() > 0 { Err(TxErr::Rollback) } else { Ok(()) }
                 });
                 match result {
-                    Ok(()) => Ok(()),
-                    Err(TxErr::Rollback) if refused > 0 => {
-                        Err(Error::validation("import", format!("{refused} rows were refused; nothing was written")))
-                    }
-                    Err(TxErr::Rollback) => Ok(()),
+                    Ok(()) | Err(TxErr::Rollback) => match refusals.into_error() {
+                        Some(e) if mode == ImportMode::AllOrNothing => Err(e),
+                        _ => Ok(()),
+                    },
                     Err(e) => Err(tx_err(e)),
                 }
             }
@@ -383,6 +397,16 @@ impl PgStore {
         let mut conn = self.conn()?;
         f(&mut conn).map_err(tx_err)
     }
+}
+
+/// The database a `postgres://` URL names: the path after the host, or a `dbname`
+/// parameter.
+fn database_name(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let path = before_query.split_once('/').map_or("", |(_, p)| p);
+    let from_query = query.split('&').find_map(|kv| kv.strip_prefix("dbname="));
+    [path, from_query.unwrap_or("")].into_iter().find(|n| !n.is_empty())
 }
 
 /// 2 ms doubling up to 256 ms, with jitter so retrying transactions spread out.
@@ -411,6 +435,13 @@ fn lock_event(c: &mut PgConnection, id: EventId) -> Tx<bool> {
     Ok(found.is_some())
 }
 
+/// Locks the events' rows in id order, the one order every writer uses, so writers
+/// serialize per event without deadlocking each other.
+fn lock_events(c: &mut PgConnection, ids: &[Uuid]) -> Tx<()> {
+    events::table.filter(events::id.eq_any(ids)).order(events::id).select(events::id).for_update().load::<Uuid>(c)?;
+    Ok(())
+}
+
 /// The event as it stands at `now`, its row locked and its overdue holds expired, for
 /// a change decided in this transaction.
 fn event_for_change(c: &mut PgConnection, id: EventId, now: Timestamp) -> Tx<Event> {
@@ -422,8 +453,19 @@ fn event_for_change(c: &mut PgConnection, id: EventId, now: Timestamp) -> Tx<Eve
 }
 
 /// Expires overdue holds (of one event, or all) and releases their seats, in one
-/// statement; returns how many bookings expired.
+/// statement; returns how many bookings expired. The sweep of all events first locks
+/// the events it will touch, in id order, as a reservation does (the one-event form
+/// runs under its caller's lock), so a sweep and a sale never deadlock.
 fn expire_overdue(c: &mut PgConnection, event: Option<EventId>, now: Timestamp) -> Tx<u64> {
+    if event.is_none() {
+        let ids: Vec<Uuid> = bookings::table
+            .filter(bookings::status.eq("held"))
+            .filter(bookings::expires_at.le(to_pg(now)?))
+            .select(bookings::event_id)
+            .distinct()
+            .load(c)?;
+        lock_events(c, &ids)?;
+    }
     let filter = if event.is_some() { "AND event_id = $2" } else { "" };
     let sql = format!(
         "WITH expired AS (
@@ -593,15 +635,18 @@ fn reserve_one(c: &mut PgConnection, req: &ReserveRequest, event: &Event, now: T
 /// writes, so a batch of a hundred costs about what a batch of one does.
 fn reserve_planned(c: &mut PgConnection, batch: &[ReserveRequest], now: Timestamp) -> Tx<Vec<Result<Reservation>>> {
     let mut state = BatchState::default();
-    // One statement locks the batch's events, in id order (two batches touching the
-    // same events lock them alike), and reads them with `held` already net of overdue
-    // holds; those holds are then expired only where there are any.
+    // Lock first, then read. The lock takes the batch's events in id order (two
+    // batches touching the same events lock them alike). The read is a statement of
+    // its own, so at READ COMMITTED it sees everything committed before the lock was
+    // granted: a read in the locking statement itself would recheck the event row but
+    // evaluate the overdue-hold sum on the snapshot from before the wait, and count a
+    // sweep that committed meanwhile twice.
     let ids: Vec<Uuid> = batch.iter().map(|r| r.event_id.as_uuid()).collect::<BTreeSet<_>>().into_iter().collect();
-    let rows: Vec<EventRow> =
-        diesel::sql_query(format!("SELECT {EVENT_COLS} FROM events e WHERE e.id = ANY($2) ORDER BY e.id FOR UPDATE"))
-            .bind::<Timestamptz, _>(to_pg(now)?)
-            .bind::<Array<SqlUuid>, _>(ids)
-            .load(c)?;
+    lock_events(c, &ids)?;
+    let rows: Vec<EventRow> = diesel::sql_query(format!("SELECT {EVENT_COLS} FROM events e WHERE e.id = ANY($2)"))
+        .bind::<Timestamptz, _>(to_pg(now)?)
+        .bind::<Array<SqlUuid>, _>(&ids)
+        .load(c)?;
     for row in rows {
         let overdue = row.has_overdue_holds();
         let event = row.record()?.into_event()?;
@@ -660,11 +705,15 @@ fn reserve_planned(c: &mut PgConnection, batch: &[ReserveRequest], now: Timestam
     Ok(plan.outcomes)
 }
 
-/// An event named by an import row: a UUID is an id; otherwise an external id, then
-/// a slug.
+/// An event named by an import row: its id, else its external id, else its slug.
+/// A UUID that is no event's id may still be an external id: an export names an event
+/// that had none by its id, and importing that export into another store keeps the id
+/// as the new event's external id.
 fn resolve_event(c: &mut PgConnection, raw: &str, now: Timestamp) -> Tx<Option<Event>> {
-    if let Ok(id) = raw.parse::<EventId>() {
-        return read_event(c, &EventKey::Id(id), now);
+    if let Ok(id) = raw.parse::<EventId>()
+        && let Some(e) = read_event(c, &EventKey::Id(id), now)?
+    {
+        return Ok(Some(e));
     }
     let found: Option<EventRow> =
         diesel::sql_query(format!("SELECT {EVENT_COLS} FROM events e WHERE e.external_id = $2"))
@@ -688,11 +737,13 @@ fn import_bookings_chunk(
     chunk: Vec<ImportBooking>,
     now: Timestamp,
     may_book: &dyn Fn(&Event, &Email) -> Result<()>,
+    refusals: &mut Refusals,
     on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
-) -> Tx<u64> {
+) -> Tx<()> {
     let plan = prepare_booking_import(chunk, &mut |raw| resolve_event(c, raw, now).map_err(tx_err), may_book)?;
     let results = reserve_planned(c, &plan.batch, now)?;
-    Ok(plan.finish(results, on_row))
+    plan.finish(results, refusals, on_row);
+    Ok(())
 }
 
 fn read_account(c: &mut PgConnection, email: &Email) -> Tx<Option<Account>> {
@@ -700,23 +751,46 @@ fn read_account(c: &mut PgConnection, email: &Email) -> Tx<Option<Account>> {
     Ok(row.map(|r| r.record()?.into_account()).transpose()?)
 }
 
-fn collect_rows<T, R>(rows: Vec<R>, f: impl Fn(R) -> Result<T>) -> Tx<Vec<T>> {
+fn collect_rows<T, R>(rows: Vec<R>, mut f: impl FnMut(R) -> Result<T>) -> Tx<Vec<T>> {
     rows.into_iter().map(|r| f(r).map_err(TxErr::Domain)).collect()
 }
 
 impl Store for PgStore {
-    fn migrate(&self) -> Result<()> {
+    fn migrate(&self) -> Result<Vec<String>> {
         let mut c = self.conn()?;
         // Every CLI process migrates on start; when the schema is current that must be
-        // one query, not a trip through the migration lock.
-        if c.has_pending_migration(MIGRATIONS).is_ok_and(|pending| !pending) {
-            return Ok(());
+        // two small queries, not a trip through the migration lock.
+        if c.has_pending_migration(MIGRATIONS).is_ok_and(|pending| !pending) && !has_pending_steps(&mut c) {
+            return Ok(Vec::new());
         }
         // Advisory lock: two processes migrating at once must not both apply a step.
         c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).map_err(pg_err)?;
-        let result = c.run_pending_migrations(MIGRATIONS).map(|_| ()).map_err(|e| {
-            Error::Storage(StoreError::new(StoreErrorKind::Schema, format!("migration failed: {e}"), None))
-        });
+        let result = c
+            .run_pending_migrations(MIGRATIONS)
+            .map(|_| ())
+            .map_err(|e| {
+                Error::Storage(StoreError::new(StoreErrorKind::Schema, format!("migration failed: {e}"), None))
+            })
+            .and_then(|()| {
+                // The steps a migration left for Rust, each in one transaction with the
+                // removal of its marker, so a crash leaves it pending, never half done.
+                let now = to_pg(Timestamp::now())?;
+                c.transaction::<_, TxErr, _>(|c| {
+                    let pending: Vec<String> =
+                        diesel::sql_query("SELECT name FROM pending_steps WHERE name = 'normalize_emails' FOR UPDATE")
+                            .load::<NameRow>(c)?
+                            .into_iter()
+                            .map(|r| r.name)
+                            .collect();
+                    if pending.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let notes = migrate_emails(&mut Rewrite { c, now })?;
+                    diesel::sql_query("DELETE FROM pending_steps WHERE name = 'normalize_emails'").execute(c)?;
+                    Ok(notes)
+                })
+                .map_err(tx_err)
+            });
         c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).map_err(pg_err)?;
         result
     }
@@ -724,6 +798,19 @@ impl Store for PgStore {
     fn ping(&self) -> Result<()> {
         self.read(|c| {
             c.batch_execute("SELECT 1 FROM events LIMIT 1")?;
+            // A standby, or a database set read-only, answers reads but takes no writes.
+            let row: ReadOnlyRow = diesel::sql_query(
+                "SELECT (pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on') AS read_only",
+            )
+            .get_result(c)?;
+            if row.read_only {
+                return Err(Error::Storage(StoreError::new(
+                    StoreErrorKind::Unavailable,
+                    "read-only: the PostgreSQL server takes no writes (a standby, or transaction_read_only is on)",
+                    None,
+                ))
+                .into());
+            }
             Ok(())
         })
     }
@@ -883,9 +970,14 @@ impl Store for PgStore {
             let event = read_event(c, &EventKey::Id(booking.event_id), now)?
                 .ok_or_else(|| Error::not_found("event", booking.event_id))?;
             let t = decide(&booking, &event)?;
-            diesel::update(bookings::table.find(booking.id.as_uuid()))
-                .set((bookings::status.eq(t.to.as_str()), bookings::updated_at.eq(to_pg(now)?)))
-                .execute(c)?;
+            let n = diesel::update(
+                bookings::table.find(booking.id.as_uuid()).filter(bookings::status.eq(booking.status.as_str())),
+            )
+            .set((bookings::status.eq(t.to.as_str()), bookings::updated_at.eq(to_pg(now)?)))
+            .execute(c)?;
+            if n != 1 {
+                return Err(Error::conflict(format!("booking {code} changed concurrently; retry")).into());
+            }
             bump_counters(c, event.id, t.held_delta, t.sold_delta)?;
             booking.status = t.to;
             booking.updated_at = now;
@@ -898,10 +990,13 @@ impl Store for PgStore {
             let found: Option<(Uuid, i32)> = tickets::table
                 .filter(tickets::secret.eq(secret.as_str()))
                 .select((tickets::booking_id, tickets::seq))
-                .for_update()
                 .first(c)
                 .optional()?;
             let (booking_id, seq) = found.ok_or_else(|| Error::not_found("ticket", "with that secret"))?;
+            // A scan and a cancel of the same booking serialize on its event's row (a
+            // cancel locks it too), so a cancel never misses a scan that committed.
+            let event_id: Uuid = bookings::table.find(booking_id).select(bookings::event_id).first(c)?;
+            lock_event(c, EventId::from_uuid(event_id))?;
             let booking = booking_where(c, |q| q.filter(bookings::id.eq(booking_id)))?
                 .ok_or_else(|| Error::not_found("booking", booking_id))?;
             let ticket = booking
@@ -939,7 +1034,10 @@ impl Store for PgStore {
         may_update: &dyn Fn(&Event) -> Result<()>,
         on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
     ) -> Result<()> {
-        self.import_loop(rows, mode, &mut |c, chunk| import_chunk(c, chunk, now, may_update, &mut *on_row))
+        let mut seen = SeenIds::default();
+        self.import_loop(rows, mode, &mut |c, chunk, refusals| {
+            import_chunk(c, chunk, &mut seen, now, may_update, refusals, &mut *on_row)
+        })
     }
 
     fn import_bookings(
@@ -950,7 +1048,9 @@ impl Store for PgStore {
         may_book: &dyn Fn(&Event, &Email) -> Result<()>,
         on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
     ) -> Result<()> {
-        self.import_loop(rows, mode, &mut |c, chunk| import_bookings_chunk(c, chunk, now, may_book, &mut *on_row))
+        self.import_loop(rows, mode, &mut |c, chunk, refusals| {
+            import_bookings_chunk(c, chunk, now, may_book, refusals, &mut *on_row)
+        })
     }
 
     fn insert_user(&self, a: &Account) -> Result<()> {
@@ -986,11 +1086,25 @@ impl Store for PgStore {
     fn update_user(
         &self,
         email: &Email,
-        role: Option<Role>,
         hash: Option<&PasswordHash>,
         now: Timestamp,
+        decide: DecideUser<'_>,
     ) -> Result<User> {
         self.write(|c| {
+            // Lock the admin rows (in email order) and the account: two admins demoting
+            // each other at once serialize here, and the second sees the first's change
+            // (at READ COMMITTED a locked row is re-read, and one no longer admin drops
+            // out of the count).
+            let admins: Vec<String> = users::table
+                .filter(users::role.eq("admin"))
+                .order(users::email)
+                .select(users::email)
+                .for_update()
+                .load(c)?;
+            let row: Option<UserRow> =
+                users::table.find(email.as_str()).select(UserRow::as_select()).for_update().first(c).optional()?;
+            let current = row.ok_or_else(|| Error::not_found("user", email))?.record()?.into_account()?;
+            let role: Option<Role> = decide(&current.user, admins.len() as u64)?;
             let n = diesel::sql_query(
                 "UPDATE users SET role = COALESCE($2, role), password_hash = COALESCE($3, password_hash),
                    updated_at = $4 WHERE email = $1",
@@ -1013,24 +1127,133 @@ impl Store for PgStore {
                 "SELECT {EVENT_COLS},
                    (SELECT COUNT(*) FROM bookings b WHERE b.event_id = e.id AND b.status = 'confirmed') AS confirmed,
                    (SELECT COUNT(*) FROM tickets t JOIN bookings b ON b.id = t.booking_id
-                      WHERE b.event_id = e.id AND t.checked_in_at IS NOT NULL) AS checked_in,
-                   (SELECT COALESCE(SUM(b.quantity::int8 * b.unit_price_minor), 0)::int8 FROM bookings b
-                      WHERE b.event_id = e.id AND b.status = 'confirmed') AS revenue
+                      WHERE b.event_id = e.id AND t.checked_in_at IS NOT NULL) AS checked_in
                  FROM events e WHERE true"
             ))
             .into_boxed::<Pg>()
             .bind::<Timestamptz, _>(to_pg(now)?);
+            // Seats sold per unit price: sums of at most 10,000,000 seats, which cannot
+            // overflow; core multiplies and adds them with checked arithmetic.
+            let mut by_price = bookings::table
+                .inner_join(events::table)
+                .filter(bookings::status.eq("confirmed"))
+                .group_by((bookings::event_id, bookings::unit_price_minor))
+                .select((bookings::event_id, bookings::unit_price_minor, diesel::dsl::sum(bookings::quantity)))
+                .into_boxed::<Pg>();
             let mut n = 1;
             if let Some(id) = event {
                 n += 1;
                 q = q.sql(format!(" AND e.id = ${n}")).bind::<SqlUuid, _>(id.as_uuid());
+                by_price = by_price.filter(events::id.eq(id.as_uuid()));
             }
             if let Some(o) = organizer {
                 n += 1;
                 q = q.sql(format!(" AND e.organizer = ${n}")).bind::<Text, _>(o.as_str().to_owned());
+                by_price = by_price.filter(events::organizer.eq(o.as_str().to_owned()));
+            }
+            let mut sold: HashMap<Uuid, Vec<(i64, i64)>> = HashMap::new();
+            for (id, price, seats) in by_price.load::<(Uuid, i64, Option<i64>)>(c)? {
+                sold.entry(id).or_default().push((price, seats.unwrap_or(0)));
             }
             let rows: Vec<SalesRowSql> = q.sql(" ORDER BY e.starts_at, e.id").load(c)?;
-            collect_rows(rows, |r| r.event.record()?.into_sales_row(r.confirmed, r.checked_in, r.revenue))
+            collect_rows(rows, |r| {
+                let parts = sold.remove(&r.event.id()).unwrap_or_default();
+                r.event.record()?.into_sales_row(r.confirmed, r.checked_in, &parts)
+            })
         })
+    }
+}
+
+/// Whether a migration left a step for Rust to run (see [`PgStore::migrate`]). A
+/// schema without the table has none.
+fn has_pending_steps(c: &mut PgConnection) -> bool {
+    diesel::sql_query("SELECT name FROM pending_steps LIMIT 1").load::<NameRow>(c).map_or(true, |r| !r.is_empty())
+}
+
+#[derive(QueryableByName)]
+struct NameRow {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+#[derive(QueryableByName)]
+struct ReadOnlyRow {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    read_only: bool,
+}
+
+/// The email migration's storage primitives (core's `migrate_emails` runs the rule).
+struct Rewrite<'a> {
+    c: &'a mut PgConnection,
+    now: time::OffsetDateTime,
+}
+
+impl EmailRewrite for Rewrite<'_> {
+    fn accounts(&mut self) -> Result<Vec<StoredAccount>> {
+        let rows: Vec<(String, time::OffsetDateTime)> =
+            users::table.select((users::email, users::created_at)).load(self.c).map_err(pg_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(email, t)| StoredAccount {
+                email,
+                created_at: Timestamp::from_microsecond(i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(0))
+                    .unwrap_or(Timestamp::MIN),
+            })
+            .collect())
+    }
+
+    fn set_aside(&mut self, email: &str, reason: &str) -> Result<()> {
+        diesel::sql_query(
+            "INSERT INTO set_aside_accounts (email, role, password_hash, created_at, updated_at, set_aside_at, reason)
+             SELECT email, role, password_hash, created_at, updated_at, $2, $3 FROM users WHERE email = $1",
+        )
+        .bind::<Text, _>(email)
+        .bind::<Timestamptz, _>(self.now)
+        .bind::<Text, _>(reason)
+        .execute(self.c)
+        .map_err(pg_err)?;
+        diesel::delete(users::table.find(email)).execute(self.c).map_err(pg_err)?;
+        Ok(())
+    }
+
+    fn rename_account(&mut self, from: &str, to: &Email) -> Result<()> {
+        diesel::update(users::table.find(from)).set(users::email.eq(to.as_str())).execute(self.c).map_err(pg_err)?;
+        Ok(())
+    }
+
+    fn addresses(&mut self, column: AddressColumn) -> Result<Vec<String>> {
+        match column {
+            AddressColumn::Organizer => events::table.select(events::organizer).distinct().load(self.c),
+            AddressColumn::Customer => bookings::table.select(bookings::customer).distinct().load(self.c),
+        }
+        .map_err(pg_err)
+    }
+
+    fn rename_address(&mut self, column: AddressColumn, from: &str, to: &Email) -> Result<u64> {
+        match column {
+            AddressColumn::Organizer => {
+                diesel::update(events::table.filter(events::organizer.eq(from)))
+                    .set(events::organizer.eq(to.as_str()))
+                    .execute(self.c)
+                    .map_err(pg_err)?;
+                Ok(0)
+            }
+            AddressColumn::Customer => {
+                let dropped = diesel::sql_query(
+                    "UPDATE bookings SET idempotency_key = NULL WHERE customer = $1
+                       AND idempotency_key IN (SELECT idempotency_key FROM bookings
+                                               WHERE customer = $2 AND idempotency_key IS NOT NULL)",
+                )
+                .bind::<Text, _>(from)
+                .bind::<Text, _>(to.as_str())
+                .execute(self.c)
+                .map_err(pg_err)?;
+                diesel::update(bookings::table.filter(bookings::customer.eq(from)))
+                    .set(bookings::customer.eq(to.as_str()))
+                    .execute(self.c)
+                    .map_err(pg_err)?;
+                Ok(dropped as u64)
+            }
+        }
     }
 }

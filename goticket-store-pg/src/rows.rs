@@ -86,6 +86,11 @@ pub(crate) struct EventRow {
 }
 
 impl EventRow {
+    /// The event's id.
+    pub(crate) fn id(&self) -> Uuid {
+        self.id
+    }
+
     /// Whether some of the stored `held` belongs to holds past their expiry.
     pub(crate) fn has_overdue_holds(&self) -> bool {
         self.raw_held != self.eff_held
@@ -125,8 +130,6 @@ pub(crate) struct SalesRowSql {
     pub(crate) confirmed: i64,
     #[diesel(sql_type = Int8)]
     pub(crate) checked_in: i64,
-    #[diesel(sql_type = Int8)]
-    pub(crate) revenue: i64,
 }
 
 #[derive(QueryableByName)]

@@ -82,3 +82,71 @@ fn an_unreachable_server_is_a_retryable_error_not_a_panic() {
 fn a_non_postgres_url_is_refused() {
     assert_eq!(PgStore::connect("mysql://x").expect_err("not postgres").kind(), ErrorKind::Validation);
 }
+
+#[test]
+fn a_url_without_a_database_is_refused() {
+    for url in [
+        "postgres://",
+        "postgres://postgres@127.0.0.1",
+        "postgres://postgres@127.0.0.1:5432/",
+        "postgresql://h/?sslmode=disable",
+    ] {
+        let err = PgStore::connect(url).expect_err(url);
+        assert_eq!(err.kind(), ErrorKind::Validation, "{url}: {err}");
+        assert!(err.to_string().contains("names no database"), "{url}: {err}");
+    }
+    PgStore::connect("postgres://postgres@127.0.0.1/test").expect("a database by path");
+    PgStore::connect("postgres://postgres@127.0.0.1/?dbname=test").expect("a database by parameter");
+}
+
+/// Rows written before email normalization (look-alike accounts and addresses), then
+/// the migration step: the real account keeps its address, the look-alike is set aside
+/// and reported, and every row reads back.
+#[test]
+fn migrating_normalizes_stored_emails_and_reports_look_alikes() {
+    use diesel::Connection as _;
+    use diesel::connection::SimpleConnection as _;
+    let Some((store, schema)) = schema_store(PgOptions::default()) else { return };
+    let mut raw = diesel::PgConnection::establish(schema.url()).expect("raw connection");
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$3Jm0XJuHg6kaa6eyvpYw2Znpb4nqCOYIi0sEQkgu0VY";
+    raw.batch_execute(&format!(
+        "INSERT INTO users (email, role, password_hash, created_at, updated_at) VALUES
+           (E'cust1@example.com\\u200B', 'admin', '{hash}', '2027-01-01Z', '2027-01-01Z'),
+           ('cust1@example.com', 'customer', '{hash}', '2027-01-02Z', '2027-01-02Z'),
+           ('ＢＯＢ@example.com', 'organizer', '{hash}', '2027-01-03Z', '2027-01-03Z');
+         INSERT INTO events (id, name, starts_at, ends_at, capacity, price_minor, currency, status, organizer,
+           held, sold, created_at, updated_at)
+         VALUES ('0190a0b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b', 'Old', '2030-01-01Z', '2030-01-02Z', 10, 100, 'EUR',
+                 'scheduled', 'ＢＯＢ@example.com', 0, 2, now(), now());
+         INSERT INTO bookings (id, code, event_id, customer, quantity, status, unit_price_minor, currency,
+           idempotency_key, created_at, updated_at) VALUES
+           ('0190a0b4-1c2d-7e3f-8a9b-0c1d2e3f4a01', 'AAAA-BBBB-CCC1', '0190a0b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b',
+            'cust1@example.com', 1, 'confirmed', 100, 'EUR', 'k1', now(), now()),
+           ('0190a0b4-1c2d-7e3f-8a9b-0c1d2e3f4a02', 'AAAA-BBBB-CCC2', '0190a0b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b',
+            E'Cust1@Example.com\\u2060', 1, 'confirmed', 100, 'EUR', 'k1', now(), now());
+         INSERT INTO pending_steps (name) VALUES ('normalize_emails');"
+    ))
+    .expect("rows as an older goticket wrote them");
+    let notes = store.migrate().expect("migrate");
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes[0].contains("cust1@example.com\\u{200b}") && notes[0].contains("set aside"), "{notes:?}");
+    assert!(notes[1].contains("lost their idempotency key"), "{notes:?}");
+    assert!(store.migrate().expect("again").is_empty(), "the step runs once");
+    let users = store.list_users().expect("every stored account reads back");
+    let emails: Vec<(&str, goticket_core::Role)> = users.iter().map(|u| (u.email.as_str(), u.role)).collect();
+    assert_eq!(
+        emails,
+        [("bob@example.com", goticket_core::Role::Organizer), ("cust1@example.com", goticket_core::Role::Customer)],
+        "the look-alike admin did not take over the real account"
+    );
+    let now = goticket_core::Timestamp::now();
+    let e = store
+        .event(&goticket_core::EventKey::Id("0190a0b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b".parse().expect("id")), now)
+        .expect("read")
+        .expect("the old event");
+    assert_eq!(e.organizer.as_str(), "bob@example.com");
+    let list = store
+        .list_bookings(&Default::default(), goticket_core::PageStart::First, 10, now)
+        .expect("every booking reads back");
+    assert!(list.iter().all(|b| b.customer.as_str() == "cust1@example.com"));
+}

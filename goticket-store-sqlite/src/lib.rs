@@ -34,10 +34,11 @@ use goticket_core::Role;
 use goticket_core::booking::{BatchState, decide_reservation, plan_reservations, replay};
 use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
 use goticket_core::import::{
-    ImportAction, ImportBooking, ImportEvent, ImportMode, ImportState, plan_event_import, prepare_booking_import,
+    ImportAction, ImportBooking, ImportEvent, ImportMode, ImportState, Refusals, SeenIds, plan_event_import,
+    prepare_booking_import,
 };
 use goticket_core::records::{BookingRecord, TicketRecord, UserRecord};
-use goticket_core::store::{DecideBooking, DecideCheckIn, DecideEvent, EventKey, SalesRow, Store};
+use goticket_core::store::{DecideBooking, DecideCheckIn, DecideEvent, DecideUser, EventKey, SalesRow, Store};
 use goticket_core::users::{Account, PasswordHash, User};
 use goticket_core::{
     Booking, BookingCode, BookingFilter, BookingStatus, CheckIn, Email, Event, EventFilter, EventId, IdempotencyKey,
@@ -111,13 +112,26 @@ impl SqliteOptions {
 }
 
 /// The SQLite store. Cheap to share behind an `Arc`; all methods are thread-safe.
+///
+/// The writing connection opens on the first write, so a database on a read-only file
+/// system or a full disk can still be read: where no normal connection can be had
+/// there, reads fall back to an immutable read-only one (only when no write-ahead log
+/// is waiting to be merged, which it would not see), and writes fail saying which of
+/// the two it is.
 #[derive(Debug)]
 pub struct SqliteStore {
     path: PathBuf,
     options: SqliteOptions,
-    writer: Mutex<Connection>,
+    writer: Mutex<Option<Connection>>,
     readers: Mutex<Vec<Connection>>,
 }
+
+/// A chunk of an import, decided and written inside the import's transaction.
+type ImportChunk<'a, R> = dyn FnMut(&Transaction<'_>, Vec<R>, &mut Refusals) -> Result<()> + 'a;
+
+/// Free space below which the store is not ready: a commit that cannot be written is
+/// refused anyway, but a readiness probe should say so before a buyer finds out.
+const MIN_FREE_BYTES: u64 = 1 << 20;
 
 /// Idle reader connections kept for reuse.
 const MAX_IDLE_READERS: usize = 64;
@@ -135,10 +149,19 @@ impl SqliteStore {
         Self::open_with(path, options)
     }
 
-    /// Opens the database file with the given options.
+    /// Opens the database file with the given options. A file that can only be read
+    /// (a read-only file system, a full disk) opens too; see [`SqliteStore`].
     pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let writer = connect(&path, &options)?;
+        let writer = match connect(&path, &options) {
+            Ok(c) => Some(c),
+            Err(e) if read_only_may_help(&path) => {
+                // Reads may still work; writes will say why they cannot.
+                let _ = e;
+                None
+            }
+            Err(e) => return Err(e),
+        };
         Ok(SqliteStore { path, options, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
     }
 
@@ -151,7 +174,11 @@ impl SqliteStore {
         let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match pooled {
             Some(c) => c,
-            None => connect(&self.path, &self.options)?,
+            None => match connect(&self.path, &self.options) {
+                Ok(c) => c,
+                Err(e) if read_only_may_help(&self.path) => connect_immutable(&self.path).map_err(|_| e)?,
+                Err(e) => return Err(e),
+            },
         };
         let out = f(&conn);
         let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
@@ -167,15 +194,16 @@ impl SqliteStore {
         self.write_with(|tx| f(tx).map(|out| (out, true)))
     }
 
-    /// Runs an import: pulls rows in chunks and hands each to `chunk` (which returns
-    /// how many rows it refused) inside one transaction (all-or-nothing, or a dry run
-    /// that rolls back) or one transaction per batch.
+    /// Runs an import: pulls rows in chunks and hands each to `chunk` (which counts its
+    /// refusals) inside one transaction (all-or-nothing, or a dry run that rolls back)
+    /// or one transaction per batch.
     fn import_loop<R>(
         &self,
         rows: &mut dyn Iterator<Item = R>,
         mode: ImportMode,
-        chunk: &mut dyn FnMut(&Transaction<'_>, Vec<R>) -> Result<u64>,
+        chunk: &mut ImportChunk<'_, R>,
     ) -> Result<()> {
+        let mut refusals = Refusals::default();
         match mode {
             ImportMode::Batches(n) => loop {
                 let batch: Vec<R> = (&mut *rows).take(n.max(1)).collect();
@@ -185,30 +213,26 @@ impl SqliteStore {
                 self.write(|tx| {
                     let mut batch = batch.into_iter().peekable();
                     while batch.peek().is_some() {
-                        chunk(tx, batch.by_ref().take(IMPORT_CHUNK).collect())?;
+                        chunk(tx, batch.by_ref().take(IMPORT_CHUNK).collect(), &mut refusals)?;
                     }
                     Ok(())
                 })?;
             },
             ImportMode::AllOrNothing | ImportMode::DryRun => {
-                let refused = self.write_with(|tx| {
-                    let mut refused = 0;
+                self.write_with(|tx| {
                     loop {
                         let rows: Vec<R> = (&mut *rows).take(IMPORT_CHUNK).collect();
                         if rows.is_empty() {
                             break;
                         }
-                        refused += chunk(tx, rows)?;
+                        chunk(tx, rows, &mut refusals)?;
                     }
-                    Ok((refused, mode == ImportMode::AllOrNothing && refused == 0))
+                    Ok(((), mode == ImportMode::AllOrNothing && refusals.count() == 0))
                 })?;
-                if mode == ImportMode::AllOrNothing && refused > 0 {
-                    return Err(Error::validation(
-                        "import",
-                        format!("{refused} rows were refused; nothing was written"),
-                    ));
+                match refusals.into_error() {
+                    Some(e) if mode == ImportMode::AllOrNothing => Err(e),
+                    _ => Ok(()),
                 }
-                Ok(())
             }
         }
     }
@@ -218,7 +242,11 @@ impl SqliteStore {
     fn write_with<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> Result<(T, bool)>) -> Result<T> {
         // A panic in another writer leaves the connection usable: its transaction was
         // rolled back when the Transaction dropped.
-        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = match &mut *slot {
+            Some(c) => c,
+            None => slot.insert(connect(&self.path, &self.options)?),
+        };
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
         let (out, commit) = f(&mut tx)?;
         if commit {
@@ -230,18 +258,14 @@ impl SqliteStore {
     }
 }
 
-/// The one place a connection is set up; every connection goes through it.
+/// The one place a connection is set up; every connection goes through it (but the
+/// read-only fallback, [`connect_immutable`]).
 fn connect(path: &Path, options: &SqliteOptions) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| {
-        Error::Storage(StoreError::new(
-            StoreErrorKind::Unavailable,
-            format!("cannot open database {}", path.display()),
-            Some(Box::new(e)),
-        ))
-    })?;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| open_failed(path, e))?;
     conn.busy_timeout(options.busy_timeout).map_err(db_err)?;
-    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(db_err)?;
+    let mode: String =
+        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(|e| open_failed(path, e))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::Storage(StoreError::new(
             StoreErrorKind::Other,
@@ -257,6 +281,65 @@ fn connect(path: &Path, options: &SqliteOptions) -> Result<Connection> {
     conn.pragma_update(None, "foreign_keys", "ON").map_err(db_err)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// A read-only connection that never writes beside the file (no shared-memory file,
+/// no lock files): for reading a database where a normal connection cannot be opened.
+fn connect_immutable(path: &Path) -> Result<Connection> {
+    let mut url = String::from("file:");
+    for b in path.display().to_string().bytes() {
+        match b {
+            b'?' | b'#' | b'%' => url.push_str(&format!("%{b:02X}")),
+            _ => url.push(char::from(b)),
+        }
+    }
+    url.push_str("?immutable=1");
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(&url, flags).map_err(|e| open_failed(path, e))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Whether a database that cannot be opened normally can still be read immutably: the
+/// file exists, and no write-ahead log holds commits an immutable reader would miss.
+/// (A database that another connection has open always has its shared-memory file,
+/// so this case arises only when nobody is writing it.)
+fn read_only_may_help(path: &Path) -> bool {
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    path.is_file() && std::fs::metadata(&wal).map_or(true, |m| m.len() == 0)
+}
+
+/// Why a database could not be opened, naming the file and, where it can be told,
+/// whether its file system is read-only or its disk is full.
+fn open_failed(path: &Path, e: rusqlite::Error) -> Error {
+    let read_only = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .is_err_and(|io| io.kind() == std::io::ErrorKind::ReadOnlyFilesystem);
+    let message = if read_only {
+        format!("read-only: {} is on a read-only file system", path.display())
+    } else {
+        match db_err(e) {
+            Error::Storage(s) if s.to_string().contains("disk full") => {
+                format!("disk full: cannot open {} ({})", path.display(), s.to_string().trim_start_matches("storage: "))
+            }
+            _ => format!("cannot open database {}", path.display()),
+        }
+    };
+    Error::Storage(StoreError::new(StoreErrorKind::Unavailable, message, None))
+}
+
+/// Free bytes on the file system that holds `path`, where the platform says.
+#[cfg(unix)]
+fn free_bytes(path: &Path) -> Option<u64> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let st = rustix::fs::statvfs(dir).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+#[cfg(not(unix))]
+fn free_bytes(_path: &Path) -> Option<u64> {
+    None
 }
 
 /// The event as it stands at `now`, its overdue holds expired, for a change decided
@@ -609,10 +692,12 @@ fn placeholders(from: usize, n: usize) -> String {
 fn import_chunk(
     tx: &Connection,
     chunk: Vec<ImportEvent>,
+    seen: &mut SeenIds,
     now: Timestamp,
     may_update: &dyn Fn(&Event) -> Result<()>,
+    refusals: &mut Refusals,
     on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
-) -> Result<u64> {
+) -> Result<()> {
     let mut state = ImportState::default();
     let keys: Vec<String> =
         chunk.iter().filter_map(|r| r.event.external_id.as_ref().map(|x| x.as_str().to_owned())).collect();
@@ -656,26 +741,28 @@ fn import_chunk(
             }
         }
     }
-    let plan = plan_event_import(chunk, state, now, may_update);
+    let plan = plan_event_import(chunk, state, seen, now, may_update);
     for e in &plan.inserts {
         insert_event_row(tx, e)?;
     }
     for e in &plan.updates {
         write_event_fields(tx, e)?;
     }
-    let mut refused = 0;
-    for (line, outcome) in &plan.outcomes {
-        refused += u64::from(outcome.is_err());
-        on_row(*line, outcome);
+    for (line, outcome) in plan.outcomes {
+        refusals.report(line, outcome, on_row);
     }
-    Ok(refused)
+    Ok(())
 }
 
-/// An event named by an import row: a UUID is an id; otherwise an external id, then
-/// a slug.
+/// An event named by an import row: its id, else its external id, else its slug.
+/// A UUID that is no event's id may still be an external id: an export names an event
+/// that had none by its id, and importing that export into another store keeps the id
+/// as the new event's external id.
 fn resolve_event(tx: &Connection, raw: &str, now: Timestamp) -> Result<Option<Event>> {
-    if let Ok(id) = raw.parse::<EventId>() {
-        return read_event(tx, &EventKey::Id(id), now);
+    if let Ok(id) = raw.parse::<EventId>()
+        && let Some(e) = read_event(tx, &EventKey::Id(id), now)?
+    {
+        return Ok(Some(e));
     }
     let found = tx
         .prepare_cached(&format!("SELECT {} FROM events e WHERE e.external_id = ?2", event_cols()))
@@ -697,11 +784,13 @@ fn import_bookings_chunk(
     chunk: Vec<ImportBooking>,
     now: Timestamp,
     may_book: &dyn Fn(&Event, &Email) -> Result<()>,
+    refusals: &mut Refusals,
     on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
-) -> Result<u64> {
+) -> Result<()> {
     let plan = prepare_booking_import(chunk, &mut |raw| resolve_event(tx, raw, now), may_book)?;
     let results = reserve_planned(tx, &plan.batch, now)?;
-    Ok(plan.finish(results, on_row))
+    plan.finish(results, refusals, on_row);
+    Ok(())
 }
 
 fn read_user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
@@ -728,18 +817,40 @@ fn read_account(c: &Connection, email: &Email) -> Result<Option<Account>> {
 }
 
 impl Store for SqliteStore {
-    fn migrate(&self) -> Result<()> {
+    fn migrate(&self) -> Result<Vec<String>> {
         // Every CLI process migrates on start; when the schema is current that must
-        // not queue behind other processes' writes, so look before taking the lock.
+        // not queue behind other processes' writes (nor need a writable file: reads
+        // of a read-only database work), so look before taking the lock.
         let current = self.read(|c| c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).map_err(db_err))?;
         if current == schema::LATEST {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        self.write(|tx| schema::migrate(tx))
+        let now = goticket_core::Timestamp::now();
+        self.write(|tx| schema::migrate(tx, now))
     }
 
     fn ping(&self) -> Result<()> {
-        self.read(|c| c.query_row("SELECT count(*) FROM events", [], |_| Ok(())).map_err(db_err))
+        let read_only = self.read(|c| {
+            c.query_row("SELECT count(*) FROM events", [], |_| Ok(())).map_err(db_err)?;
+            c.is_readonly(rusqlite::MAIN_DB).map_err(db_err)
+        })?;
+        let unready = |why: String| Error::Storage(StoreError::new(StoreErrorKind::Unavailable, why, None));
+        // Space first: on a full disk reads fall back to a read-only connection, and
+        // the cause to name is the disk.
+        if let Some(free) = free_bytes(&self.path)
+            && free < MIN_FREE_BYTES
+        {
+            return Err(unready(format!(
+                "disk full: {} KiB free where {} is (ready from {} KiB)",
+                free / 1024,
+                self.path.display(),
+                MIN_FREE_BYTES / 1024
+            )));
+        }
+        if read_only {
+            return Err(unready(format!("read-only: {} does not take writes", self.path.display())));
+        }
+        Ok(())
     }
 
     fn insert_event(&self, e: &Event) -> Result<()> {
@@ -901,11 +1012,15 @@ impl Store for SqliteStore {
             let event = read_event(tx, &EventKey::Id(booking.event_id), now)?
                 .ok_or_else(|| Error::not_found("event", booking.event_id))?;
             let t = decide(&booking, &event)?;
-            tx.execute(
-                "UPDATE bookings SET status = ?2, updated_at = ?3 WHERE id = ?1",
-                params![booking.id.to_string(), t.to.as_str(), micros(now)],
-            )
-            .map_err(db_err)?;
+            let n = tx
+                .execute(
+                    "UPDATE bookings SET status = ?2, updated_at = ?3 WHERE id = ?1 AND status = ?4",
+                    params![booking.id.to_string(), t.to.as_str(), micros(now), booking.status.as_str()],
+                )
+                .map_err(db_err)?;
+            if n != 1 {
+                return Err(Error::conflict(format!("booking {code} changed concurrently; retry")));
+            }
             bump_counters(tx, event.id, t.held_delta, t.sold_delta)?;
             booking.status = t.to;
             booking.updated_at = now;
@@ -957,7 +1072,10 @@ impl Store for SqliteStore {
         may_update: &dyn Fn(&Event) -> Result<()>,
         on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
     ) -> Result<()> {
-        self.import_loop(rows, mode, &mut |tx, chunk| import_chunk(tx, chunk, now, may_update, &mut *on_row))
+        let mut seen = SeenIds::default();
+        self.import_loop(rows, mode, &mut |tx, chunk, refusals| {
+            import_chunk(tx, chunk, &mut seen, now, may_update, refusals, &mut *on_row)
+        })
     }
 
     fn import_bookings(
@@ -968,7 +1086,9 @@ impl Store for SqliteStore {
         may_book: &dyn Fn(&Event, &Email) -> Result<()>,
         on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
     ) -> Result<()> {
-        self.import_loop(rows, mode, &mut |tx, chunk| import_bookings_chunk(tx, chunk, now, may_book, &mut *on_row))
+        self.import_loop(rows, mode, &mut |tx, chunk, refusals| {
+            import_bookings_chunk(tx, chunk, now, may_book, refusals, &mut *on_row)
+        })
     }
 
     fn insert_user(&self, a: &Account) -> Result<()> {
@@ -1015,11 +1135,15 @@ impl Store for SqliteStore {
     fn update_user(
         &self,
         email: &Email,
-        role: Option<Role>,
         hash: Option<&PasswordHash>,
         now: Timestamp,
+        decide: DecideUser<'_>,
     ) -> Result<User> {
         self.write(|tx| {
+            let current = read_account(tx, email)?.ok_or_else(|| Error::not_found("user", email))?;
+            let admins: i64 =
+                tx.query_row("SELECT COUNT(*) FROM users WHERE role = 'admin'", [], |r| r.get(0)).map_err(db_err)?;
+            let role: Option<Role> = decide(&current.user, u64::try_from(admins).unwrap_or(0))?;
             let n = tx
                 .execute(
                     "UPDATE users SET role = COALESCE(?2, role), password_hash = COALESCE(?3, password_hash),
@@ -1039,23 +1163,42 @@ impl Store for SqliteStore {
             "SELECT {},
                (SELECT COUNT(*) FROM bookings b WHERE b.event_id = e.id AND b.status = 'confirmed'),
                (SELECT COUNT(*) FROM tickets t JOIN bookings b ON b.id = t.booking_id
-                  WHERE b.event_id = e.id AND t.checked_in_at IS NOT NULL),
-               (SELECT COALESCE(SUM(b.quantity * b.unit_price_minor), 0) FROM bookings b
-                  WHERE b.event_id = e.id AND b.status = 'confirmed')
+                  WHERE b.event_id = e.id AND t.checked_in_at IS NOT NULL)
              FROM events e WHERE 1 = 1",
             event_cols()
+        );
+        // Seats sold per unit price: sums of at most 10,000,000 seats, which cannot
+        // overflow; core multiplies and adds them with checked arithmetic.
+        let mut by_price = String::from(
+            "SELECT b.event_id, b.unit_price_minor, SUM(b.quantity) FROM bookings b
+               JOIN events e ON e.id = b.event_id WHERE b.status = 'confirmed'",
         );
         let mut args: Vec<Value> = vec![Value::Integer(micros(now))];
         if let Some(id) = event {
             args.push(Value::Text(id.to_string()));
             sql.push_str(&format!(" AND e.id = ?{}", args.len()));
+            by_price.push_str(&format!(" AND e.id = ?{}", args.len()));
         }
         if let Some(o) = organizer {
             args.push(Value::Text(o.as_str().into()));
             sql.push_str(&format!(" AND e.organizer = ?{}", args.len()));
+            by_price.push_str(&format!(" AND e.organizer = ?{}", args.len()));
         }
         sql.push_str(" ORDER BY e.starts_at, e.id");
+        by_price.push_str(" AND ?1 = ?1 GROUP BY b.event_id, b.unit_price_minor");
         self.read(|c| {
+            let mut stmt = c.prepare(&by_price).map_err(db_err)?;
+            let mut sold: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
+            let parts = stmt
+                .query_map(params_from_iter(args.iter()), |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                })
+                .map_err(db_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db_err)?;
+            for (id, price, seats) in parts {
+                sold.entry(id).or_default().push((price, seats));
+            }
             let mut stmt = c.prepare(&sql).map_err(db_err)?;
             let raws = stmt
                 .query_map(params_from_iter(args.iter()), read_sales_row)
@@ -1063,7 +1206,10 @@ impl Store for SqliteStore {
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(db_err)?;
             raws.into_iter()
-                .map(|(e, confirmed, checked_in, revenue)| e.into_sales_row(confirmed, checked_in, revenue))
+                .map(|(e, confirmed, checked_in)| {
+                    let parts = sold.remove(&e.id.hyphenated().to_string()).unwrap_or_default();
+                    e.into_sales_row(confirmed, checked_in, &parts)
+                })
                 .collect()
         })
     }
@@ -1090,7 +1236,8 @@ mod tests {
     fn connections_are_configured() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("t.db")).unwrap();
-        let conn = store.writer.lock().unwrap();
+        let guard = store.writer.lock().unwrap();
+        let conn = guard.as_ref().expect("opened with the store");
         let get = |p: &str| conn.query_row(&format!("PRAGMA {p}"), [], |r| r.get::<_, i64>(0)).unwrap();
         assert_eq!(get("foreign_keys"), 1);
         assert_eq!(get("synchronous"), 2, "FULL");

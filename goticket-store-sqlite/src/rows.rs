@@ -30,7 +30,12 @@ fn uuid(r: &Row<'_>, i: usize) -> rusqlite::Result<Uuid> {
     Uuid::try_parse(&v).map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, Type::Text, Box::new(e)))
 }
 
-/// Converts a driver error into core's error, keeping the cause.
+/// SQLite's extended result code for "cannot grow the shared-memory file", which is
+/// what a full disk looks like when a connection first maps a WAL database.
+const SQLITE_IOERR_SHMSIZE: i32 = 4874;
+
+/// Converts a driver error into core's error, keeping the cause. A full disk and a
+/// read-only database are named as such: an operator must know which one to fix.
 pub(crate) fn db_err(e: rusqlite::Error) -> Error {
     let (kind, message) = match &e {
         rusqlite::Error::SqliteFailure(f, msg) => match f.code {
@@ -40,9 +45,18 @@ pub(crate) fn db_err(e: rusqlite::Error) -> Error {
             ErrorCode::ConstraintViolation => {
                 (StoreErrorKind::Integrity, format!("constraint violated: {}", msg.as_deref().unwrap_or("?")))
             }
-            ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::DiskFull | ErrorCode::SystemIoFailure => {
-                (StoreErrorKind::Unavailable, format!("sqlite: {e}"))
+            ErrorCode::DiskFull => {
+                (StoreErrorKind::Unavailable, "disk full: the database's disk has no space left".to_owned())
             }
+            ErrorCode::SystemIoFailure if f.extended_code == SQLITE_IOERR_SHMSIZE => (
+                StoreErrorKind::Unavailable,
+                "disk full: SQLite cannot create its shared-memory file beside the database".to_owned(),
+            ),
+            ErrorCode::ReadOnly => (
+                StoreErrorKind::Unavailable,
+                "read-only: the database file or its file system does not take writes".to_owned(),
+            ),
+            ErrorCode::CannotOpen | ErrorCode::SystemIoFailure => (StoreErrorKind::Unavailable, format!("sqlite: {e}")),
             _ if msg.as_deref().is_some_and(|m| m.starts_with("no such table")) => {
                 (StoreErrorKind::Schema, "the database has no goticket schema; run `goticket migrate`".to_owned())
             }
@@ -118,7 +132,7 @@ pub(crate) fn read_ticket_row(r: &Row<'_>) -> rusqlite::Result<TicketRecord> {
     Ok(TicketRecord { seq: r.get(0)?, secret: r.get(1)?, checked_in_at: ts_opt(r, 2)? })
 }
 
-/// An event row followed by the report's three sums.
-pub(crate) fn read_sales_row(r: &Row<'_>) -> rusqlite::Result<(EventRecord, i64, i64, i64)> {
-    Ok((read_event_row(r)?, r.get(20)?, r.get(21)?, r.get(22)?))
+/// An event row followed by the report's two counts.
+pub(crate) fn read_sales_row(r: &Row<'_>) -> rusqlite::Result<(EventRecord, i64, i64)> {
+    Ok((read_event_row(r)?, r.get(20)?, r.get(21)?))
 }

@@ -18,8 +18,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::events::EventPath;
 use super::problem::{
-    FORBIDDEN, INVALID, NOT_FOUND, PathOf, Problem, Problems, QueryOf, REFUSED, Reply, UNAUTHENTICATED, blocking, body,
-    opt, parse,
+    BODY, FORBIDDEN, INVALID, NOT_FOUND, PathOf, Problem, Problems, QueryOf, REFUSED, Reply, UNAUTHENTICATED, blocking,
+    body, opt, parse,
 };
 use super::users::Caller;
 use super::{App, Items};
@@ -57,7 +57,7 @@ pub(super) struct BookBody {
     responses(
         (status = 201, description = "The booking made.", body = Reservation),
         (status = 200, description = "A retry: the booking made the first time.", body = Reservation),
-        Problems<{ UNAUTHENTICATED | FORBIDDEN | NOT_FOUND | REFUSED | INVALID }>,
+        Problems<{ UNAUTHENTICATED | FORBIDDEN | NOT_FOUND | REFUSED | INVALID | BODY }>,
     ),
 )]
 pub(super) async fn book(
@@ -80,7 +80,7 @@ pub(super) async fn book(
     let r = match blocking(move || service.reserve(&p, req)).await {
         Ok(r) => r,
         Err(e) => {
-            if e.kind().http_status() == 409 {
+            if e.status() == 409 {
                 app.metrics.refusals.fetch_add(1, Ordering::Relaxed);
             }
             return Err(e);
@@ -240,7 +240,7 @@ pub(super) struct CheckInBody {
     request_body = CheckInBody,
     responses(
         (status = 200, description = "Admitted.", body = CheckIn),
-        Problems<{ UNAUTHENTICATED | FORBIDDEN | NOT_FOUND | REFUSED | INVALID }>,
+        Problems<{ UNAUTHENTICATED | FORBIDDEN | NOT_FOUND | REFUSED | INVALID | BODY }>,
     ),
 )]
 pub(super) async fn check_in(

@@ -13,66 +13,98 @@ use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::App;
 use super::problem::{
-    FORBIDDEN, INVALID, NOT_FOUND, PathOf, Problem, Problems, QueryOf, REFUSED, Reply, UNAUTHENTICATED, blocking, body,
-    opt, parse, time,
+    BODY, FORBIDDEN, INVALID, NOT_FOUND, PathOf, Problem, Problems, QueryOf, REFUSED, Reply, UNAUTHENTICATED, blocking,
+    body, opt, parse, time,
 };
 use super::users::Caller;
 
-/// An event's fields, as the CLI's JSON names them. To update, send only what changes
-/// (an empty text clears it); the organizer cannot change.
+/// An event's fields, as the CLI's JSON names them. To update, send only what changes;
+/// `null` clears an optional field (slug, description, venue, max_per_customer,
+/// sales_start, sales_end), and an empty text is refused rather than taken as either.
+/// The organizer cannot change.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EventBody {
     /// 1 to 200 characters.
-    name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    name: Option<Option<String>>,
     /// A unique short name to use instead of the id: lowercase letters, digits, dashes.
-    slug: Option<String>,
-    description: Option<String>,
-    venue: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    slug: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    venue: Option<Option<String>>,
     /// Start (RFC 3339).
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, format = DateTime)]
-    starts_at: Option<String>,
+    starts_at: Option<Option<String>>,
     /// End (RFC 3339), after the start.
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, format = DateTime)]
-    ends_at: Option<String>,
+    ends_at: Option<Option<String>>,
     /// Seats in total; never below the seats held and sold.
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<goticket_core::Capacity>)]
-    capacity: Option<u32>,
+    capacity: Option<Option<u32>>,
     /// Price of one seat.
-    price: Option<Money>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Money>)]
+    price: Option<Option<Money>>,
     /// Most seats one customer may hold or buy.
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<goticket_core::PerCustomerLimit>)]
-    max_per_customer: Option<u32>,
-    /// When sales open (RFC 3339); at once if absent.
+    max_per_customer: Option<Option<u32>>,
+    /// When sales open (RFC 3339), before the event ends; at once if absent.
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, format = DateTime)]
-    sales_start: Option<String>,
+    sales_start: Option<Option<String>>,
     /// When sales close (RFC 3339); at the event's end if absent.
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, format = DateTime)]
-    sales_end: Option<String>,
+    sales_end: Option<Option<String>>,
     /// The owner, if an admin creates the event for an organizer; else the caller.
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<goticket_core::Email>)]
-    organizer: Option<String>,
+    organizer: Option<Option<String>>,
+}
+
+/// A field that may be absent (`None`), `null` (`Some(None)`) or a value.
+fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 impl EventBody {
     /// The body as core's event fields (numbers and money back to text, so core parses
-    /// every face's input the same way).
-    fn fields(self) -> EventFields {
-        EventFields {
-            name: self.name,
-            starts_at: self.starts_at,
-            ends_at: self.ends_at,
-            capacity: self.capacity.map(|c| c.to_string()),
-            price: self.price.map(|m| m.to_string()),
-            slug: self.slug,
-            venue: self.venue,
-            description: self.description,
-            max_per_customer: self.max_per_customer.map(|m| m.to_string()),
-            sales_start: self.sales_start,
-            sales_end: self.sales_end,
-            organizer: self.organizer,
+    /// every face's input the same way), and the fields sent as `null`.
+    fn fields(self) -> (EventFields, Vec<&'static str>) {
+        let mut nulls = Vec::new();
+        let mut take = |name: &'static str, v: Option<Option<String>>| {
+            if v == Some(None) {
+                nulls.push(name);
+            }
+            v.flatten()
+        };
+        let fields = EventFields {
+            name: take("name", self.name),
+            starts_at: take("starts_at", self.starts_at),
+            ends_at: take("ends_at", self.ends_at),
+            capacity: take("capacity", self.capacity.map(|c| c.map(|c| c.to_string()))),
+            price: take("price", self.price.map(|m| m.map(|m| m.to_string()))),
+            slug: take("slug", self.slug),
+            venue: take("venue", self.venue),
+            description: take("description", self.description),
+            max_per_customer: take("max_per_customer", self.max_per_customer.map(|m| m.map(|m| m.to_string()))),
+            sales_start: take("sales_start", self.sales_start),
+            sales_end: take("sales_end", self.sales_end),
+            organizer: take("organizer", self.organizer),
             external_id: None,
-        }
+        };
+        (fields, nulls)
     }
 }
 
@@ -117,7 +149,7 @@ impl EventPath {
     request_body = NewEventBody,
     responses(
         (status = 201, description = "The event, as created.", body = Event),
-        Problems<{ UNAUTHENTICATED | FORBIDDEN | REFUSED | INVALID }>,
+        Problems<{ UNAUTHENTICATED | FORBIDDEN | REFUSED | INVALID | BODY }>,
     ),
 )]
 pub(super) async fn create_event(
@@ -125,14 +157,16 @@ pub(super) async fn create_event(
     Caller(p): Caller,
     raw: Result<Bytes, BytesRejection>,
 ) -> Reply<impl IntoResponse> {
-    let new = body::<EventBody>(raw)?.fields().parse().map_err(Problem::all)?;
+    // On creation a null is the same as leaving the field out.
+    let new = body::<EventBody>(raw)?.fields().0.parse().map_err(Problem::all)?;
     let e = blocking(move || app.service.create_event(&p, new)).await?;
     Ok((StatusCode::CREATED, Json(e)))
 }
 
 /// Changes an event.
 ///
-/// Its organizer or an admin may. Capacity never drops below the seats held and sold.
+/// Its organizer or an admin may. Send only the fields that change; `null` clears an
+/// optional one. Capacity never drops below the seats held and sold.
 #[utoipa::path(
     patch,
     path = "/v1/events/{event}",
@@ -142,7 +176,7 @@ pub(super) async fn create_event(
     request_body = EventBody,
     responses(
         (status = 200, description = "The event, changed.", body = Event),
-        Problems<{ UNAUTHENTICATED | FORBIDDEN | NOT_FOUND | REFUSED | INVALID }>,
+        Problems<{ UNAUTHENTICATED | FORBIDDEN | NOT_FOUND | REFUSED | INVALID | BODY }>,
     ),
 )]
 pub(super) async fn update_event(
@@ -152,7 +186,8 @@ pub(super) async fn update_event(
     raw: Result<Bytes, BytesRejection>,
 ) -> Reply<impl IntoResponse> {
     let key = path.key()?;
-    let patch = body::<EventBody>(raw)?.fields().parse_patch().map_err(Problem::all)?;
+    let (fields, nulls) = body::<EventBody>(raw)?.fields();
+    let patch = fields.parse_patch(&nulls).map_err(Problem::all)?;
     Ok(Json(blocking(move || app.service.update_event(&p, &key, &patch)).await?))
 }
 

@@ -41,6 +41,7 @@ mod events;
 pub mod keys;
 mod metrics;
 mod problem;
+mod server;
 mod users;
 
 use std::net::SocketAddr;
@@ -77,6 +78,12 @@ pub struct Settings {
     pub json_logs: bool,
     /// Which web origins browsers may call the API from.
     pub cors: Cors,
+    /// How long a client may take to send its headers (or idle between requests).
+    pub header_timeout: Duration,
+    /// Most connections open at once; `None`: what the file-descriptor limit allows.
+    pub max_connections: Option<usize>,
+    /// How long in-flight requests may finish after SIGTERM.
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Clone)]
@@ -86,6 +93,8 @@ struct App {
     ttl: Duration,
     request_timeout: Duration,
     metrics: Arc<metrics::Metrics>,
+    /// What the accept loop turned away.
+    turned: Arc<server::Turned>,
 }
 
 /// A list that is not paged.
@@ -265,8 +274,8 @@ fn layered(routes: Router<App>, app: App, cors: &Cors) -> Router {
         None => routes,
     };
     routes
-        // Outermost last: a request gets an id (or keeps the caller's), the log span
-        // carries it, and the response echoes it.
+        // Outermost last: a request gets an id (or keeps the caller's, if it is a sane
+        // one), the log span carries it, and the response echoes it.
         .layer(tower_http::request_id::PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
@@ -282,7 +291,27 @@ fn layered(routes: Router<App>, app: App, cors: &Cors) -> Router {
                 }),
         )
         .layer(tower_http::request_id::SetRequestIdLayer::new(request_id, tower_http::request_id::MakeRequestUuid))
+        .layer(axum::middleware::map_request(drop_unsafe_request_id))
         .with_state(app)
+}
+
+/// Longest caller-given request id kept.
+const MAX_REQUEST_ID: usize = 64;
+
+/// A caller's `x-request-id` goes into every log line of the request, so it must be
+/// short and plain: one longer than 64 characters, or with anything but letters,
+/// digits and `-_.:`, is replaced by a fresh one.
+async fn drop_unsafe_request_id(mut req: axum::extract::Request) -> axum::extract::Request {
+    let sane = |v: &HeaderValue| {
+        let b = v.as_bytes();
+        !b.is_empty() && b.len() <= MAX_REQUEST_ID && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
+    };
+    let all_sane = req.headers().get_all("x-request-id").iter().count() == 1
+        && req.headers().get("x-request-id").is_some_and(sane);
+    if !all_sane {
+        req.headers_mut().remove("x-request-id");
+    }
+    req
 }
 
 async fn shutdown_signal() {
@@ -311,7 +340,7 @@ pub fn serve(service: Service, settings: Settings) -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GOTICKET_LOG").unwrap_or_else(|_| "info".into()));
     let _ = if settings.json_logs { logs.json().flatten_event(true).try_init() } else { logs.try_init() };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(settings.addr).await?;
         let addr = listener.local_addr()?;
         let app = App {
@@ -320,7 +349,9 @@ pub fn serve(service: Service, settings: Settings) -> anyhow::Result<()> {
             ttl: settings.token_ttl,
             request_timeout: settings.request_timeout,
             metrics: Arc::default(),
+            turned: Arc::default(),
         };
+        let turned = app.turned.clone();
         // The sweeper only tidies: reads and reservations never count overdue holds.
         let figures = app.metrics.clone();
         let sweeper = tokio::spawn(async move {
@@ -338,12 +369,22 @@ pub fn serve(service: Service, settings: Settings) -> anyhow::Result<()> {
                 }
             }
         });
+        let limits = server::Limits {
+            header_timeout: settings.header_timeout,
+            write_timeout: settings.header_timeout.max(Duration::from_secs(1)),
+            max_connections: settings.max_connections.unwrap_or_else(server::default_max_connections).max(1),
+            shutdown_grace: settings.shutdown_grace,
+        };
         eprintln!("goticket: listening on http://{addr}");
-        axum::serve(listener, router(app, &settings.cors)).with_graceful_shutdown(shutdown_signal()).await?;
+        server::run(listener, router(app, &settings.cors), limits, turned, shutdown_signal()).await;
         sweeper.abort();
-        eprintln!("goticket: stopped");
         Ok(())
-    })
+    });
+    // Work still running on blocking threads (a store call past its request's
+    // deadline) gets a moment, not a veto over the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    eprintln!("goticket: stopped");
+    result
 }
 
 #[cfg(test)]
@@ -362,6 +403,7 @@ mod tests {
             ttl: Duration::from_secs(60),
             request_timeout: Duration::from_secs(5),
             metrics: Arc::default(),
+            turned: Arc::default(),
         };
         async fn boom() -> &'static str {
             panic!("a planted bug")

@@ -23,40 +23,93 @@ pub(super) const PROBLEM_JSON: &str = "application/problem+json";
 
 /// An error as an RFC 9457 problem: a stable `type` per error kind. A validation
 /// problem also lists every field that was wrong (`errors`), so a form can mark them
-/// all at once.
+/// all at once. A storage failure shows a fixed text, never the driver's message (it
+/// can hold SQL); the full error goes to the log, under the request's id.
 #[derive(Debug)]
-pub(super) struct Problem {
-    error: Error,
-    /// Further errors of the same request.
-    more: Vec<Error>,
+pub(super) enum Problem {
+    /// Core's errors of one request; the first one decides the status.
+    Errors {
+        /// The first error.
+        error: Error,
+        /// Further errors of the same request.
+        more: Vec<Error>,
+    },
+    /// An answer of the HTTP layer itself, with no core error behind it.
+    Http {
+        /// The status.
+        status: u16,
+        /// The `type` suffix.
+        kind: &'static str,
+        /// What happened.
+        detail: String,
+    },
 }
+
+/// The `type` of a body past [`BODY_LIMIT`].
+pub(super) const TOO_LARGE_KIND: &str = "payload-too-large";
+
+/// Seconds a client is told to wait before retrying a 503.
+const RETRY_AFTER_SECS: &str = "1";
 
 impl Problem {
     /// Every error of one request; the first one decides the status.
     pub(super) fn all(errors: Vec<Error>) -> Self {
         let mut errors = errors.into_iter();
         let error = errors.next().unwrap_or_else(|| Error::validation("body", "is invalid"));
-        Problem { error, more: errors.collect() }
+        Problem::Errors { error, more: errors.collect() }
     }
 
-    pub(super) fn kind(&self) -> ErrorKind {
-        self.error.kind()
+    /// The HTTP status it is answered with.
+    pub(super) fn status(&self) -> u16 {
+        match self {
+            Problem::Errors { error, .. } => error.kind().http_status(),
+            Problem::Http { status, .. } => *status,
+        }
     }
 }
 
 impl From<Error> for Problem {
     fn from(error: Error) -> Self {
-        Problem { error, more: Vec::new() }
+        Problem::Errors { error, more: Vec::new() }
+    }
+}
+
+/// What a storage failure says in public: the real message goes to the log.
+fn public_detail(kind: ErrorKind) -> Option<&'static str> {
+    match kind {
+        ErrorKind::Storage => Some("internal error; the server log has the details under this response's x-request-id"),
+        ErrorKind::Busy => Some("the service is busy; retry in a moment (a booking with the same Idempotency-Key)"),
+        _ => None,
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let kind = self.error.kind();
-        let mut response = problem_body(kind.http_status(), kind.as_str(), &self.error.to_string());
+        let (error, more) = match self {
+            Problem::Http { status, kind, detail } => return render(problem_body(status, kind, &detail)),
+            Problem::Errors { error, more } => (error, more),
+        };
+        let kind = error.kind();
+        let detail = match public_detail(kind) {
+            Some(public) => {
+                let first: &(dyn std::error::Error + 'static) = &error;
+                let chain = std::iter::successors(Some(first), |e| (*e).source())
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(": ");
+                if kind == ErrorKind::Storage {
+                    tracing::error!(error = %chain, "storage failure");
+                } else {
+                    tracing::warn!(error = %chain, "busy");
+                }
+                public.to_owned()
+            }
+            None => error.to_string(),
+        };
+        let mut response = problem_body(kind.http_status(), kind.as_str(), &detail);
         if kind == ErrorKind::Validation {
-            let fields: Vec<serde_json::Value> = std::iter::once(&self.error)
-                .chain(&self.more)
+            let fields: Vec<serde_json::Value> = std::iter::once(&error)
+                .chain(&more)
                 .filter_map(|e| match e {
                     Error::Validation { field, reason } => {
                         Some(serde_json::json!({ "field": field, "reason": reason }))
@@ -96,7 +149,11 @@ fn render(body: serde_json::Value) -> Response {
         .as_u64()
         .and_then(|s| StatusCode::from_u16(u16::try_from(s).ok()?).ok())
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, PROBLEM_JSON)], body.to_string()).into_response()
+    let mut response = (status, [(header::CONTENT_TYPE, PROBLEM_JSON)], body.to_string()).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static(RETRY_AFTER_SECS));
+    }
+    response
 }
 
 /// The OpenAPI response for every problem answered with `status`: its `type` is one of
@@ -107,12 +164,16 @@ pub(super) fn problem_response(status: u16) -> (&'static str, utoipa::openapi::R
         403 => "Forbidden",
         404 => "NotFound",
         409 => "Refused",
+        413 => "TooLarge",
         422 => "Invalid",
         500 => "StorageFailed",
         503 => "Busy",
         _ => "Problem",
     };
-    let kinds: Vec<&str> = ErrorKind::ALL.iter().filter(|k| k.http_status() == status).map(|k| k.as_str()).collect();
+    let kinds: Vec<&str> = match status {
+        413 => vec![TOO_LARGE_KIND],
+        _ => ErrorKind::ALL.iter().filter(|k| k.http_status() == status).map(|k| k.as_str()).collect(),
+    };
     let reason = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("error");
     let string = || ObjectBuilder::new().schema_type(Type::String);
     let schema = ObjectBuilder::new()
@@ -155,15 +216,23 @@ pub(super) fn problem_response(status: u16) -> (&'static str, utoipa::openapi::R
     } else {
         schema
     };
-    let response = ResponseBuilder::new()
+    let mut response = ResponseBuilder::new()
         .description(format!("{reason}: a problem of type {}.", kinds.join(", ")))
-        .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(schema)).build())
-        .build();
-    (name, response)
+        .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(schema)).build());
+    if status == 503 {
+        response = response.header(
+            "Retry-After",
+            utoipa::openapi::HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                .description(Some("Seconds to wait before retrying."))
+                .build(),
+        );
+    }
+    (name, response.build())
 }
 
 /// Every status a route may answer with a problem.
-pub(super) const PROBLEM_STATUSES: [u16; 7] = [401, 403, 404, 409, 422, 500, 503];
+pub(super) const PROBLEM_STATUSES: [u16; 8] = [401, 403, 404, 409, 413, 422, 500, 503];
 
 /// A route may answer 401: it needs a bearer token.
 pub(super) const UNAUTHENTICATED: u16 = 1;
@@ -175,6 +244,8 @@ pub(super) const NOT_FOUND: u16 = 1 << 2;
 pub(super) const REFUSED: u16 = 1 << 3;
 /// A route may answer 422: it takes input.
 pub(super) const INVALID: u16 = 1 << 4;
+/// A route may answer 413: it takes a body.
+pub(super) const BODY: u16 = 1 << 5;
 
 /// The problem responses of a route, in its `#[utoipa::path]`: those chosen in `SET`
 /// (the flags above), and 500 and 503, which every route that reaches the store may
@@ -184,7 +255,8 @@ pub(super) struct Problems<const SET: u16>;
 
 impl<const SET: u16> utoipa::IntoResponses for Problems<SET> {
     fn responses() -> std::collections::BTreeMap<String, RefOr<utoipa::openapi::Response>> {
-        let flags = [(401, UNAUTHENTICATED), (403, FORBIDDEN), (404, NOT_FOUND), (409, REFUSED), (422, INVALID)];
+        let flags =
+            [(401, UNAUTHENTICATED), (403, FORBIDDEN), (404, NOT_FOUND), (409, REFUSED), (413, BODY), (422, INVALID)];
         flags
             .iter()
             .filter(|(_, flag)| SET & flag != 0)
@@ -216,24 +288,29 @@ pub(super) async fn blocking<T: Send + 'static>(
 /// The answer to a request that ran out of time: busy, retry. The work may still
 /// complete, so a booking should be retried with the same `Idempotency-Key`.
 pub(super) fn timed_out(limit: Duration) -> Problem {
-    Problem::from(Error::Storage(StoreError::new(
-        StoreErrorKind::Busy,
-        format!(
+    Problem::Http {
+        status: 503,
+        kind: ErrorKind::Busy.as_str(),
+        detail: format!(
             "no answer within {} s; the request may still complete: retry (a booking with the same Idempotency-Key)",
             limit.as_secs_f64()
         ),
-        None,
-    )))
+    }
 }
 
-/// A JSON body, with every way it can be wrong answered as a 422 problem.
+/// A JSON body: one past [`BODY_LIMIT`] is a 413 problem, every other way it can be
+/// wrong a 422.
 pub(super) fn body<T: DeserializeOwned>(raw: Result<Bytes, BytesRejection>) -> Reply<T> {
     let bytes = raw.map_err(|r| {
-        Problem::from(if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Error::validation("body", format!("is larger than {BODY_LIMIT} bytes"))
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::Http {
+                status: 413,
+                kind: TOO_LARGE_KIND,
+                detail: format!("the body is larger than {BODY_LIMIT} bytes"),
+            }
         } else {
-            Error::validation("body", r.body_text())
-        })
+            Problem::from(Error::validation("body", r.body_text()))
+        }
     })?;
     serde_json::from_slice(&bytes).map_err(|e| Problem::from(Error::validation("body", e.to_string())))
 }

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::problem::{
-    FORBIDDEN, INVALID, NOT_FOUND, PathOf, Problem, Problems, REFUSED, Reply, UNAUTHENTICATED, blocking, body, parse,
+    BODY, FORBIDDEN, INVALID, NOT_FOUND, PathOf, Problem, Problems, REFUSED, Reply, UNAUTHENTICATED, blocking, body,
+    parse,
 };
 use super::{App, Items};
 
@@ -36,14 +37,17 @@ impl FromRequestParts<App> for Caller {
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
         let unauth = |reason: &str| Problem::from(Error::Unauthenticated { reason: reason.into() });
         let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| unauth("a bearer token is required"))?;
+        // The scheme is case-insensitive (RFC 9110 section 11.1).
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|token| !token.is_empty())
             .ok_or_else(|| unauth("the Authorization header is not \"Bearer <token>\""))?;
-        // No leeway: a token is refused the second its `exp` passes.
         // The server's own algorithm only (no confusion between a secret and a public
-        // key), and no leeway on `exp`.
+        // key), and no leeway: a token is refused the second its `exp` passes.
         let claims: Claims = app.signer.verify(token).map_err(|e| unauth(&format!("invalid token: {e}")))?;
         let email: Email = claims.sub.parse().map_err(|_| unauth("invalid token subject"))?;
         let role: Role = claims.role.parse().map_err(|_| unauth("invalid token role"))?;
@@ -57,7 +61,18 @@ impl FromRequestParts<App> for Caller {
 pub(super) struct Credentials {
     #[schema(value_type = Email)]
     email: String,
-    /// At least 12 characters.
+    /// The password (at sign-up: see the `Password` schema for the rule; a login
+    /// takes whatever the account was given, so older, shorter ones still work).
+    password: String,
+}
+
+/// A new customer's email and password.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SignUp {
+    #[schema(value_type = Email)]
+    email: String,
+    #[schema(value_type = goticket_core::users::Password)]
     password: String,
 }
 
@@ -75,14 +90,14 @@ pub(super) struct Token {
     post,
     path = "/v1/auth/register",
     tag = "users",
-    request_body = Credentials,
+    request_body = SignUp,
     responses(
         (status = 201, description = "The account, a customer's.", body = User),
-        Problems<{ REFUSED | INVALID }>,
+        Problems<{ REFUSED | INVALID | BODY }>,
     ),
 )]
 pub(super) async fn register(State(app): State<App>, raw: Result<Bytes, BytesRejection>) -> Reply<impl IntoResponse> {
-    let c: Credentials = body(raw)?;
+    let c: SignUp = body(raw)?;
     let email: Email = parse("email", &c.email)?;
     let password = parse("password", &c.password)?;
     let user = blocking(move || app.service.register(email, &password)).await?;
@@ -100,7 +115,7 @@ pub(super) async fn register(State(app): State<App>, raw: Result<Bytes, BytesRej
     request_body = Credentials,
     responses(
         (status = 200, description = "A token.", body = Token),
-        Problems<{ UNAUTHENTICATED | INVALID }>,
+        Problems<{ UNAUTHENTICATED | INVALID | BODY }>,
     ),
 )]
 pub(super) async fn login(State(app): State<App>, raw: Result<Bytes, BytesRejection>) -> Reply<impl IntoResponse> {
@@ -141,7 +156,7 @@ pub(super) struct NewUser {
     email: String,
     #[schema(value_type = Role)]
     role: String,
-    /// At least 12 characters.
+    #[schema(value_type = goticket_core::users::Password)]
     password: String,
 }
 
@@ -154,7 +169,7 @@ pub(super) struct NewUser {
     request_body = NewUser,
     responses(
         (status = 201, description = "The account.", body = User),
-        Problems<{ UNAUTHENTICATED | FORBIDDEN | REFUSED | INVALID }>,
+        Problems<{ UNAUTHENTICATED | FORBIDDEN | REFUSED | INVALID | BODY }>,
     ),
 )]
 pub(super) async fn add_user(
@@ -176,14 +191,19 @@ pub(super) async fn add_user(
 pub(super) struct UserChange {
     #[schema(value_type = Option<Role>)]
     role: Option<String>,
-    /// At least 12 characters.
+    /// The new password.
+    #[schema(value_type = Option<goticket_core::users::Password>)]
     password: Option<String>,
+    /// Required to change one's own password (admins too): a stolen token alone does
+    /// not take the account.
+    current_password: Option<String>,
 }
 
 /// Changes an account's role, password, or both at once.
 ///
-/// Only admins change roles; users change their own password, admins anyone's. A
-/// change that is refused changes nothing. A new role applies from the next login.
+/// Only admins change roles; users change their own password (giving the current
+/// one), admins anyone's. The last admin account keeps its role (409). A change that
+/// is refused changes nothing. A new role applies from the next login.
 #[utoipa::path(
     patch,
     path = "/v1/users/{email}",
@@ -193,7 +213,7 @@ pub(super) struct UserChange {
     request_body = UserChange,
     responses(
         (status = 200, description = "The account, changed.", body = User),
-        Problems<{ UNAUTHENTICATED | FORBIDDEN | NOT_FOUND | INVALID }>,
+        Problems<{ UNAUTHENTICATED | FORBIDDEN | NOT_FOUND | REFUSED | INVALID | BODY }>,
     ),
 )]
 pub(super) async fn change_user(
@@ -206,5 +226,6 @@ pub(super) async fn change_user(
     let change: UserChange = body(raw)?;
     let role: Option<Role> = change.role.as_deref().map(|r| parse("role", r)).transpose()?;
     let password = change.password.as_deref().map(|pw| parse("password", pw)).transpose()?;
-    Ok(Json(blocking(move || app.service.change_user(&p, &email, role, password.as_ref())).await?))
+    let current = change.current_password;
+    Ok(Json(blocking(move || app.service.change_user(&p, &email, role, password.as_ref(), current.as_deref())).await?))
 }

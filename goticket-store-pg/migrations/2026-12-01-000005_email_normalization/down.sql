@@ -1,0 +1,2 @@
+DROP TABLE pending_steps;
+DROP TABLE set_aside_accounts;
