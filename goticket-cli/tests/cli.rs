@@ -1651,9 +1651,15 @@ mod http {
 
     impl Server {
         fn start_with(db: &str, extra: &[&str]) -> Self {
-            let mut child = Command::new(BIN)
-                .args(["--db", db, "serve", "--addr", "127.0.0.1:0"])
-                .args(extra)
+            let mut cmd = Command::new(BIN);
+            cmd.args(["--db", db, "serve", "--addr", "127.0.0.1:0"]).args(extra);
+            Self::spawn(cmd)
+        }
+
+        /// Runs `cmd` (which starts a server, perhaps through a shell) and waits for
+        /// the address it prints.
+        fn spawn(mut cmd: Command) -> Self {
+            let mut child = cmd
                 .env("GOTICKET_JWT_SECRET", SECRET)
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())

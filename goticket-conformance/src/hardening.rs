@@ -11,30 +11,11 @@ use goticket_core::{
     BookingRequest, BookingStatus, Error, ErrorKind, EventKey, HoldDuration, Principal, Role, Service, SignedDuration,
 };
 
+use crate::scenarios::{buy, kind};
 use crate::{Fixture, Harness, admin, key, new_event, principal};
 
 fn h(f: Fixture) -> Harness {
     Harness::new(f, 11)
-}
-
-fn buy(
-    s: &Service,
-    p: &Principal,
-    e: &EventKey,
-    customer: &str,
-    q: u32,
-) -> goticket_core::Result<goticket_core::Reservation> {
-    s.reserve(
-        p,
-        BookingRequest {
-            customer: Some(customer.parse().expect("valid")),
-            ..BookingRequest::buy(e.clone(), q.try_into().expect("1..=100"))
-        },
-    )
-}
-
-fn kind<T: std::fmt::Debug>(r: goticket_core::Result<T>) -> ErrorKind {
-    r.expect_err("the operation should have been refused").kind()
 }
 
 fn event_rows(rows: &[&[(&str, &str)]]) -> Vec<EventRow> {
@@ -346,4 +327,34 @@ pub fn imports_resolve_moved_events_and_refuse_ambiguity(f: Fixture) {
     assert!(outcomes[0].1.contains(&format!("{:?}", ImportAction::Updated)), "{outcomes:?}");
     let ev = s.event(&a, &key(&ev)).expect("event");
     assert_eq!((ev.sales_start, ev.sales_end), (None, None));
+}
+
+/// The ids of the rows `looks_alike_rows` writes (see each store's test): an event of
+/// `ＢＯＢ@example.com`, two bookings of two spellings of `cust1@example.com` that used
+/// the same retry key.
+pub const OLD_EVENT_ID: &str = "0190a0b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b";
+
+/// After the email migration over the rows an older goticket wrote (accounts
+/// `cust1@example.com` followed by a zero-width space, an admin created first;
+/// `cust1@example.com`, a customer; `ＢＯＢ@example.com`, an organizer; the event and
+/// bookings above): the real account keeps its address, the look-alike is set aside
+/// and reported, every row reads back in normal form, and a second run is a no-op.
+pub fn check_emails_normalized(store: &dyn goticket_core::Store, notes: &[String]) {
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes[0].contains("cust1@example.com\\u{200b}") && notes[0].contains("set aside"), "{notes:?}");
+    assert!(notes[1].contains("lost their idempotency key"), "{notes:?}");
+    assert!(store.migrate().expect("again").is_empty(), "the step runs once");
+    let users = store.list_users().expect("every stored account reads back");
+    let emails: Vec<(&str, Role)> = users.iter().map(|u| (u.email.as_str(), u.role)).collect();
+    assert_eq!(
+        emails,
+        [("bob@example.com", Role::Organizer), ("cust1@example.com", Role::Customer)],
+        "the look-alike admin did not take over the real account"
+    );
+    let now = goticket_core::Timestamp::now();
+    let e = store.event(&EventKey::Id(OLD_EVENT_ID.parse().expect("id")), now).expect("read").expect("the old event");
+    assert_eq!(e.organizer.as_str(), "bob@example.com");
+    let list = store.list_bookings(&Default::default(), goticket_core::PageStart::First, 10, now).expect("read");
+    assert_eq!(list.len(), 2);
+    assert!(list.iter().all(|b| b.customer.as_str() == "cust1@example.com"), "every booking reads back");
 }

@@ -15,7 +15,7 @@ fn h(f: Fixture) -> Harness {
     Harness::new(f, 7)
 }
 
-fn buy(
+pub(crate) fn buy(
     s: &Service,
     p: &Principal,
     e: &EventKey,
@@ -54,7 +54,7 @@ fn hold(
     )
 }
 
-fn kind<T: std::fmt::Debug>(r: goticket_core::Result<T>) -> ErrorKind {
+pub(crate) fn kind<T: std::fmt::Debug>(r: goticket_core::Result<T>) -> ErrorKind {
     r.expect_err("the operation should have been refused").kind()
 }
 

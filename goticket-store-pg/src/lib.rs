@@ -179,7 +179,7 @@ type ImportChunk<'a, R> = dyn FnMut(&mut PgConnection, Vec<R>, &mut Refusals) ->
 const IMPORT_CHUNK: usize = 5000;
 
 /// Reads what a chunk of an import needs (locking the events it may change), plans it
-/// in core, writes the plan; returns how many rows were refused.
+/// in core, writes the plan, and reports each row, counting the refusals.
 fn import_chunk(
     c: &mut PgConnection,
     chunk: Vec<ImportEvent>,

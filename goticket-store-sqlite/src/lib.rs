@@ -687,8 +687,8 @@ fn placeholders(from: usize, n: usize) -> String {
     (from..from + n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
 }
 
-/// Reads what a chunk of an import needs, plans it in core, writes the plan; returns
-/// how many rows were refused.
+/// Reads what a chunk of an import needs, plans it in core, writes the plan, and
+/// reports each row, counting the refusals.
 fn import_chunk(
     tx: &Connection,
     chunk: Vec<ImportEvent>,

@@ -28,28 +28,9 @@ fn start_in_shell(db: &str, prefix: &str, extra: &[&str]) -> Server {
     for e in extra {
         script.push_str(&format!(" '{e}'"));
     }
-    let mut child = Command::new("sh")
-        .args(["-c", &script, BIN, db])
-        .env("GOTICKET_JWT_SECRET", SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let base = loop {
-        let line = lines.next().expect("the server printed its address").expect("readable");
-        if let Some(addr) = line.strip_prefix("goticket: listening on ") {
-            break addr.to_owned();
-        }
-    };
-    let log = std::sync::Arc::<std::sync::Mutex<Vec<String>>>::default();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            sink.lock().expect("not poisoned").push(line);
-        }
-    });
-    Server { child, base, seen: std::sync::Mutex::default(), log }
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &script, BIN, db]);
+    Server::spawn(cmd)
 }
 
 fn host_of(srv: &Server) -> String {
