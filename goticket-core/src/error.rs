@@ -378,6 +378,9 @@ mod tests {
         let e = Error::validation("body", format!("bad: {huge}"));
         assert!(e.to_string().len() < REASON_BYTES + 300, "reasons are capped");
         assert!(Error::validation("f", "é".repeat(2000)).to_string().contains("bytes in all"));
+        // Cut at a character boundary at or below the limit (the euro sign is 3 bytes).
+        let cut = clipped("€".repeat(500), 1000);
+        assert!(cut.starts_with(&"€".repeat(333)) && !cut.starts_with(&"€".repeat(334)), "{cut}");
     }
 
     #[test]

@@ -194,11 +194,6 @@ impl HashGate {
         }
     }
 
-    /// How many hashes may run at once.
-    pub fn permits(&self) -> usize {
-        self.permits
-    }
-
     /// Hashes a new password under the gate.
     pub fn hash(&self, password: &Password, entropy: &dyn Entropy) -> Result<PasswordHash> {
         self.run(|memory| PasswordHash::new_in(password, entropy, memory))?
@@ -424,6 +419,7 @@ mod tests {
         assert!("short".parse::<Password>().is_err());
         assert!("elevenchars".parse::<Password>().is_err(), "the rule is 12");
         assert!("twelve chars".parse::<Password>().is_ok());
+        assert!("x".repeat(1024).parse::<Password>().is_ok(), "1024 is the most");
         assert!("x".repeat(1025).parse::<Password>().is_err());
         let pw: Password = "correct horse\n".parse().unwrap();
         assert_eq!(format!("{pw:?}"), "Password(***)");
@@ -458,8 +454,34 @@ mod tests {
         }
         assert_eq!(peak.load(Ordering::SeqCst), 2, "never more than the permits at once");
         let refused = refused.load(Ordering::SeqCst);
-        assert!((15..20).contains(&refused), "past 2 running and 3 waiting, refused at once: {refused}");
+        // Two run and three wait (and are served); those that arrive while all five
+        // places are taken are refused, so at most 15, and some, since all start at once.
+        assert!((1..=15).contains(&refused), "past 2 running and 3 waiting, refused at once: {refused}");
         assert_eq!(gate.run(|_| 7).unwrap(), 7, "the gate is free again");
+    }
+
+    #[test]
+    fn the_queue_frees_its_places() {
+        let ms = std::time::Duration::from_millis;
+        let gate = std::sync::Arc::new(HashGate::new(1, 1, std::time::Duration::from_secs(10)));
+        for round in 0..2 {
+            let g = gate.clone();
+            let holder = std::thread::spawn(move || g.run(|_| std::thread::sleep(ms(200))));
+            std::thread::sleep(ms(50));
+            // The one place in the queue: this waits for the holder, then runs.
+            assert_eq!(gate.run(|_| round).unwrap(), round, "round {round}: a waiter is served");
+            holder.join().unwrap().unwrap();
+        }
+        // A waiter that gave up frees its place too.
+        let short = std::sync::Arc::new(HashGate::new(1, 1, ms(50)));
+        let g = short.clone();
+        let holder = std::thread::spawn(move || g.run(|_| std::thread::sleep(ms(400))));
+        std::thread::sleep(ms(50));
+        assert!(short.run(|_| ()).is_err(), "gives up after 50 ms");
+        let started = std::time::Instant::now();
+        assert!(short.run(|_| ()).is_err());
+        assert!(started.elapsed() >= ms(40), "the next one waited for a place, was not turned away at once");
+        holder.join().unwrap().unwrap();
     }
 
     #[test]
@@ -542,6 +564,10 @@ mod tests {
         assert!(!gate.verify(&other, "pw of another agE").unwrap());
         let greedy =
             "$argon2id$v=19$m=4000000,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$3Jm0XJuHg6kaa6eyvpYw2Znpb4nqCOYIi0sEQkgu0VY";
-        assert!(!PasswordHash(greedy.into()).verify("x"), "a stored hash cannot ask for 4 GB");
+        let mut memory = HashMemory::new();
+        assert!(!PasswordHash(greedy.into()).verify_in("x", &mut memory), "a stored hash cannot ask for 4 GB");
+        assert!(memory.is_empty(), "and nothing was allocated for it");
+        let most = greedy.replace("m=4000000", &format!("m={}", MAX_HASH_BLOCKS + 4));
+        assert!(!PasswordHash(most).verify_in("x", &mut memory) && memory.is_empty(), "64 MiB is the most");
     }
 }

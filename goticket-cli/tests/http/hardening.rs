@@ -255,6 +255,11 @@ fn the_edges_the_probe_found() {
         assert!(e[field].is_null(), "{field} cleared: {e}");
     }
     assert_eq!(s(&e["name"]), "E", "absent fields stay");
+    // A JSON array is no body: serde would take it field by field (`["x"]` renaming it).
+    for array in [r#"["admin"]"#, r#" ["x",1]"#, "[]", "\"E\"", "7"] {
+        assert_problem(srv.call("PATCH", &format!("/v1/events/{id}"), Some(&boss), Some(array), &[]), 422, "validation");
+    }
+    assert_problem(srv.call("POST", "/v1/auth/login", None, Some(r#"["boss@example.com","x"]"#), &[]), 422, "validation");
     assert_problem(
         srv.call("PATCH", &format!("/v1/events/{id}"), Some(&boss), Some(r#"{"name":null}"#), &[]),
         422,
