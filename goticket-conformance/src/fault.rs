@@ -1,17 +1,159 @@
 //! Fault injection over a real store: every call goes to the real database, except
-//! that a reservation batch holding a poisoned customer fails as a whole, as a batch
-//! hitting a storage error would.
+//! for the faults each wrapper injects.
+//!
+//! - [`PoisonStore`]: a write that inserts a booking for a poisoned customer fails as
+//!   a whole, as a batch hitting a storage error would.
+//! - [`LostCommitStore`]: the next writes commit and then report the connection lost,
+//!   as a server that dies during COMMIT would.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
-use goticket_core::store::{DecideBooking, DecideCheckIn, DecideEvent, EventKey, SalesRow, Store};
+use goticket_core::store::{Commit, CounterDelta, EventKey, Retry, SalesRow, Store, Tx, TxBody};
+use goticket_core::users::{Account, PasswordHash, User};
 use goticket_core::{
-    Booking, BookingCode, BookingFilter, CheckIn, Email, Event, EventFilter, EventId, PageStart, Reservation,
-    ReserveRequest, TicketSecret, Timestamp,
+    Booking, BookingCode, BookingFilter, BookingId, BookingStatus, Email, Event, EventFilter, EventId, ExternalId,
+    IdempotencyKey, PageStart, Role, Slug, TicketSecret, Timestamp,
 };
 
-/// A store that fails any reservation batch containing `poison`.
+/// A transaction that passes every primitive on, but lets `on_insert` fail a booking
+/// insert first.
+struct Watched<'a> {
+    inner: &'a mut dyn Tx,
+    on_insert: &'a dyn Fn(&[Booking]) -> Result<()>,
+}
+
+impl Tx for Watched<'_> {
+    fn lock_events(&mut self, ids: &[EventId], now: Timestamp) -> Result<Vec<Event>> {
+        self.inner.lock_events(ids, now)
+    }
+    fn lock_events_by_external_id(&mut self, keys: &[String], now: Timestamp) -> Result<Vec<Event>> {
+        self.inner.lock_events_by_external_id(keys, now)
+    }
+    fn event_by_slug(&mut self, slug: &Slug, now: Timestamp) -> Result<Option<Event>> {
+        self.inner.event_by_slug(slug, now)
+    }
+    fn slug_owners(&mut self, slugs: &[Slug]) -> Result<Vec<(Slug, EventId)>> {
+        self.inner.slug_owners(slugs)
+    }
+    fn insert_events(&mut self, events: &[Event]) -> Result<()> {
+        self.inner.insert_events(events)
+    }
+    fn update_event(&mut self, event: &Event) -> Result<()> {
+        self.inner.update_event(event)
+    }
+    fn add_to_counters(&mut self, deltas: &[CounterDelta]) -> Result<()> {
+        self.inner.add_to_counters(deltas)
+    }
+    fn expire_all_holds(&mut self, now: Timestamp) -> Result<u64> {
+        self.inner.expire_all_holds(now)
+    }
+    fn cancel_live_bookings(&mut self, event: EventId, now: Timestamp) -> Result<u64> {
+        self.inner.cancel_live_bookings(event, now)
+    }
+    fn bookings_by_id(&mut self, ids: &[BookingId]) -> Result<Vec<Booking>> {
+        self.inner.bookings_by_id(ids)
+    }
+    fn bookings_by_key(&mut self, keys: &[(Email, IdempotencyKey)]) -> Result<Vec<Booking>> {
+        self.inner.bookings_by_key(keys)
+    }
+    fn bookings_by_external_id(&mut self, ids: &[ExternalId]) -> Result<Vec<Booking>> {
+        self.inner.bookings_by_external_id(ids)
+    }
+    fn booking_by_code(&mut self, code: &BookingCode) -> Result<Option<Booking>> {
+        self.inner.booking_by_code(code)
+    }
+    fn booking_by_secret(&mut self, secret: &TicketSecret) -> Result<Option<Booking>> {
+        self.inner.booking_by_secret(secret)
+    }
+    fn live_seats(&mut self, of: &[(EventId, Email)]) -> Result<Vec<(EventId, Email, u32)>> {
+        self.inner.live_seats(of)
+    }
+    fn insert_bookings(&mut self, bookings: &[Booking]) -> Result<()> {
+        (self.on_insert)(bookings)?;
+        self.inner.insert_bookings(bookings)
+    }
+    fn set_booking_status(
+        &mut self,
+        id: BookingId,
+        from: BookingStatus,
+        to: BookingStatus,
+        now: Timestamp,
+    ) -> Result<bool> {
+        self.inner.set_booking_status(id, from, to, now)
+    }
+    fn check_in(&mut self, booking: BookingId, seq: u32, now: Timestamp) -> Result<bool> {
+        self.inner.check_in(booking, seq, now)
+    }
+    fn insert_user(&mut self, account: &Account) -> Result<()> {
+        self.inner.insert_user(account)
+    }
+    fn lock_account(&mut self, email: &Email) -> Result<Option<(Account, u64)>> {
+        self.inner.lock_account(email)
+    }
+    fn update_user(
+        &mut self,
+        email: &Email,
+        role: Option<Role>,
+        hash: Option<&PasswordHash>,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.inner.update_user(email, role, hash, now)
+    }
+}
+
+/// Passes the reading half of [`Store`] on to `self.inner`.
+macro_rules! reads_pass_through {
+    () => {
+        fn migrate(&self) -> Result<Vec<String>> {
+            self.inner.migrate()
+        }
+        fn ping(&self) -> Result<()> {
+            self.inner.ping()
+        }
+        fn event(&self, key: &EventKey, now: Timestamp) -> Result<Option<Event>> {
+            self.inner.event(key, now)
+        }
+        fn list_events(
+            &self,
+            filter: &EventFilter,
+            start: PageStart,
+            fetch: u32,
+            now: Timestamp,
+        ) -> Result<Vec<Event>> {
+            self.inner.list_events(filter, start, fetch, now)
+        }
+        fn booking(&self, code: &BookingCode) -> Result<Option<Booking>> {
+            self.inner.booking(code)
+        }
+        fn list_bookings(
+            &self,
+            filter: &BookingFilter,
+            start: PageStart,
+            fetch: u32,
+            now: Timestamp,
+        ) -> Result<Vec<Booking>> {
+            self.inner.list_bookings(filter, start, fetch, now)
+        }
+        fn account(&self, email: &Email) -> Result<Option<Account>> {
+            self.inner.account(email)
+        }
+        fn list_users(&self) -> Result<Vec<User>> {
+            self.inner.list_users()
+        }
+        fn sales_report(
+            &self,
+            event: Option<EventId>,
+            organizer: Option<&Email>,
+            now: Timestamp,
+        ) -> Result<Vec<SalesRow>> {
+            self.inner.sales_report(event, organizer, now)
+        }
+    };
+}
+
+/// A store that fails any write inserting a booking for `poison`.
 #[derive(Debug)]
 pub struct PoisonStore {
     inner: Arc<dyn Store>,
@@ -26,93 +168,62 @@ impl PoisonStore {
 }
 
 impl Store for PoisonStore {
-    fn migrate(&self) -> Result<Vec<String>> {
-        self.inner.migrate()
+    reads_pass_through!();
+
+    fn write(&self, retry: Retry, body: &mut TxBody<'_>) -> Result<()> {
+        let on_insert = |bookings: &[Booking]| {
+            if bookings.iter().any(|b| b.customer == self.poison) {
+                return Err(Error::Storage(StoreError::new(StoreErrorKind::Integrity, "injected batch failure", None)));
+            }
+            Ok(())
+        };
+        self.inner.write(retry, &mut |tx| body(&mut Watched { inner: tx, on_insert: &on_insert }))
     }
-    fn ping(&self) -> Result<()> {
-        self.inner.ping()
+}
+
+/// A store whose next `lose` committed writes (of any kind) fail, after committing, as
+/// if the connection had been lost during COMMIT: the caller cannot tell whether they
+/// were written.
+#[derive(Debug)]
+pub struct LostCommitStore {
+    inner: Arc<dyn Store>,
+    lose: AtomicU32,
+}
+
+impl LostCommitStore {
+    /// Wraps a real store, losing nothing until [`LostCommitStore::lose_next`].
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        LostCommitStore { inner, lose: AtomicU32::new(0) }
     }
-    fn insert_event(&self, event: &Event) -> Result<()> {
-        self.inner.insert_event(event)
+
+    /// The next `n` committed writes lose their answer.
+    pub fn lose_next(&self, n: u32) {
+        self.lose.store(n, Ordering::SeqCst);
     }
-    fn event(&self, key: &EventKey, now: Timestamp) -> Result<Option<Event>> {
-        self.inner.event(key, now)
+
+    /// How many lost answers are still to come.
+    pub fn still_to_lose(&self) -> u32 {
+        self.lose.load(Ordering::SeqCst)
     }
-    fn list_events(&self, filter: &EventFilter, start: PageStart, fetch: u32, now: Timestamp) -> Result<Vec<Event>> {
-        self.inner.list_events(filter, start, fetch, now)
-    }
-    fn update_event(&self, id: EventId, now: Timestamp, decide: DecideEvent<'_>) -> Result<Event> {
-        self.inner.update_event(id, now, decide)
-    }
-    fn cancel_event(&self, id: EventId, now: Timestamp, decide: DecideEvent<'_>) -> Result<Event> {
-        self.inner.cancel_event(id, now, decide)
-    }
-    fn reserve(&self, batch: &[ReserveRequest], now: Timestamp) -> Result<Vec<Result<Reservation>>> {
-        if batch.iter().any(|r| r.customer == self.poison) {
-            return Err(Error::Storage(StoreError::new(StoreErrorKind::Integrity, "injected batch failure", None)));
+}
+
+impl Store for LostCommitStore {
+    reads_pass_through!();
+
+    fn write(&self, retry: Retry, body: &mut TxBody<'_>) -> Result<()> {
+        let mut committed = false;
+        self.inner.write(retry, &mut |tx| {
+            let c = body(tx)?;
+            committed = c == Commit::Yes;
+            Ok(c)
+        })?;
+        if committed && self.lose.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(Error::Storage(StoreError::new(
+                StoreErrorKind::OutcomeUnknown,
+                "injected: the connection was lost during COMMIT",
+                None,
+            )));
         }
-        self.inner.reserve(batch, now)
-    }
-    fn booking(&self, code: &BookingCode) -> Result<Option<Booking>> {
-        self.inner.booking(code)
-    }
-    fn list_bookings(
-        &self,
-        filter: &BookingFilter,
-        start: PageStart,
-        fetch: u32,
-        now: Timestamp,
-    ) -> Result<Vec<Booking>> {
-        self.inner.list_bookings(filter, start, fetch, now)
-    }
-    fn transition_booking(&self, code: &BookingCode, now: Timestamp, decide: DecideBooking<'_>) -> Result<Booking> {
-        self.inner.transition_booking(code, now, decide)
-    }
-    fn check_in(&self, secret: &TicketSecret, now: Timestamp, decide: DecideCheckIn<'_>) -> Result<CheckIn> {
-        self.inner.check_in(secret, now, decide)
-    }
-    fn expire_holds(&self, now: Timestamp) -> Result<u64> {
-        self.inner.expire_holds(now)
-    }
-    fn import_events(
-        &self,
-        rows: &mut dyn Iterator<Item = goticket_core::import::ImportEvent>,
-        mode: goticket_core::import::ImportMode,
-        now: Timestamp,
-        may_update: &dyn Fn(&Event) -> Result<()>,
-        on_row: &mut dyn FnMut(u64, &Result<goticket_core::import::ImportAction>),
-    ) -> Result<()> {
-        self.inner.import_events(rows, mode, now, may_update, on_row)
-    }
-    fn import_bookings(
-        &self,
-        rows: &mut dyn Iterator<Item = goticket_core::import::ImportBooking>,
-        mode: goticket_core::import::ImportMode,
-        now: Timestamp,
-        may_book: &dyn Fn(&Event, &Email) -> Result<()>,
-        on_row: &mut dyn FnMut(u64, &Result<goticket_core::import::ImportAction>),
-    ) -> Result<()> {
-        self.inner.import_bookings(rows, mode, now, may_book, on_row)
-    }
-    fn insert_user(&self, account: &goticket_core::users::Account) -> Result<()> {
-        self.inner.insert_user(account)
-    }
-    fn account(&self, email: &Email) -> Result<Option<goticket_core::users::Account>> {
-        self.inner.account(email)
-    }
-    fn list_users(&self) -> Result<Vec<goticket_core::users::User>> {
-        self.inner.list_users()
-    }
-    fn update_user(
-        &self,
-        email: &Email,
-        hash: Option<&goticket_core::users::PasswordHash>,
-        now: Timestamp,
-        decide: goticket_core::store::DecideUser<'_>,
-    ) -> Result<goticket_core::users::User> {
-        self.inner.update_user(email, hash, now, decide)
-    }
-    fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>> {
-        self.inner.sales_report(event, organizer, now)
+        Ok(())
     }
 }

@@ -18,7 +18,7 @@ fn h(f: Fixture) -> Harness {
     Harness::new(f, 11)
 }
 
-fn event_rows(rows: &[&[(&str, &str)]]) -> Vec<EventRow> {
+pub(crate) fn event_rows(rows: &[&[(&str, &str)]]) -> Vec<EventRow> {
     rows.iter()
         .zip(2..)
         .map(|(pairs, line)| {
@@ -28,7 +28,7 @@ fn event_rows(rows: &[&[(&str, &str)]]) -> Vec<EventRow> {
         .collect()
 }
 
-fn booking_rows(rows: &[&[(&str, &str)]]) -> Vec<BookingRow> {
+pub(crate) fn booking_rows(rows: &[&[(&str, &str)]]) -> Vec<BookingRow> {
     rows.iter()
         .zip(2..)
         .map(|(pairs, line)| {

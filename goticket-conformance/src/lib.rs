@@ -14,6 +14,7 @@
 pub mod fault;
 pub mod hardening;
 pub mod machine;
+pub mod outcomes;
 pub mod scenarios;
 
 use std::any::Any;
@@ -129,6 +130,10 @@ macro_rules! conformance_tests {
             imports_resolve_moved_events_and_refuse_ambiguity
         );
 
+        $crate::conformance_tests!(@outcomes $fixture;
+            a_lost_commit_answers_what_was_written, event_imports_in_every_mode, booking_imports_in_every_mode
+        );
+
         proptest::proptest! {
             #![proptest_config(proptest::prelude::ProptestConfig {
                 cases: $crate::machine::cases(),
@@ -142,6 +147,16 @@ macro_rules! conformance_tests {
                 }
             }
         }
+    };
+    (@outcomes $fixture:path; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                if let Some(f) = $fixture() {
+                    $crate::outcomes::$name(f);
+                }
+            }
+        )*
     };
     (@hardening $fixture:path; $($name:ident),* $(,)?) => {
         $(

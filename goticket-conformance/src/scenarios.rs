@@ -34,7 +34,7 @@ pub(crate) fn buy(
     )
 }
 
-fn hold(
+pub(crate) fn hold(
     s: &Service,
     p: &Principal,
     e: &EventKey,
@@ -58,7 +58,7 @@ pub(crate) fn kind<T: std::fmt::Debug>(r: goticket_core::Result<T>) -> ErrorKind
     r.expect_err("the operation should have been refused").kind()
 }
 
-fn counters(s: &Service, e: &EventKey) -> (u32, u32, u32) {
+pub(crate) fn counters(s: &Service, e: &EventKey) -> (u32, u32, u32) {
     let e = s.event(&admin(), e).expect("event exists");
     (e.held, e.sold, e.available)
 }
@@ -643,9 +643,10 @@ pub fn batch_collision_fails_only_its_request(f: Fixture) {
     };
     let other = goticket_core::BookingCode::generate(&entropy);
     let batch = [req("ann@example.com", &code), req("bob@example.com", &code), req("cat@example.com", &other)];
-    let out = h.fixture.store.reserve(&batch, h.service.now()).expect("the batch as a whole succeeds");
+    let out = goticket_core::engine::reserve(&*h.fixture.store, &batch, h.service.now())
+        .expect("the batch as a whole succeeds");
     let kinds: Vec<Option<ErrorKind>> = out.iter().map(|o| o.as_ref().err().map(|e| e.kind())).collect();
-    assert_eq!(kinds, [None, Some(ErrorKind::Conflict), None]);
+    assert_eq!(kinds, [None, Some(ErrorKind::Busy), None], "a collision alone is safe to retry");
     assert_eq!(counters(&h.service, &key(&e)), (0, 2, 8));
 
     // The same in a big batch (stores may bulk-load those differently).
@@ -658,7 +659,8 @@ pub fn batch_collision_fails_only_its_request(f: Fixture) {
         })
         .collect();
     batch[25].code = batch[7].code.clone();
-    let out = h.fixture.store.reserve(&batch, h.service.now()).expect("the batch as a whole succeeds");
+    let out = goticket_core::engine::reserve(&*h.fixture.store, &batch, h.service.now())
+        .expect("the batch as a whole succeeds");
     let refused: Vec<usize> = out.iter().enumerate().filter(|(_, o)| o.is_err()).map(|(i, _)| i).collect();
     assert_eq!(refused, [25], "only the colliding request fails");
     assert_eq!(counters(&h.service, &key(&big)), (0, 39, 61));

@@ -1,5 +1,6 @@
 //! Who is acting, and what each role may do. Every service operation takes a
-//! [`Principal`] and asks these rules before touching the store.
+//! [`Principal`] and asks these rules; every authorization rule is here, and nowhere
+//! else.
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::booking::Booking;
 use crate::error::{Error, Result, shown};
 use crate::event::Event;
+use crate::query::BookingFilter;
 use crate::types::{Email, EventId};
 
 /// A user's role.
@@ -132,5 +134,203 @@ impl Principal {
             return Ok(());
         }
         Err(Error::forbidden(format!("only an admin may {action}")))
+    }
+
+    /// The bookings the principal may list, narrowed from `filter`: admins see all,
+    /// organizers those of their own events (`event` loads the event a filter names,
+    /// which they must manage), customers their own (asking for another customer's is
+    /// refused).
+    pub fn scope_bookings(
+        &self,
+        mut filter: BookingFilter,
+        event: &dyn Fn(EventId) -> Result<Event>,
+    ) -> Result<BookingFilter> {
+        match self.role {
+            Role::Admin => {}
+            Role::Organizer => {
+                if let Some(id) = filter.event {
+                    self.require_manage(&event(id)?, "list bookings of")?;
+                }
+                filter.organizer = Some(self.email.clone());
+            }
+            Role::Customer => {
+                if filter.customer.as_ref().is_some_and(|c| *c != self.email) {
+                    return Err(Error::forbidden("customers may list only their own bookings"));
+                }
+                filter.customer = Some(self.email.clone());
+            }
+        }
+        Ok(filter)
+    }
+
+    /// Which sales the principal may see: one event they manage, or (with `None`) all
+    /// events for an admin and their own for an organizer. Gives the store's
+    /// `(event, organizer)` selection.
+    pub fn sales_scope(&self, event: Option<&Event>) -> Result<(Option<EventId>, Option<Email>)> {
+        match (event, self.role) {
+            (Some(e), _) => self.require_manage(e, "see the sales of").map(|()| (Some(e.id), None)),
+            (None, Role::Admin) => Ok((None, None)),
+            (None, Role::Organizer) => Ok((None, Some(self.email.clone()))),
+            (None, Role::Customer) => Err(Error::forbidden("customers cannot see sales reports")),
+        }
+    }
+
+    /// May change the account `email`'s role (admins only) and/or password (an admin
+    /// for anyone, a user for themself). Gives whether the current password must be
+    /// checked first: when changing one's own password, admins included, so a stolen
+    /// session cannot take the account.
+    pub fn require_change_user(&self, email: &Email, role: bool, password: bool) -> Result<bool> {
+        if role {
+            self.require_admin("change roles")?;
+        }
+        let own = *email == self.email;
+        if !own {
+            self.require_admin("change another user's password")?;
+        }
+        Ok(password && own)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::NewEvent;
+
+    const OWNER: &str = "owner@example.com";
+
+    fn p(email: &str, role: Role) -> Principal {
+        Principal::new(email.parse().unwrap(), role)
+    }
+
+    /// Every kind of principal the rules tell apart, with its name for messages.
+    fn everyone() -> [(&'static str, Principal); 5] {
+        [
+            ("admin", p("root@example.com", Role::Admin)),
+            ("owning organizer", p(OWNER, Role::Organizer)),
+            ("other organizer", p("rival@example.com", Role::Organizer)),
+            ("customer of the booking", p("buyer@example.com", Role::Customer)),
+            ("other customer", p("nosy@example.com", Role::Customer)),
+        ]
+    }
+
+    fn event() -> Event {
+        let t = |s: &str| s.parse().unwrap();
+        NewEvent::new(
+            "Gig".parse().unwrap(),
+            t("2027-05-01T19:00:00Z"),
+            t("2027-05-01T23:00:00Z"),
+            10u32.try_into().unwrap(),
+            "1 EUR".parse().unwrap(),
+        )
+        .into_event(EventId::from_uuid(uuid::Uuid::from_u128(7)), OWNER.parse().unwrap(), t("2027-01-01T00:00:00Z"))
+        .unwrap()
+    }
+
+    fn booking(e: &Event) -> Booking {
+        let req = crate::ReserveRequest {
+            id: crate::BookingId::from_uuid(uuid::Uuid::from_u128(8)),
+            code: crate::BookingCode::generate(&crate::SeededEntropy::new(1)),
+            event_id: e.id,
+            customer: "buyer@example.com".parse().unwrap(),
+            quantity: 1u32.try_into().unwrap(),
+            hold_until: None,
+            idempotency_key: None,
+            external_id: None,
+            secrets: vec![crate::TicketSecret::generate(&crate::SeededEntropy::new(2))],
+        };
+        crate::booking::decide_reservation(&req, e, 0, "2027-01-02T00:00:00Z".parse().unwrap()).unwrap()
+    }
+
+    /// Runs `rule` for every principal and checks who is allowed.
+    fn allowed(rule: impl Fn(&Principal) -> Result<()>, expected: [bool; 5]) {
+        for ((who, principal), want) in everyone().into_iter().zip(expected) {
+            match rule(&principal) {
+                Ok(()) => assert!(want, "{who} was allowed"),
+                Err(e) => {
+                    assert!(!want, "{who} was refused: {e}");
+                    assert_eq!(e.kind(), crate::ErrorKind::Forbidden, "{who}: {e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn creating_events() {
+        allowed(|p| p.require_create_event(p.email()), [true, true, true, false, false]);
+        allowed(|p| p.require_create_event(&OWNER.parse().unwrap()), [true, true, false, false, false]);
+    }
+
+    #[test]
+    fn managing_an_event() {
+        let e = event();
+        allowed(|p| p.require_manage(&e, "update"), [true, true, false, false, false]);
+        let err = everyone()[2].1.require_manage(&e, "update").unwrap_err();
+        assert!(err.to_string().contains("organizer rival@example.com may not update event"), "{err}");
+    }
+
+    #[test]
+    fn booking_for_oneself_and_for_others() {
+        let e = event();
+        let buyer: Email = "buyer@example.com".parse().unwrap();
+        allowed(|p| p.require_book_for(&e, p.email()), [true; 5]);
+        allowed(|p| p.require_book_for(&e, &buyer), [true, true, false, true, false]);
+        allowed(|p| p.require_book_for_event_of(&e.organizer, e.id, &buyer), [true, true, false, true, false]);
+    }
+
+    #[test]
+    fn seeing_and_changing_a_booking() {
+        let e = event();
+        let b = booking(&e);
+        allowed(|p| p.require_booking_access(&b, &e), [true, true, false, true, false]);
+    }
+
+    #[test]
+    fn system_wide_operations() {
+        allowed(|p| p.require_admin("add users"), [true, false, false, false, false]);
+    }
+
+    #[test]
+    fn listing_bookings() {
+        let e = event();
+        let load = |_: EventId| Ok(e.clone());
+        let all = BookingFilter::default();
+        let scoped: Vec<Result<BookingFilter>> =
+            everyone().iter().map(|(_, p)| p.scope_bookings(all.clone(), &load)).collect();
+        assert_eq!(scoped[0].as_ref().unwrap(), &all, "an admin sees everything");
+        assert_eq!(scoped[1].as_ref().unwrap().organizer.as_ref().unwrap().as_str(), OWNER);
+        assert_eq!(scoped[2].as_ref().unwrap().organizer.as_ref().unwrap().as_str(), "rival@example.com");
+        assert_eq!(scoped[3].as_ref().unwrap().customer.as_ref().unwrap().as_str(), "buyer@example.com");
+        let of_event = BookingFilter { event: Some(e.id), ..BookingFilter::default() };
+        allowed(|p| p.scope_bookings(of_event.clone(), &load).map(|_| ()), [true, true, false, true, true]);
+        let of_buyer =
+            BookingFilter { customer: Some("buyer@example.com".parse().unwrap()), ..BookingFilter::default() };
+        allowed(|p| p.scope_bookings(of_buyer.clone(), &load).map(|_| ()), [true, true, true, true, false]);
+    }
+
+    #[test]
+    fn sales_reports() {
+        let e = event();
+        allowed(|p| p.sales_scope(Some(&e)).map(|_| ()), [true, true, false, false, false]);
+        allowed(|p| p.sales_scope(None).map(|_| ()), [true, true, true, false, false]);
+        let [admin, owner, ..] = everyone();
+        assert_eq!(admin.1.sales_scope(None).unwrap(), (None, None));
+        assert_eq!(owner.1.sales_scope(None).unwrap(), (None, Some(OWNER.parse().unwrap())));
+        assert_eq!(owner.1.sales_scope(Some(&e)).unwrap(), (Some(e.id), None));
+    }
+
+    #[test]
+    fn changing_accounts() {
+        let buyer: Email = "buyer@example.com".parse().unwrap();
+        allowed(|p| p.require_change_user(&buyer, true, false).map(|_| ()), [true, false, false, false, false]);
+        allowed(|p| p.require_change_user(&buyer, false, true).map(|_| ()), [true, false, false, true, false]);
+        allowed(|p| p.require_change_user(p.email(), false, true).map(|_| ()), [true; 5]);
+        let [admin, _, _, customer, _] = everyone();
+        assert!(
+            customer.1.require_change_user(&buyer, false, true).unwrap(),
+            "one's own password needs the current one"
+        );
+        assert!(admin.1.require_change_user(admin.1.email(), false, true).unwrap(), "an admin's own too");
+        assert!(!admin.1.require_change_user(&buyer, false, true).unwrap(), "an admin resetting another's does not");
+        assert!(!admin.1.require_change_user(admin.1.email(), true, false).unwrap(), "a role change alone does not");
     }
 }

@@ -1,8 +1,9 @@
 //! Bookings and tickets: the state machine and the rules a reservation, a
 //! confirmation, a cancellation and a check-in must pass.
 //!
-//! Stores read the current state inside their transaction and ask these functions
-//! what to do, so every store enforces exactly the same rules.
+//! Core's use cases ([`crate::engine`]) read the current state inside a store's
+//! transaction and ask these functions what to do, so every store enforces exactly the
+//! same rules.
 
 use std::fmt;
 use std::str::FromStr;
@@ -302,18 +303,26 @@ pub fn decide_reservation(req: &ReserveRequest, event: &Event, already: u32, now
     })
 }
 
-/// The retry rule: a request whose customer and idempotency key match `existing`
-/// gets `existing` back if it asks for the same thing, and a conflict otherwise.
+/// The retry rule, for a request whose retry key (of the same customer) or external id
+/// matches `existing`: the same request gets `existing` back; a different one (another
+/// event, customer, quantity, or a hold where a sale was made) is a conflict.
 pub fn replay(req: &ReserveRequest, existing: Booking, now: Timestamp) -> Result<Reservation> {
     let same = existing.event_id == req.event_id
+        && existing.customer == req.customer
         && existing.quantity == req.quantity
         && existing.expires_at.is_some() == req.hold_until.is_some();
     if !same {
-        return Err(Error::conflict(format!(
-            "idempotency key {:?} was already used for a different booking ({})",
-            req.idempotency_key.as_ref().map(|k| k.as_str()).unwrap_or_default(),
-            existing.code
-        )));
+        let reason = match &req.external_id {
+            Some(x) if existing.external_id.as_ref() == Some(x) => {
+                format!("booking {x} already exists with other data ({})", existing.code)
+            }
+            _ => format!(
+                "idempotency key {:?} was already used for a different booking ({})",
+                req.idempotency_key.as_ref().map(|k| k.as_str()).unwrap_or_default(),
+                existing.code
+            ),
+        };
+        return Err(Error::conflict(reason));
     }
     Ok(Reservation { booking: existing.at(now), replayed: true })
 }
@@ -571,8 +580,8 @@ pub struct BatchPlan {
     pub outcomes: Vec<Result<Reservation>>,
     /// New bookings (with their tickets), in order.
     pub inserts: Vec<Booking>,
-    /// Per event: (held delta, sold delta), sorted by event id.
-    pub deltas: Vec<(EventId, i64, i64)>,
+    /// Per event: the counter changes, sorted by event id.
+    pub deltas: Vec<crate::store::CounterDelta>,
 }
 
 /// The batch reservation rule: requests are decided one after another, in arrival
@@ -585,15 +594,7 @@ pub fn plan_reservations(batch: &[ReserveRequest], mut state: BatchState, now: T
         if let Some(x) = &req.external_id
             && let Some(existing) = state.by_external.get(x)
         {
-            let same = existing.event_id == req.event_id
-                && existing.customer == req.customer
-                && existing.quantity == req.quantity
-                && existing.expires_at.is_some() == req.hold_until.is_some();
-            plan.outcomes.push(if same {
-                Ok(Reservation { booking: existing.clone().at(now), replayed: true })
-            } else {
-                Err(Error::conflict(format!("booking {x} already exists with other data ({})", existing.code)))
-            });
+            plan.outcomes.push(replay(req, existing.clone(), now));
             continue;
         }
         if let Some(key) = &req.idempotency_key
@@ -632,7 +633,8 @@ pub fn plan_reservations(batch: &[ReserveRequest], mut state: BatchState, now: T
             Err(e) => plan.outcomes.push(Err(e)),
         }
     }
-    plan.deltas = deltas.into_iter().map(|(id, (h, s))| (id, h, s)).collect();
+    plan.deltas =
+        deltas.into_iter().map(|(event, (held, sold))| crate::store::CounterDelta { event, held, sold }).collect();
     plan
 }
 
@@ -696,7 +698,7 @@ mod plan_tests {
             [Ok(false), Err(crate::ErrorKind::LimitExceeded), Ok(false), Ok(true), Err(crate::ErrorKind::SoldOut)]
         );
         assert_eq!(plan.inserts.len(), 2, "a replay inserts nothing");
-        assert_eq!(plan.deltas, [(ev.id, 0, 5)]);
+        assert_eq!(plan.deltas, [crate::store::CounterDelta { event: ev.id, held: 0, sold: 5 }]);
     }
 
     #[test]

@@ -90,13 +90,7 @@ impl Combiner {
         std::thread::Builder::new()
             .name("goticket-combiner".into())
             .spawn(move || commit_loop(&rx, &*store, &*clock, max_batch.max(1), &thread_stats))
-            .map_err(|e| {
-                Error::Storage(StoreError::new(
-                    StoreErrorKind::Other,
-                    "cannot start the combiner thread",
-                    Some(Box::new(e)),
-                ))
-            })?;
+            .map_err(|e| Error::internal(format!("cannot start the combiner thread: {e}")))?;
         Ok(Combiner { tx, stats })
     }
 
@@ -126,38 +120,35 @@ fn commit_loop(rx: &Receiver<Job>, store: &dyn Store, clock: &dyn Clock, max_bat
         stats.record(jobs.len());
         let (reqs, replies): (Vec<ReserveRequest>, Vec<SyncSender<Result<Reservation>>>) =
             jobs.into_iter().map(|j| (j.req, j.reply)).unzip();
+        // A caller that gave up waiting is not an error, hence the ignored sends.
         match run_batch(store, &reqs, clock) {
-            Ok(outcomes) => {
+            Ok(outcomes) if outcomes.len() == replies.len() => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    // A caller that gave up waiting is not an error.
                     let _ = reply.send(outcome);
                 }
             }
-            // The batch failed as a whole (a storage error): give every request its own
-            // transaction, so one bad request never fails its neighbours.
-            Err(_) if reqs.len() > 1 => {
-                for (req, reply) in reqs.iter().zip(replies) {
-                    let outcome = run_batch(store, std::slice::from_ref(req), clock)
-                        .and_then(|mut o| o.pop().ok_or_else(stopped)?);
-                    let _ = reply.send(outcome);
+            Ok(outcomes) => {
+                let why = format!("a batch of {} requests got {} outcomes", replies.len(), outcomes.len());
+                for reply in replies {
+                    let _ = reply.send(Err(Error::internal(why.clone())));
                 }
             }
             Err(e) => {
-                if let Some(reply) = replies.into_iter().next() {
-                    let _ = reply.send(Err(e));
+                // The batch failed as a whole and `engine::reserve` did not split it:
+                // a busy or unreachable store, or a panic. Nothing was written.
+                for reply in replies {
+                    let _ = reply.send(Err(e.replicate()));
                 }
             }
         }
     }
 }
 
-/// One store call; a panic inside the store becomes an error instead of killing the
-/// committer (and with it every later reservation).
+/// One batch through the use case; a panic inside it becomes an error instead of
+/// killing the committer (and with it every later reservation).
 fn run_batch(store: &dyn Store, reqs: &[ReserveRequest], clock: &dyn Clock) -> Result<Vec<Result<Reservation>>> {
-    match catch_unwind(AssertUnwindSafe(|| store.reserve(reqs, clock.now()))) {
+    match catch_unwind(AssertUnwindSafe(|| crate::engine::reserve(store, reqs, clock.now()))) {
         Ok(outcomes) => outcomes,
-        Err(_) => {
-            Err(Error::Storage(StoreError::new(StoreErrorKind::Other, "the store panicked during a reservation", None)))
-        }
+        Err(_) => Err(Error::internal("a reservation batch panicked")),
     }
 }

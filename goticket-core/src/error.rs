@@ -83,7 +83,23 @@ pub enum Error {
         /// What was missing or wrong.
         reason: String,
     },
-    /// The store failed; see [`StoreError::is_retryable`].
+    /// Two writes drew the same random key (a booking code, a ticket secret) or raced
+    /// for the same unique value: nothing was written, and running the same request
+    /// again is safe.
+    #[error("collision: {reason}; nothing was written, please retry")]
+    Collision {
+        /// What collided.
+        reason: String,
+    },
+    /// A bug: a panic, a broken invariant, a failure that is nobody's input and no
+    /// store's fault. Never retried; reported as an internal error.
+    #[error("internal error: {reason}")]
+    Internal {
+        /// What went wrong, for the log.
+        reason: String,
+    },
+    /// The store failed; see [`StoreError::is_retryable`] and
+    /// [`StoreErrorKind::OutcomeUnknown`].
     #[error(transparent)]
     Storage(#[from] StoreError),
     /// An all-or-nothing import refused some rows and wrote nothing. Its kind is the
@@ -154,6 +170,8 @@ pub enum ErrorKind {
     Busy,
     /// Any other storage failure.
     Storage,
+    /// A bug (see [`Error::Internal`]).
+    Internal,
 }
 
 impl Error {
@@ -177,6 +195,43 @@ impl Error {
         Error::Conflict { reason: clipped(reason.into(), REASON_BYTES) }
     }
 
+    /// Shorthand for an internal error.
+    pub fn internal(reason: impl Into<String>) -> Self {
+        Error::Internal { reason: clipped(reason.into(), REASON_BYTES) }
+    }
+
+    /// The same failure again, for answering each request of a batch that failed as a
+    /// whole (the cause chain is not copied).
+    pub(crate) fn replicate(&self) -> Error {
+        match self {
+            Error::Storage(s) => Error::Storage(StoreError::new(s.kind, s.message.clone(), None)),
+            Error::Collision { reason } => Error::Collision { reason: reason.clone() },
+            Error::Internal { reason } => Error::Internal { reason: reason.clone() },
+            other => Error::internal(other.to_string()),
+        }
+    }
+
+    /// Shorthand for a collision (safe to re-run).
+    pub fn collision(reason: impl Into<String>) -> Self {
+        Error::Collision { reason: clipped(reason.into(), REASON_BYTES) }
+    }
+
+    /// Whether the write may have been committed even though it failed (the connection
+    /// was lost during COMMIT): never re-run it without first reading what happened.
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self, Error::Storage(e) if e.kind() == StoreErrorKind::OutcomeUnknown)
+    }
+
+    /// Whether the same call may succeed if made again later, unchanged: a busy or
+    /// unreachable store, or a collision. A write whose outcome is unknown is not.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Storage(e) => e.is_retryable(),
+            Error::Collision { .. } => true,
+            _ => false,
+        }
+    }
+
     /// The kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -192,6 +247,8 @@ impl Error {
             Error::Unauthenticated { .. } => ErrorKind::Unauthenticated,
             Error::Storage(e) if e.is_retryable() => ErrorKind::Busy,
             Error::Storage(_) => ErrorKind::Storage,
+            Error::Collision { .. } => ErrorKind::Busy,
+            Error::Internal { .. } => ErrorKind::Internal,
             Error::ImportRefused { first, .. } => first.kind(),
         }
     }
@@ -209,7 +266,7 @@ impl Error {
 impl ErrorKind {
     /// Every kind, for tables and documents built from this one (the HTTP API's
     /// problem types, for one).
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::Validation,
         ErrorKind::NotFound,
         ErrorKind::SoldOut,
@@ -222,6 +279,7 @@ impl ErrorKind {
         ErrorKind::Unauthenticated,
         ErrorKind::Busy,
         ErrorKind::Storage,
+        ErrorKind::Internal,
     ];
 
     /// The `goticket` CLI exit code for this kind (design section 5).
@@ -236,7 +294,7 @@ impl ErrorKind {
             | ErrorKind::Conflict => 4,
             ErrorKind::Validation => 5,
             ErrorKind::Forbidden | ErrorKind::Unauthenticated => 6,
-            ErrorKind::Busy | ErrorKind::Storage => 1,
+            ErrorKind::Busy | ErrorKind::Storage | ErrorKind::Internal => 1,
         }
     }
 
@@ -254,7 +312,7 @@ impl ErrorKind {
             ErrorKind::Forbidden => 403,
             ErrorKind::Unauthenticated => 401,
             ErrorKind::Busy => 503,
-            ErrorKind::Storage => 500,
+            ErrorKind::Storage | ErrorKind::Internal => 500,
         }
     }
 
@@ -273,6 +331,7 @@ impl ErrorKind {
             ErrorKind::Unauthenticated => "unauthenticated",
             ErrorKind::Busy => "busy",
             ErrorKind::Storage => "storage",
+            ErrorKind::Internal => "internal",
         }
     }
 }
@@ -306,6 +365,9 @@ pub enum StoreErrorKind {
     Schema,
     /// Stored data or a constraint contradicts the domain: a bug or corruption.
     Integrity,
+    /// The connection failed while the transaction was committing: it may or may not
+    /// have been written. Never re-run blindly; read what happened first.
+    OutcomeUnknown,
     /// Anything else.
     Other,
 }
@@ -353,6 +415,7 @@ mod tests {
             (ErrorKind::Unauthenticated, 6, 401),
             (ErrorKind::Busy, 1, 503),
             (ErrorKind::Storage, 1, 500),
+            (ErrorKind::Internal, 1, 500),
         ];
         assert_eq!(cases.map(|c| c.0), ErrorKind::ALL, "ALL lists every kind once");
         for (kind, code, status) in cases {
@@ -367,6 +430,14 @@ mod tests {
         assert_eq!(busy.kind(), ErrorKind::Busy);
         let other = Error::from(StoreError::new(StoreErrorKind::Integrity, "bad row", None));
         assert_eq!(other.kind(), ErrorKind::Storage);
+        assert!(!other.is_retryable());
+        let unknown = Error::from(StoreError::new(StoreErrorKind::OutcomeUnknown, "lost during commit", None));
+        assert!(unknown.is_outcome_unknown() && !unknown.is_retryable(), "never re-run blindly");
+        assert_eq!(unknown.kind(), ErrorKind::Storage);
+        let collided = Error::collision("booking code");
+        assert!(collided.is_retryable() && !collided.is_outcome_unknown());
+        assert_eq!(collided.kind(), ErrorKind::Busy);
+        assert_eq!(Error::internal("a panic").kind(), ErrorKind::Internal);
     }
 
     #[test]

@@ -29,9 +29,11 @@ pub mod auth;
 pub mod booking;
 pub mod clock;
 pub mod combiner;
+pub mod engine;
 pub mod error;
 pub mod event;
 pub mod import;
+pub mod memory;
 pub mod money;
 #[cfg(feature = "openapi")]
 mod openapi;
@@ -49,10 +51,11 @@ pub use combiner::CombinerSnapshot;
 pub use error::{Error, ErrorKind, Result, StoreError, StoreErrorKind};
 pub use event::{Event, EventFields, EventPatch, EventStatus, NewEvent};
 pub use jiff::{SignedDuration, Timestamp};
+pub use memory::MemoryStore;
 pub use money::{Currency, Money};
 pub use query::{BookingFilter, Cursor, EventFilter, Page, PageRequest, PageStart};
 pub use service::{BookingRequest, Service};
-pub use store::{EventKey, SalesRow, Store};
+pub use store::{Commit, CounterDelta, EventKey, Retry, SalesRow, Store, Tx};
 pub use types::{
     BookingCode, BookingId, Capacity, Email, EventId, EventName, ExternalId, IdempotencyKey, PerCustomerLimit,
     Quantity, Slug, TicketSecret,

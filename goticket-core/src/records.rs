@@ -105,26 +105,7 @@ impl EventRecord {
         seats_by_price: &[(i64, i64)],
     ) -> Result<SalesRow> {
         let e = self.into_event()?;
-        let total = seats_by_price
-            .iter()
-            .try_fold(0i128, |sum, &(price, seats)| sum.checked_add(i128::from(price).checked_mul(i128::from(seats))?));
-        let revenue_minor = total.and_then(|t| i64::try_from(t).ok()).ok_or_else(|| {
-            corrupt("revenue", format!("the sales of event {} exceed the largest amount a report can show", e.id))
-        })?;
-        Ok(SalesRow {
-            event_id: e.id,
-            slug: e.slug,
-            name: e.name.to_string(),
-            starts_at: e.starts_at,
-            status: e.status,
-            capacity: e.capacity.get(),
-            held: e.held,
-            sold: e.sold,
-            available: e.available,
-            confirmed_bookings: num("confirmed bookings", confirmed_bookings)?,
-            checked_in: num("checked in", checked_in)?,
-            revenue: Money::new(revenue_minor, e.price.currency()).map_err(|err| corrupt("revenue", err))?,
-        })
+        SalesRow::of(e, num("confirmed bookings", confirmed_bookings)?, num("checked in", checked_in)?, seats_by_price)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The service API: every operation of every face (library, CLI, HTTP) exists once,
-//! here. Each takes the acting principal, checks the role rules, prepares what the
-//! store needs and calls it.
+//! here. Each takes the acting principal, asks the role rules ([`crate::auth`]),
+//! prepares the request (ids, codes and secrets drawn before any transaction) and runs
+//! the use case ([`crate::engine`]) on the store.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -9,15 +10,16 @@ use jiff::Timestamp;
 
 use crate::auth::Principal;
 use crate::booking::Booking;
-use crate::booking::{BookingAction, CheckIn, Reservation, ReserveRequest, decide_check_in};
+use crate::booking::{BookingAction, CheckIn, Reservation, ReserveRequest};
 use crate::clock::{Clock, Entropy, HoldDuration, OsEntropy, SystemClock};
 use crate::combiner::{Combiner, CombinerSnapshot};
+use crate::engine;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventPatch, NewEvent};
 use crate::query::{BookingFilter, Cursor, EventFilter, Page, PageRequest};
 use crate::store::{EventKey, SalesRow, Store};
 use crate::types::{BookingCode, BookingId, Email, EventId, IdempotencyKey, Quantity, TicketSecret};
-use crate::users::{Account, HashGate, Password, PasswordHash, User, decide_role_change};
+use crate::users::{Account, HashGate, Password, PasswordHash, User};
 
 /// A request to book seats.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,7 +151,7 @@ impl Service {
         p.require_create_event(&owner)?;
         let now = self.now();
         let event = new.into_event(EventId::generate(&*self.clock, &*self.entropy), owner, now)?;
-        self.store.insert_event(&event)?;
+        engine::create_event(&*self.store, &event)?;
         Ok(event)
     }
 
@@ -179,7 +181,7 @@ impl Service {
         let now = self.now();
         let current = self.load_event(key, now)?;
         p.require_manage(&current, "update")?;
-        self.store.update_event(current.id, now, &mut |e| patch.apply(e, now))
+        engine::update_event(&*self.store, current.id, now, &|e| patch.apply(e, now))
     }
 
     /// Cancels an event and all its live bookings; it sells nothing afterwards.
@@ -187,13 +189,7 @@ impl Service {
         let now = self.now();
         let current = self.load_event(key, now)?;
         p.require_manage(&current, "cancel")?;
-        self.store.cancel_event(current.id, now, &mut |e| {
-            e.check_cancel()?;
-            let mut cancelled = e.clone();
-            cancelled.status = crate::event::EventStatus::Cancelled;
-            cancelled.updated_at = now;
-            Ok(cancelled.with_counters(0, 0))
-        })
+        engine::cancel_event(&*self.store, current.id, now)
     }
 
     /// Books seats: a hold if `hold` is set, a sale otherwise. Concurrent calls are
@@ -209,11 +205,7 @@ impl Service {
         });
         match combiner {
             Ok(c) => c.submit(prepared),
-            Err(why) => Err(Error::Storage(crate::error::StoreError::new(
-                crate::error::StoreErrorKind::Other,
-                why.clone(),
-                None,
-            ))),
+            Err(why) => Err(Error::internal(why.clone())),
         }
     }
 
@@ -237,7 +229,10 @@ impl Service {
             }
         }
         if !batch.is_empty() {
-            let results = self.store.reserve(&batch, now)?;
+            let results = engine::reserve(&*self.store, &batch, now)?;
+            if results.len() != slots.len() {
+                return Err(Error::internal(format!("{} requests got {} outcomes", slots.len(), results.len())));
+            }
             for (slot, result) in slots.into_iter().zip(results) {
                 outcomes[slot] = Some(result);
             }
@@ -308,23 +303,7 @@ impl Service {
     /// their own.
     pub fn list_bookings(&self, p: &Principal, filter: BookingFilter, page: PageRequest) -> Result<Page<Booking>> {
         let now = self.now();
-        let mut filter = filter;
-        match p.role() {
-            crate::auth::Role::Admin => {}
-            crate::auth::Role::Organizer => {
-                if let Some(id) = filter.event {
-                    let event = self.load_event(&EventKey::Id(id), now)?;
-                    p.require_manage(&event, "list bookings of")?;
-                }
-                filter.organizer = Some(p.email().clone());
-            }
-            crate::auth::Role::Customer => {
-                if filter.customer.as_ref().is_some_and(|c| c != p.email()) {
-                    return Err(Error::forbidden("customers may list only their own bookings"));
-                }
-                filter.customer = Some(p.email().clone());
-            }
-        }
+        let filter = p.scope_bookings(filter, &|id| self.load_event(&EventKey::Id(id), now))?;
         let mut items = self.store.list_bookings(&filter, page.start, page.limit() + 1, now)?;
         let mut page = paginate(&mut items, page.limit(), |b| Cursor { key: 0, id: b.id.as_uuid() });
         page.items = page.items.into_iter().map(|b| b.at(now)).collect();
@@ -343,10 +322,7 @@ impl Service {
 
     fn transition(&self, p: &Principal, code: &BookingCode, action: BookingAction) -> Result<Booking> {
         let now = self.now();
-        let booking = self.store.transition_booking(code, now, &mut |b, e| {
-            p.require_booking_access(b, e)?;
-            action.apply(b, now)
-        })?;
+        let booking = engine::transition(&*self.store, code, action, now, &|b, e| p.require_booking_access(b, e))?;
         Ok(booking.at(now))
     }
 
@@ -354,16 +330,13 @@ impl Service {
     /// an overdue hold, swept or not.
     pub fn expire_holds(&self, p: &Principal) -> Result<u64> {
         p.require_admin("expire holds")?;
-        self.store.expire_holds(self.now())
+        engine::expire_holds(&*self.store, self.now())
     }
 
     /// Checks a ticket in at the door, once.
     pub fn check_in(&self, p: &Principal, secret: &TicketSecret) -> Result<CheckIn> {
         let now = self.now();
-        self.store.check_in(secret, now, &mut |b, t, e| {
-            p.require_manage(e, "check in tickets of")?;
-            decide_check_in(b, t, now)
-        })
+        engine::check_in(&*self.store, secret, now, &|e| p.require_manage(e, "check in tickets of"))
     }
 
     /// Imports validated event rows (see [`crate::import`]), owned by the principal;
@@ -386,7 +359,7 @@ impl Service {
                 .into_event(EventId::generate(&*self.clock, &*self.entropy), owner.clone(), now)
                 .expect("parse_event_row checks every rule NewEvent::into_event applies"),
         });
-        self.store.import_events(&mut events, mode, now, &|e| p.require_manage(e, "update"), on_row)
+        engine::import_events(&*self.store, &mut events, mode, now, &|e| p.require_manage(e, "update"), on_row)
     }
 
     /// Imports validated booking rows; each books with the rules of [`Service::reserve`]
@@ -414,7 +387,7 @@ impl Service {
                 secrets: (0..r.quantity.get()).map(|_| TicketSecret::generate(&*self.entropy)).collect(),
             },
         });
-        self.store.import_bookings(&mut items, mode, now, &|e, c| p.require_book_for(e, c), on_row)
+        engine::import_bookings(&*self.store, &mut items, mode, now, &|e, c| p.require_book_for(e, c), on_row)
     }
 
     /// Creates a user account (admins only).
@@ -432,7 +405,7 @@ impl Service {
         let now = self.now();
         let user = User { email, role, created_at: now, updated_at: now };
         let account = Account { user, password_hash: self.hashing.hash(password, &*self.entropy)? };
-        self.store.insert_user(&account)?;
+        engine::create_user(&*self.store, &account)?;
         Ok(account.user)
     }
 
@@ -474,14 +447,7 @@ impl Service {
         if role.is_none() && password.is_none() {
             return Err(Error::validation("user", "give a role, a password or both to change"));
         }
-        if role.is_some() {
-            p.require_admin("change roles")?;
-        }
-        let own = p.email() == email;
-        if !own {
-            p.require_admin("change another user's password")?;
-        }
-        if password.is_some() && own {
+        if p.require_change_user(email, role.is_some(), password.is_some())? {
             let current = current
                 .ok_or_else(|| Error::validation("current_password", "is required to change your own password"))?;
             let account = self.store.account(email)?.ok_or_else(|| Error::not_found("user", email))?;
@@ -490,8 +456,7 @@ impl Service {
             }
         }
         let hash = password.map(|pw| self.hashing.hash(pw, &*self.entropy)).transpose()?;
-        self.store
-            .update_user(email, hash.as_ref(), self.now(), &mut |user, admins| decide_role_change(user, admins, role))
+        engine::change_user(&*self.store, email, role, hash.as_ref(), self.now())
     }
 
     /// Checks an email and password; the same answer, and about the same time, for an
@@ -525,18 +490,9 @@ impl Service {
     /// Sales per event: one event, or all the principal manages.
     pub fn sales_report(&self, p: &Principal, event: Option<&EventKey>) -> Result<Vec<SalesRow>> {
         let now = self.now();
-        match event {
-            Some(key) => {
-                let e = self.load_event(key, now)?;
-                p.require_manage(&e, "see the sales of")?;
-                self.store.sales_report(Some(e.id), None, now)
-            }
-            None => match p.role() {
-                crate::auth::Role::Admin => self.store.sales_report(None, None, now),
-                crate::auth::Role::Organizer => self.store.sales_report(None, Some(p.email()), now),
-                crate::auth::Role::Customer => Err(Error::forbidden("customers cannot see sales reports")),
-            },
-        }
+        let event = event.map(|key| self.load_event(key, now)).transpose()?;
+        let (event, organizer) = p.sales_scope(event.as_ref())?;
+        self.store.sales_report(event, organizer.as_ref(), now)
     }
 }
 

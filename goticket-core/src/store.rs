@@ -1,10 +1,13 @@
-//! The storage contract every backend implements.
+//! The storage contract every backend implements: reads, and one way to run a write
+//! transaction.
 //!
-//! Methods are whole use cases and each is atomic: no transaction escapes. Where a use
-//! case needs a rule decided on state read inside the transaction, the store calls
-//! back into core (a rule function, or the `decide` closure it is given), so the rule
-//! is written once and every store enforces it the same way. Constructors are
-//! inherent methods of each store, not part of this trait.
+//! A store is storage, not use cases. Its reads report state as of a given `now`
+//! (holds past their expiry count as expired). Its one write method,
+//! [`Store::write`], runs a body from core's [`crate::engine`] inside a transaction and
+//! hands it a [`Tx`]: a small set of primitives (lock events, find bookings, insert in
+//! bulk, move counters, set statuses). Every rule is decided by that body, so each use
+//! case is written once, and a backend needs SQL and row mapping and nothing else.
+//! Constructors are inherent methods of each store, not part of this trait.
 
 use std::fmt;
 
@@ -12,13 +15,12 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::auth::Role;
-use crate::booking::{Booking, CheckIn, Reservation, ReserveRequest, Ticket, Transition};
+use crate::booking::{Booking, BookingStatus};
 use crate::error::Result;
 use crate::event::{Event, EventStatus};
-use crate::import::{ImportAction, ImportBooking, ImportEvent, ImportMode};
 use crate::money::Money;
 use crate::query::{BookingFilter, EventFilter, PageStart};
-use crate::types::{BookingCode, Email, EventId, Slug, TicketSecret};
+use crate::types::{BookingCode, BookingId, Email, EventId, ExternalId, IdempotencyKey, Slug, TicketSecret};
 use crate::users::{Account, PasswordHash, User};
 
 /// How an event is named in a request: by id or by slug.
@@ -83,15 +85,72 @@ pub struct SalesRow {
     pub revenue: Money,
 }
 
-/// A decision callback for an event, run inside the store's transaction.
-pub type DecideEvent<'a> = &'a mut dyn FnMut(&Event) -> Result<Event>;
-/// A decision callback for a booking transition, run inside the store's transaction.
-pub type DecideBooking<'a> = &'a mut dyn FnMut(&Booking, &Event) -> Result<Transition>;
-/// A decision callback for a check-in, run inside the store's transaction.
-pub type DecideCheckIn<'a> = &'a mut dyn FnMut(&Booking, &Ticket, &Event) -> Result<()>;
-/// A decision callback for a change to an account, run inside the store's transaction:
-/// given the account and how many admin accounts there are, the role to write (if any).
-pub type DecideUser<'a> = &'a mut dyn FnMut(&User, u64) -> Result<Option<Role>>;
+impl SalesRow {
+    /// The row of `e` (read as of the report's time), given its confirmed bookings, its
+    /// checked-in tickets and its sold seats per unit price (minor units). Revenue is
+    /// summed exactly; a sum past what [`Money`] holds is an integrity error.
+    pub fn of(e: Event, confirmed_bookings: u64, checked_in: u64, seats_by_price: &[(i64, i64)]) -> Result<Self> {
+        let total = seats_by_price
+            .iter()
+            .try_fold(0i128, |sum, &(price, seats)| sum.checked_add(i128::from(price).checked_mul(i128::from(seats))?));
+        let too_big = || {
+            crate::Error::Storage(crate::StoreError::new(
+                crate::StoreErrorKind::Integrity,
+                format!("the sales of event {} exceed the largest amount a report can show", e.id),
+                None,
+            ))
+        };
+        let revenue_minor = total.and_then(|t| i64::try_from(t).ok()).ok_or_else(too_big)?;
+        Ok(SalesRow {
+            event_id: e.id,
+            slug: e.slug,
+            name: e.name.to_string(),
+            starts_at: e.starts_at,
+            status: e.status,
+            capacity: e.capacity.get(),
+            held: e.held,
+            sold: e.sold,
+            available: e.available,
+            confirmed_bookings,
+            checked_in,
+            revenue: Money::new(revenue_minor, e.price.currency()).map_err(|_| too_big())?,
+        })
+    }
+}
+
+/// Whether a write transaction's body wants its work kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// Commit.
+    Yes,
+    /// Roll back (a dry run, a read that needed locks).
+    No,
+}
+
+/// Whether a store may run a write body again after a deadlock or serialization
+/// failure (the server rolled the attempt back, so a re-run is safe).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// The body can run again: it reads everything it decides on inside the transaction.
+    Allowed,
+    /// The body consumes a stream (an import) and cannot run twice.
+    Never,
+}
+
+/// A write transaction's body: runs inside the transaction and says whether to commit.
+/// It may run more than once (see [`Retry`]).
+pub type TxBody<'a> = dyn FnMut(&mut dyn Tx) -> Result<Commit> + 'a;
+
+/// A per-event change of the counters, in seats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CounterDelta {
+    /// The event.
+    pub event: EventId,
+    /// Change to `held`.
+    pub held: i64,
+    /// Change to `sold`.
+    pub sold: i64,
+}
 
 /// A goticket storage backend. Sync, object-safe, shareable between threads.
 ///
@@ -107,29 +166,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// read-only database or a full disk is not ready.
     fn ping(&self) -> Result<()>;
 
-    /// Inserts a new event. A taken slug is a conflict.
-    fn insert_event(&self, event: &Event) -> Result<()>;
-
     /// Reads one event.
     fn event(&self, key: &EventKey, now: Timestamp) -> Result<Option<Event>>;
 
     /// Lists events ordered by `(starts_at, id)`, returning at most `fetch` items.
     fn list_events(&self, filter: &EventFilter, start: PageStart, fetch: u32, now: Timestamp) -> Result<Vec<Event>>;
-
-    /// Reads the event (after expiring its overdue holds), asks `decide` for the new
-    /// state and writes it. A taken slug is a conflict.
-    fn update_event(&self, id: EventId, now: Timestamp, decide: DecideEvent<'_>) -> Result<Event>;
-
-    /// Asks `decide` (given the current event) and, if it agrees, writes the event it
-    /// returns with status cancelled and cancels all its live bookings.
-    fn cancel_event(&self, id: EventId, now: Timestamp, decide: DecideEvent<'_>) -> Result<Event>;
-
-    /// Runs a batch of reservations in one transaction, in order. Per event touched,
-    /// first expires its overdue holds; per request, answers a retry of an earlier
-    /// idempotency key with [`crate::booking::replay`], otherwise asks
-    /// [`crate::booking::decide_reservation`] and writes the booking. One refused
-    /// request never fails the others; the outer error means nothing was written.
-    fn reserve(&self, batch: &[ReserveRequest], now: Timestamp) -> Result<Vec<Result<Reservation>>>;
 
     /// Reads one booking with its tickets, as stored (the service applies `at(now)`).
     fn booking(&self, code: &BookingCode) -> Result<Option<Booking>>;
@@ -143,67 +184,114 @@ pub trait Store: Send + Sync + fmt::Debug {
         now: Timestamp,
     ) -> Result<Vec<Booking>>;
 
-    /// Reads the booking and its event (after expiring that event's overdue holds),
-    /// asks `decide` for the transition, writes the booking's new status and adjusts
-    /// the event's counters.
-    fn transition_booking(&self, code: &BookingCode, now: Timestamp, decide: DecideBooking<'_>) -> Result<Booking>;
-
-    /// Finds the ticket by secret, asks `decide`, and marks it checked in at `now`.
-    fn check_in(&self, secret: &TicketSecret, now: Timestamp, decide: DecideCheckIn<'_>) -> Result<CheckIn>;
-
-    /// Marks every overdue hold expired and releases its seats; returns how many.
-    fn expire_holds(&self, now: Timestamp) -> Result<u64>;
-
-    /// Imports events keyed by external id, pulling rows from `rows` in chunks (a file
-    /// of any size streams through), deciding each chunk with
-    /// [`crate::import::plan_event_import`] (`may_update` says whether the importer
-    /// may change an existing event) and telling `on_row` every row's outcome. See
-    /// [`ImportMode`] for what is committed when. In `AllOrNothing` mode a refused row
-    /// means nothing is written and the call fails.
-    fn import_events(
-        &self,
-        rows: &mut dyn Iterator<Item = ImportEvent>,
-        mode: ImportMode,
-        now: Timestamp,
-        may_update: &dyn Fn(&Event) -> Result<()>,
-        on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
-    ) -> Result<()>;
-
-    /// Imports bookings keyed by external id, pulling rows in chunks: resolves each
-    /// row's event (by id, external id, or slug), asks `may_book`, and reserves the
-    /// rest with the same batch rule as [`Store::reserve`] (capacity, per-customer
-    /// limit, sales state; an external id seen before is a no-op if the row is the
-    /// same, a conflict otherwise). Modes and reporting as in [`Store::import_events`].
-    fn import_bookings(
-        &self,
-        rows: &mut dyn Iterator<Item = ImportBooking>,
-        mode: ImportMode,
-        now: Timestamp,
-        may_book: &dyn Fn(&Event, &Email) -> Result<()>,
-        on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
-    ) -> Result<()>;
-
-    /// Inserts a user account; a taken email is a conflict.
-    fn insert_user(&self, account: &Account) -> Result<()>;
-
     /// Reads one account.
     fn account(&self, email: &Email) -> Result<Option<Account>>;
 
     /// All users, by email.
     fn list_users(&self) -> Result<Vec<User>>;
 
-    /// Reads the account and the number of admin accounts (so that no concurrent
-    /// change can make the count stale), asks `decide` for the new role, and writes it
-    /// and the password hash, if given; not found if there is no such user.
-    fn update_user(
-        &self,
-        email: &Email,
-        hash: Option<&PasswordHash>,
-        now: Timestamp,
-        decide: DecideUser<'_>,
-    ) -> Result<User>;
-
     /// Sales figures for one event or, with `None`, all events (of `organizer`, if set),
     /// ordered by start time.
     fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>>;
+
+    /// Runs `body` in one write transaction, committed when it returns
+    /// `Ok(Commit::Yes)` and rolled back otherwise. With [`Retry::Allowed`], a deadlock
+    /// or serialization failure runs the body again (bounded); that retry lives here,
+    /// once per store. A failure while committing is reported as
+    /// [`crate::StoreErrorKind::OutcomeUnknown`], never retried.
+    fn write(&self, retry: Retry, body: &mut TxBody<'_>) -> Result<()>;
+}
+
+/// The primitives a write transaction offers core's use cases. Each is one statement
+/// (or a fixed few) whatever the number of items it is given, so a batch costs a fixed
+/// number of round trips. Reads see the transaction's own writes.
+///
+/// Errors: a unique value taken by a concurrent writer or a random key drawn twice is
+/// [`crate::Error::Collision`] (nothing kept; safe to re-run), a taken slug or email is
+/// [`crate::Error::Conflict`], a broken guard is an integrity [`crate::StoreError`].
+/// Each store classifies its driver's constraint errors in one function.
+pub trait Tx {
+    /// Locks the events' rows, in id order (the one order every writer uses, so writers
+    /// serialize per event without deadlocking), expires their overdue holds (releasing
+    /// the seats), and returns them as of `now`. Unknown ids are left out.
+    fn lock_events(&mut self, ids: &[EventId], now: Timestamp) -> Result<Vec<Event>>;
+
+    /// The events whose external id, or whose id written as text (an export names an
+    /// event without an external id by its id), is one of `keys`; locked.
+    fn lock_events_by_external_id(&mut self, keys: &[String], now: Timestamp) -> Result<Vec<Event>>;
+
+    /// The event with this slug, if any (not locked: lock it by id to change it).
+    fn event_by_slug(&mut self, slug: &Slug, now: Timestamp) -> Result<Option<Event>>;
+
+    /// Which events hold these slugs.
+    fn slug_owners(&mut self, slugs: &[Slug]) -> Result<Vec<(Slug, EventId)>>;
+
+    /// Inserts new events with zero counters. A taken slug is a conflict.
+    fn insert_events(&mut self, events: &[Event]) -> Result<()>;
+
+    /// Writes an event's fields and status (not its counters). A taken slug is a
+    /// conflict; an unknown id is not found.
+    fn update_event(&mut self, event: &Event) -> Result<()>;
+
+    /// Adds to events' counters, each under a guard (`0 <= held`, `0 <= sold`,
+    /// `held + sold <= capacity`); a guard that refuses is an integrity error.
+    fn add_to_counters(&mut self, deltas: &[CounterDelta]) -> Result<()>;
+
+    /// Marks every overdue hold of every event expired and releases its seats, locking
+    /// the events it touches in id order; returns how many bookings expired.
+    fn expire_all_holds(&mut self, now: Timestamp) -> Result<u64>;
+
+    /// Marks every live booking of the event cancelled (counters untouched); returns
+    /// how many.
+    fn cancel_live_bookings(&mut self, event: EventId, now: Timestamp) -> Result<u64>;
+
+    /// Bookings by id, with their tickets.
+    fn bookings_by_id(&mut self, ids: &[BookingId]) -> Result<Vec<Booking>>;
+
+    /// Bookings by customer and retry key, with their tickets.
+    fn bookings_by_key(&mut self, keys: &[(Email, IdempotencyKey)]) -> Result<Vec<Booking>>;
+
+    /// Bookings by external id, with their tickets.
+    fn bookings_by_external_id(&mut self, ids: &[ExternalId]) -> Result<Vec<Booking>>;
+
+    /// One booking by code, with its tickets.
+    fn booking_by_code(&mut self, code: &BookingCode) -> Result<Option<Booking>>;
+
+    /// The booking one of whose tickets has this secret, with its tickets.
+    fn booking_by_secret(&mut self, secret: &TicketSecret) -> Result<Option<Booking>>;
+
+    /// Seats in live bookings (held or confirmed, counted as stored) per event and
+    /// customer; pairs with none are left out.
+    fn live_seats(&mut self, of: &[(EventId, Email)]) -> Result<Vec<(EventId, Email, u32)>>;
+
+    /// Inserts bookings and their tickets.
+    fn insert_bookings(&mut self, bookings: &[Booking]) -> Result<()>;
+
+    /// Moves a booking from one status to another; false if it was not in `from`.
+    fn set_booking_status(
+        &mut self,
+        id: BookingId,
+        from: BookingStatus,
+        to: BookingStatus,
+        now: Timestamp,
+    ) -> Result<bool>;
+
+    /// Records a ticket's check-in at `now`; false if it was already checked in.
+    fn check_in(&mut self, booking: BookingId, seq: u32, now: Timestamp) -> Result<bool>;
+
+    /// Inserts an account. A taken email is a conflict.
+    fn insert_user(&mut self, account: &Account) -> Result<()>;
+
+    /// The account, locked, and the number of admin accounts (their rows locked too,
+    /// so no concurrent change can make the count stale); `None` if there is none.
+    fn lock_account(&mut self, email: &Email) -> Result<Option<(Account, u64)>>;
+
+    /// Sets an account's role and/or password hash, and its update time.
+    fn update_user(
+        &mut self,
+        email: &Email,
+        role: Option<Role>,
+        hash: Option<&PasswordHash>,
+        now: Timestamp,
+    ) -> Result<()>;
 }

@@ -38,19 +38,13 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{Array, Int4, Int8, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use goticket_core::Role;
-use goticket_core::booking::{BatchState, decide_reservation, plan_reservations, replay};
 use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
-use goticket_core::import::{
-    ImportAction, ImportBooking, ImportEvent, ImportMode, ImportState, Refusals, SeenIds, plan_event_import,
-    prepare_booking_import,
-};
 use goticket_core::records::TicketRecord;
-use goticket_core::store::{DecideBooking, DecideCheckIn, DecideEvent, DecideUser, EventKey, SalesRow, Store};
-use goticket_core::users::{Account, PasswordHash, User};
-use goticket_core::users::{AddressColumn, EmailRewrite, StoredAccount, migrate_emails};
+use goticket_core::store::{Commit, CounterDelta, EventKey, Retry, SalesRow, Store, Tx, TxBody};
+use goticket_core::users::{Account, AddressColumn, EmailRewrite, PasswordHash, StoredAccount, User, migrate_emails};
 use goticket_core::{
-    Booking, BookingCode, BookingFilter, BookingStatus, CheckIn, Email, Event, EventFilter, EventId, PageStart,
-    Reservation, ReserveRequest, TicketSecret, Timestamp,
+    Booking, BookingCode, BookingFilter, BookingId, BookingStatus, Email, Event, EventFilter, EventId, ExternalId,
+    IdempotencyKey, PageStart, Slug, TicketSecret, Timestamp,
 };
 use uuid::Uuid;
 
@@ -101,8 +95,6 @@ impl std::fmt::Debug for PgStore {
 enum TxErr {
     Db(DieselError),
     Domain(Error),
-    /// Not a failure: roll back on purpose (a dry run).
-    Rollback,
 }
 
 impl From<DieselError> for TxErr {
@@ -117,7 +109,12 @@ impl From<Error> for TxErr {
     }
 }
 
-type Tx<T> = std::result::Result<T, TxErr>;
+type Db<T> = std::result::Result<T, TxErr>;
+
+/// A helper's result as core's.
+fn db<T>(r: Db<T>) -> Result<T> {
+    r.map_err(tx_err)
+}
 
 fn message(e: &DieselError) -> String {
     match e {
@@ -139,19 +136,28 @@ fn is_retryable(e: &DieselError) -> bool {
     }
 }
 
-/// Converts a driver error into core's error, keeping the cause.
+/// Converts a driver error into core's error, keeping the cause: the one place a
+/// PostgreSQL error is classified. A taken slug or email is a conflict, any other
+/// unique value (a booking code, a ticket secret, an id, a retry key a concurrent
+/// request took) a collision that is safe to re-run, a broken CHECK an integrity error.
 fn pg_err(e: DieselError) -> Error {
+    if let DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) = &e {
+        let name = info.constraint_name().unwrap_or("unknown");
+        return match name {
+            "events_slug_key" => Error::conflict("the slug is already used by another event"),
+            "users_pkey" => Error::conflict("a user with that email already exists"),
+            "bookings_idempotency" => Error::collision("a concurrent request used the same idempotency key"),
+            _ => Error::collision(format!("{name} is already taken")),
+        };
+    }
     let kind = match &e {
         _ if is_retryable(&e) => StoreErrorKind::Busy,
         DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _) => {
             StoreErrorKind::Unavailable
         }
-        DieselError::DatabaseError(
-            DatabaseErrorKind::UniqueViolation
-            | DatabaseErrorKind::CheckViolation
-            | DatabaseErrorKind::ForeignKeyViolation,
-            _,
-        ) => StoreErrorKind::Integrity,
+        DieselError::DatabaseError(DatabaseErrorKind::CheckViolation | DatabaseErrorKind::ForeignKeyViolation, _) => {
+            StoreErrorKind::Integrity
+        }
         DieselError::DatabaseError(_, info) if info.message().contains("does not exist") => {
             return Error::Storage(StoreError::new(
                 StoreErrorKind::Schema,
@@ -168,77 +174,6 @@ fn tx_err(e: TxErr) -> Error {
     match e {
         TxErr::Db(e) => pg_err(e),
         TxErr::Domain(e) => e,
-        TxErr::Rollback => Error::Storage(StoreError::new(StoreErrorKind::Other, "transaction rolled back", None)),
-    }
-}
-
-/// A chunk of an import, decided and written inside the import's transaction.
-type ImportChunk<'a, R> = dyn FnMut(&mut PgConnection, Vec<R>, &mut Refusals) -> Tx<()> + 'a;
-
-/// Rows an import decides and writes at a time.
-const IMPORT_CHUNK: usize = 5000;
-
-/// Reads what a chunk of an import needs (locking the events it may change), plans it
-/// in core, writes the plan, and reports each row, counting the refusals.
-fn import_chunk(
-    c: &mut PgConnection,
-    chunk: Vec<ImportEvent>,
-    seen: &mut SeenIds,
-    now: Timestamp,
-    may_update: &dyn Fn(&Event) -> Result<()>,
-    refusals: &mut Refusals,
-    on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
-) -> Tx<()> {
-    let mut state = ImportState::default();
-    let keys: Vec<String> =
-        chunk.iter().filter_map(|r| r.event.external_id.as_ref().map(|x| x.as_str().to_owned())).collect();
-    let ids: Vec<Uuid> = keys.iter().filter_map(|k| Uuid::try_parse(k).ok()).collect();
-    let found: Vec<EventRow> = diesel::sql_query(format!(
-        "SELECT {EVENT_COLS} FROM events e WHERE e.external_id = ANY($2) OR e.id = ANY($3) FOR UPDATE"
-    ))
-    .bind::<Timestamptz, _>(to_pg(now)?)
-    .bind::<Array<Text>, _>(&keys)
-    .bind::<Array<SqlUuid>, _>(&ids)
-    .load(c)?;
-    for row in found {
-        let e = row.record()?.into_event()?;
-        let key = e.external_id.as_ref().map_or_else(|| e.id.to_string(), |x| x.as_str().to_owned());
-        if let Some(slug) = &e.slug {
-            state.slugs.insert(slug.clone(), e.id);
-        }
-        state.existing.insert(key, e);
-    }
-    let slugs: Vec<&str> = chunk.iter().filter_map(|r| r.event.slug.as_ref().map(|s| s.as_str())).collect();
-    if !slugs.is_empty() {
-        let taken: Vec<(Option<String>, Uuid)> =
-            events::table.filter(events::slug.eq_any(&slugs)).select((events::slug, events::id)).load(c)?;
-        for (slug, id) in taken {
-            if let Some(Ok(slug)) = slug.map(|s| s.parse()) {
-                state.slugs.insert(slug, EventId::from_uuid(id));
-            }
-        }
-    }
-    let plan = plan_event_import(chunk, state, seen, now, may_update);
-    let rows = plan.inserts.iter().map(NewEventRow::from_event).collect::<Result<Vec<_>>>()?;
-    if !rows.is_empty() {
-        // COPY (binary): an import's inserts at bulk-load speed, inside the transaction.
-        diesel::copy_from(events::table).from_insertable(&rows).execute(c)?;
-    }
-    for e in &plan.updates {
-        write_event_fields(c, e)?;
-    }
-    for (line, outcome) in plan.outcomes {
-        refusals.report(line, outcome, on_row);
-    }
-    Ok(())
-}
-
-fn unique_violation_on(e: &DieselError) -> Option<String> {
-    match e {
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
-            Some(info.constraint_name().unwrap_or("unknown").to_owned())
-        }
-        _ => None,
     }
 }
 
@@ -284,116 +219,7 @@ impl PgStore {
         })
     }
 
-    /// Runs `f` in one transaction, re-running it (with growing pauses) after a
-    /// deadlock or serialization failure. `f` may run more than once.
-    fn write<T>(&self, mut f: impl FnMut(&mut PgConnection) -> Tx<T>) -> Result<T> {
-        let mut attempt = 0;
-        loop {
-            let mut conn = self.conn()?;
-            match conn.transaction::<T, TxErr, _>(|c| f(c)) {
-                Ok(v) => return Ok(v),
-                Err(TxErr::Db(e)) if is_retryable(&e) && attempt < self.options.max_retries => {
-                    attempt += 1;
-                    std::thread::sleep(backoff(attempt));
-                }
-                Err(e) => return Err(tx_err(e)),
-            }
-        }
-    }
-
-    /// The fallback path: one savepoint per request, so a collision fails only its own.
-    fn reserve_each(&self, batch: &[ReserveRequest], now: Timestamp) -> Result<Vec<Result<Reservation>>> {
-        self.write(|c| {
-            // Lock every event of the batch up front, in id order: two batches touching
-            // the same events always lock them in the same order.
-            let ids: BTreeSet<EventId> = batch.iter().map(|r| r.event_id).collect();
-            let mut events: HashMap<EventId, Option<Event>> = HashMap::new();
-            for id in ids {
-                let event = if lock_event(c, id)? {
-                    expire_overdue(c, Some(id), now)?;
-                    read_event(c, &EventKey::Id(id), now)?
-                } else {
-                    None
-                };
-                events.insert(id, event);
-            }
-            let mut out = Vec::with_capacity(batch.len());
-            for req in batch {
-                let Some(event) = events.get_mut(&req.event_id).and_then(|e| e.as_mut()) else {
-                    out.push(Err(Error::not_found("event", req.event_id)));
-                    continue;
-                };
-                // A nested transaction is a savepoint: a refusal undoes only this request.
-                match c.transaction::<_, TxErr, _>(|c| reserve_one(c, req, event, now)) {
-                    Ok(r) => {
-                        if !r.replayed {
-                            let q = r.booking.quantity.get();
-                            *event = match r.booking.status {
-                                BookingStatus::Held => event.clone().with_counters(event.held + q, event.sold),
-                                _ => event.clone().with_counters(event.held, event.sold + q),
-                            };
-                        }
-                        out.push(Ok(r));
-                    }
-                    Err(TxErr::Domain(Error::Storage(e))) => return Err(TxErr::Domain(Error::Storage(e))),
-                    Err(TxErr::Domain(refusal)) => out.push(Err(refusal)),
-                    Err(db) => return Err(db),
-                }
-            }
-            Ok(out)
-        })
-    }
-
-    /// Runs an import: pulls rows in chunks and hands each to `chunk` (which counts its
-    /// refusals) inside one transaction (all-or-nothing, or a dry run that rolls back)
-    /// or one transaction per batch. No retry loop: the rows are a stream that cannot
-    /// be replayed; an interrupted batch import is completed by running it again.
-    fn import_loop<R>(
-        &self,
-        rows: &mut dyn Iterator<Item = R>,
-        mode: ImportMode,
-        chunk: &mut ImportChunk<'_, R>,
-    ) -> Result<()> {
-        let mut conn = self.conn()?;
-        let mut refusals = Refusals::default();
-        match mode {
-            ImportMode::Batches(n) => loop {
-                let batch: Vec<R> = (&mut *rows).take(n.max(1)).collect();
-                if batch.is_empty() {
-                    return Ok(());
-                }
-                conn.transaction::<_, TxErr, _>(|c| {
-                    let mut batch = batch.into_iter().peekable();
-                    while batch.peek().is_some() {
-                        chunk(c, batch.by_ref().take(IMPORT_CHUNK).collect(), &mut refusals)?;
-                    }
-                    Ok(())
-                })
-                .map_err(tx_err)?;
-            },
-            ImportMode::AllOrNothing | ImportMode::DryRun => {
-                let result = conn.transaction::<_, TxErr, _>(|c| {
-                    loop {
-                        let rows: Vec<R> = (&mut *rows).take(IMPORT_CHUNK).collect();
-                        if rows.is_empty() {
-                            break;
-                        }
-                        chunk(c, rows, &mut refusals)?;
-                    }
-                    if mode == ImportMode::DryRun || refusals.count() > 0 { Err(TxErr::Rollback) } else { Ok(()) }
-                });
-                match result {
-                    Ok(()) | Err(TxErr::Rollback) => match refusals.into_error() {
-                        Some(e) if mode == ImportMode::AllOrNothing => Err(e),
-                        _ => Ok(()),
-                    },
-                    Err(e) => Err(tx_err(e)),
-                }
-            }
-        }
-    }
-
-    fn read<T>(&self, f: impl FnOnce(&mut PgConnection) -> Tx<T>) -> Result<T> {
+    fn read<T>(&self, f: impl FnOnce(&mut PgConnection) -> Db<T>) -> Result<T> {
         let mut conn = self.conn()?;
         f(&mut conn).map_err(tx_err)
     }
@@ -418,7 +244,7 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base / 2 + jitter / 2)
 }
 
-fn read_event(c: &mut PgConnection, key: &EventKey, now: Timestamp) -> Tx<Option<Event>> {
+fn read_event(c: &mut PgConnection, key: &EventKey, now: Timestamp) -> Db<Option<Event>> {
     let q = diesel::sql_query(format!("SELECT {EVENT_COLS} FROM events e WHERE "))
         .into_boxed::<Pg>()
         .bind::<Timestamptz, _>(to_pg(now)?);
@@ -429,34 +255,18 @@ fn read_event(c: &mut PgConnection, key: &EventKey, now: Timestamp) -> Tx<Option
     Ok(row.map(|r| r.record()?.into_event()).transpose()?)
 }
 
-/// Locks the event's row for the rest of the transaction; false if it does not exist.
-fn lock_event(c: &mut PgConnection, id: EventId) -> Tx<bool> {
-    let found: Option<Uuid> = events::table.find(id.as_uuid()).select(events::id).for_update().first(c).optional()?;
-    Ok(found.is_some())
-}
-
 /// Locks the events' rows in id order, the one order every writer uses, so writers
 /// serialize per event without deadlocking each other.
-fn lock_events(c: &mut PgConnection, ids: &[Uuid]) -> Tx<()> {
+fn lock_events(c: &mut PgConnection, ids: &[Uuid]) -> Db<()> {
     events::table.filter(events::id.eq_any(ids)).order(events::id).select(events::id).for_update().load::<Uuid>(c)?;
     Ok(())
-}
-
-/// The event as it stands at `now`, its row locked and its overdue holds expired, for
-/// a change decided in this transaction.
-fn event_for_change(c: &mut PgConnection, id: EventId, now: Timestamp) -> Tx<Event> {
-    if !lock_event(c, id)? {
-        return Err(Error::not_found("event", id).into());
-    }
-    expire_overdue(c, Some(id), now)?;
-    Ok(read_event(c, &EventKey::Id(id), now)?.ok_or_else(|| Error::not_found("event", id))?)
 }
 
 /// Expires overdue holds (of one event, or all) and releases their seats, in one
 /// statement; returns how many bookings expired. The sweep of all events first locks
 /// the events it will touch, in id order, as a reservation does (the one-event form
 /// runs under its caller's lock), so a sweep and a sale never deadlock.
-fn expire_overdue(c: &mut PgConnection, event: Option<EventId>, now: Timestamp) -> Tx<u64> {
+fn expire_overdue(c: &mut PgConnection, event: Option<EventId>, now: Timestamp) -> Db<u64> {
     if event.is_none() {
         let ids: Vec<Uuid> = bookings::table
             .filter(bookings::status.eq("held"))
@@ -485,7 +295,7 @@ fn expire_overdue(c: &mut PgConnection, event: Option<EventId>, now: Timestamp) 
     Ok(u64::try_from(row.n).unwrap_or(0))
 }
 
-fn load_tickets(c: &mut PgConnection, ids: &[Uuid]) -> Tx<HashMap<Uuid, Vec<TicketRecord>>> {
+fn load_tickets(c: &mut PgConnection, ids: &[Uuid]) -> Db<HashMap<Uuid, Vec<TicketRecord>>> {
     let rows: Vec<TicketRow> = tickets::table
         .filter(tickets::booking_id.eq_any(ids))
         .order((tickets::booking_id, tickets::seq))
@@ -499,7 +309,7 @@ fn load_tickets(c: &mut PgConnection, ids: &[Uuid]) -> Tx<HashMap<Uuid, Vec<Tick
     Ok(by_booking)
 }
 
-fn with_tickets(c: &mut PgConnection, rows: Vec<BookingRow>) -> Tx<Vec<Booking>> {
+fn with_tickets(c: &mut PgConnection, rows: Vec<BookingRow>) -> Db<Vec<Booking>> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let mut tickets = load_tickets(c, &ids)?;
     rows.into_iter()
@@ -513,7 +323,7 @@ fn with_tickets(c: &mut PgConnection, rows: Vec<BookingRow>) -> Tx<Vec<Booking>>
 fn booking_where(
     c: &mut PgConnection,
     filter: impl FnOnce(bookings::BoxedQuery<'static, Pg>) -> bookings::BoxedQuery<'static, Pg>,
-) -> Tx<Option<Booking>> {
+) -> Db<Option<Booking>> {
     let row: Option<BookingRow> =
         filter(bookings::table.into_boxed()).select(BookingRow::as_select()).first(c).optional()?;
     Ok(match row {
@@ -522,14 +332,14 @@ fn booking_where(
     })
 }
 
-fn booking_by_code(c: &mut PgConnection, code: &BookingCode) -> Tx<Option<Booking>> {
+fn booking_by_code(c: &mut PgConnection, code: &BookingCode) -> Db<Option<Booking>> {
     let code = code.as_str().to_owned();
     booking_where(c, |q| q.filter(bookings::code.eq(code)))
 }
 
 /// Adds to an event's counters only if the seats fit; the CHECK constraints stand
 /// behind it.
-fn bump_counters(c: &mut PgConnection, event: EventId, held: i64, sold: i64) -> Tx<()> {
+fn bump_counters(c: &mut PgConnection, event: EventId, held: i64, sold: i64) -> Db<()> {
     let held = i32::try_from(held).map_err(|_| Error::validation("quantity", "out of range"))?;
     let sold = i32::try_from(sold).map_err(|_| Error::validation("quantity", "out of range"))?;
     let n = diesel::sql_query(
@@ -550,24 +360,13 @@ fn bump_counters(c: &mut PgConnection, event: EventId, held: i64, sold: i64) -> 
     Ok(())
 }
 
-fn write_event_fields(c: &mut PgConnection, e: &Event) -> Tx<()> {
+fn write_event_fields(c: &mut PgConnection, e: &Event) -> Db<()> {
     let changes = EventChanges::from_event(e)?;
-    let n = diesel::update(events::table.find(e.id.as_uuid()))
-        .set(&changes)
-        .execute(c)
-        .map_err(|err| slug_conflict(err, e))?;
+    let n = diesel::update(events::table.find(e.id.as_uuid())).set(&changes).execute(c)?;
     if n != 1 {
         return Err(Error::not_found("event", e.id).into());
     }
     Ok(())
-}
-
-fn slug_conflict(err: DieselError, e: &Event) -> TxErr {
-    if unique_violation_on(&err).is_some_and(|c| c.contains("slug")) {
-        let slug = e.slug.as_ref().map(|s| s.as_str()).unwrap_or_default();
-        return Error::conflict(format!("slug {slug:?} is already used by another event")).into();
-    }
-    err.into()
 }
 
 /// From this many bookings a batch is written with COPY rather than INSERT.
@@ -575,184 +374,339 @@ const COPY_THRESHOLD: usize = 32;
 
 /// Inserts bookings and their tickets: one multi-row INSERT each for a small batch
 /// (at most 31 bookings of at most 100 seats stay far under PostgreSQL's 65,535 bind
-/// parameters), binary COPY for a big one. A unique collision is a conflict.
-fn insert_bookings(c: &mut PgConnection, bookings: &[Booking]) -> Tx<()> {
-    let collision = |err: DieselError| -> TxErr {
-        match unique_violation_on(&err) {
-            Some(name) if name.contains("idempotency") => {
-                Error::conflict("a concurrent request used the same idempotency key").into()
-            }
-            Some(name) => Error::conflict(format!("{name} collision; please retry")).into(),
-            None => err.into(),
-        }
-    };
+/// parameters), binary COPY for a big one.
+fn insert_bookings(c: &mut PgConnection, bookings: &[Booking]) -> Db<()> {
     let rows = bookings.iter().map(NewBookingRow::from_booking).collect::<Result<Vec<_>>>()?;
     let tickets: Vec<NewTicketRow<'_>> =
         bookings.iter().flat_map(|b| b.tickets.iter().map(|t| NewTicketRow::new(b.id.as_uuid(), t))).collect();
     if rows.len() >= COPY_THRESHOLD {
         // Binary COPY inside the transaction: a big batch at bulk-load speed.
-        diesel::copy_from(bookings::table).from_insertable(&rows).execute(c).map_err(collision)?;
-        diesel::copy_from(tickets::table).from_insertable(&tickets).execute(c).map_err(collision)?;
+        diesel::copy_from(bookings::table).from_insertable(&rows).execute(c)?;
+        diesel::copy_from(tickets::table).from_insertable(&tickets).execute(c)?;
         return Ok(());
     }
     if !rows.is_empty() {
-        diesel::insert_into(bookings::table).values(&rows).execute(c).map_err(collision)?;
-        diesel::insert_into(tickets::table).values(&tickets).execute(c).map_err(collision)?;
+        diesel::insert_into(bookings::table).values(&rows).execute(c)?;
+        diesel::insert_into(tickets::table).values(&tickets).execute(c)?;
     }
     Ok(())
 }
 
-fn reserve_one(c: &mut PgConnection, req: &ReserveRequest, event: &Event, now: Timestamp) -> Tx<Reservation> {
-    if let Some(key) = &req.idempotency_key {
-        let (customer, key) = (req.customer.as_str().to_owned(), key.as_str().to_owned());
-        let existing =
-            booking_where(c, |q| q.filter(bookings::customer.eq(customer)).filter(bookings::idempotency_key.eq(key)))?;
-        if let Some(existing) = existing {
-            return Ok(replay(req, existing, now)?);
-        }
-    }
-    let already: i64 = match event.max_per_customer {
-        Some(_) => bookings::table
-            .filter(bookings::event_id.eq(req.event_id.as_uuid()))
-            .filter(bookings::customer.eq(req.customer.as_str()))
-            .filter(bookings::status.eq_any(["held", "confirmed"]))
-            .select(diesel::dsl::sum(bookings::quantity))
-            .first::<Option<i64>>(c)?
-            .unwrap_or(0),
-        None => 0,
-    };
-    let booking = decide_reservation(req, event, u32::try_from(already).unwrap_or(u32::MAX), now)?;
-    insert_bookings(c, std::slice::from_ref(&booking))?;
-    let q = i64::from(booking.quantity.get());
-    match booking.status {
-        BookingStatus::Held => bump_counters(c, event.id, q, 0)?,
-        _ => bump_counters(c, event.id, 0, q)?,
-    }
-    Ok(Reservation { booking, replayed: false })
+fn read_account(c: &mut PgConnection, email: &Email) -> Db<Option<Account>> {
+    let row: Option<UserRow> = users::table.find(email.as_str()).select(UserRow::as_select()).first(c).optional()?;
+    Ok(row.map(|r| r.record()?.into_account()).transpose()?)
 }
 
-/// The batch path: a few queries to read what the batch needs, core's plan, and bulk
-/// writes, so a batch of a hundred costs about what a batch of one does.
-fn reserve_planned(c: &mut PgConnection, batch: &[ReserveRequest], now: Timestamp) -> Tx<Vec<Result<Reservation>>> {
-    let mut state = BatchState::default();
-    // Lock first, then read. The lock takes the batch's events in id order (two
-    // batches touching the same events lock them alike). The read is a statement of
-    // its own, so at READ COMMITTED it sees everything committed before the lock was
-    // granted: a read in the locking statement itself would recheck the event row but
-    // evaluate the overdue-hold sum on the snapshot from before the wait, and count a
-    // sweep that committed meanwhile twice.
-    let ids: Vec<Uuid> = batch.iter().map(|r| r.event_id.as_uuid()).collect::<BTreeSet<_>>().into_iter().collect();
+fn collect_rows<T, R>(rows: Vec<R>, mut f: impl FnMut(R) -> Result<T>) -> Db<Vec<T>> {
+    rows.into_iter().map(|r| f(r).map_err(TxErr::Domain)).collect()
+}
+
+/// Locks the events in id order, then reads them as of `now` and expires the overdue
+/// holds of those that have any. Lock first, then read: the read is a statement of
+/// its own, so at READ COMMITTED it sees everything committed before the lock was
+/// granted (a read in the locking statement itself would recheck the event row but
+/// evaluate the overdue-hold sum on the snapshot from before the wait, and count a
+/// sweep that committed meanwhile twice).
+fn lock_and_expire(c: &mut PgConnection, ids: &[EventId], now: Timestamp) -> Db<Vec<Event>> {
+    let ids: Vec<Uuid> = ids.iter().map(|i| i.as_uuid()).collect::<BTreeSet<_>>().into_iter().collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     lock_events(c, &ids)?;
     let rows: Vec<EventRow> = diesel::sql_query(format!("SELECT {EVENT_COLS} FROM events e WHERE e.id = ANY($2)"))
         .bind::<Timestamptz, _>(to_pg(now)?)
         .bind::<Array<SqlUuid>, _>(&ids)
         .load(c)?;
+    let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let overdue = row.has_overdue_holds();
         let event = row.record()?.into_event()?;
         if overdue {
             expire_overdue(c, Some(event.id), now)?;
         }
-        state.events.insert(event.id, event);
+        out.push(event);
     }
-    let external: Vec<&str> = batch.iter().filter_map(|r| r.external_id.as_ref().map(|x| x.as_str())).collect();
-    if !external.is_empty() {
-        let rows: Vec<BookingRow> =
-            bookings::table.filter(bookings::external_id.eq_any(&external)).select(BookingRow::as_select()).load(c)?;
-        for b in with_tickets(c, rows)? {
-            if let Some(x) = b.external_id.clone() {
-                state.by_external.insert(x, b);
-            }
-        }
+    Ok(out)
+}
+
+/// A write transaction's primitives, each a fixed number of statements however many
+/// items it is given.
+struct PgTx<'a> {
+    c: &'a mut PgConnection,
+}
+
+impl Tx for PgTx<'_> {
+    fn lock_events(&mut self, ids: &[EventId], now: Timestamp) -> Result<Vec<Event>> {
+        db(lock_and_expire(self.c, ids, now))
     }
-    let keyed: Vec<&ReserveRequest> = batch.iter().filter(|r| r.idempotency_key.is_some()).collect();
-    if !keyed.is_empty() {
-        let customers: Vec<&str> = keyed.iter().map(|r| r.customer.as_str()).collect();
-        let keys: Vec<&str> = keyed.iter().filter_map(|r| r.idempotency_key.as_ref().map(|k| k.as_str())).collect();
+
+    fn lock_events_by_external_id(&mut self, keys: &[String], now: Timestamp) -> Result<Vec<Event>> {
+        let as_ids: Vec<Uuid> = keys.iter().filter_map(|k| Uuid::try_parse(k).ok()).collect();
+        let found: Vec<Uuid> = db(events::table
+            .filter(events::external_id.eq_any(keys).or(events::id.eq_any(&as_ids)))
+            .select(events::id)
+            .load(self.c)
+            .map_err(TxErr::from))?;
+        let ids: Vec<EventId> = found.into_iter().map(EventId::from_uuid).collect();
+        db(lock_and_expire(self.c, &ids, now))
+    }
+
+    fn event_by_slug(&mut self, slug: &Slug, now: Timestamp) -> Result<Option<Event>> {
+        db(read_event(self.c, &EventKey::Slug(slug.clone()), now))
+    }
+
+    fn slug_owners(&mut self, slugs: &[Slug]) -> Result<Vec<(Slug, EventId)>> {
+        let slugs: Vec<&str> = slugs.iter().map(|s| s.as_str()).collect();
+        let taken: Vec<(Option<String>, Uuid)> = events::table
+            .filter(events::slug.eq_any(&slugs))
+            .select((events::slug, events::id))
+            .load(self.c)
+            .map_err(pg_err)?;
+        Ok(taken.into_iter().filter_map(|(slug, id)| Some((slug?.parse().ok()?, EventId::from_uuid(id)))).collect())
+    }
+
+    fn insert_events(&mut self, events: &[Event]) -> Result<()> {
+        let rows = events.iter().map(NewEventRow::from_event).collect::<Result<Vec<_>>>()?;
+        let written = if rows.len() >= COPY_THRESHOLD {
+            // COPY (binary): an import's inserts at bulk-load speed, inside the transaction.
+            diesel::copy_from(events::table).from_insertable(&rows).execute(self.c)
+        } else {
+            diesel::insert_into(events::table).values(&rows).execute(self.c)
+        };
+        written.map_err(pg_err).map_err(|e| slug_taken(e, events))?;
+        Ok(())
+    }
+
+    fn update_event(&mut self, event: &Event) -> Result<()> {
+        db(write_event_fields(self.c, event)).map_err(|e| slug_taken(e, std::slice::from_ref(event)))
+    }
+
+    fn add_to_counters(&mut self, deltas: &[CounterDelta]) -> Result<()> {
+        deltas.iter().try_for_each(|d| db(bump_counters(self.c, d.event, d.held, d.sold)))
+    }
+
+    fn expire_all_holds(&mut self, now: Timestamp) -> Result<u64> {
+        db(expire_overdue(self.c, None, now))
+    }
+
+    fn cancel_live_bookings(&mut self, event: EventId, now: Timestamp) -> Result<u64> {
+        let n = diesel::update(
+            bookings::table
+                .filter(bookings::event_id.eq(event.as_uuid()))
+                .filter(bookings::status.eq_any(["held", "confirmed"])),
+        )
+        .set((bookings::status.eq("cancelled"), bookings::updated_at.eq(to_pg(now)?)))
+        .execute(self.c)
+        .map_err(pg_err)?;
+        Ok(n as u64)
+    }
+
+    fn bookings_by_id(&mut self, ids: &[BookingId]) -> Result<Vec<Booking>> {
+        let ids: Vec<Uuid> = ids.iter().map(|i| i.as_uuid()).collect();
+        let rows: Vec<BookingRow> = bookings::table
+            .filter(bookings::id.eq_any(&ids))
+            .select(BookingRow::as_select())
+            .load(self.c)
+            .map_err(pg_err)?;
+        db(with_tickets(self.c, rows))
+    }
+
+    fn bookings_by_key(&mut self, keys: &[(Email, IdempotencyKey)]) -> Result<Vec<Booking>> {
+        // Customers and keys matched separately: a superset of the pairs, which the
+        // caller looks up by exact pair.
+        let customers: Vec<&str> = keys.iter().map(|(c, _)| c.as_str()).collect();
+        let keys: Vec<&str> = keys.iter().map(|(_, k)| k.as_str()).collect();
         let rows: Vec<BookingRow> = bookings::table
             .filter(bookings::customer.eq_any(customers))
             .filter(bookings::idempotency_key.eq_any(keys))
             .select(BookingRow::as_select())
-            .load(c)?;
-        for b in with_tickets(c, rows)? {
-            if let Some(k) = b.idempotency_key.clone() {
-                state.by_key.insert((b.customer.clone(), k), b);
-            }
-        }
+            .load(self.c)
+            .map_err(pg_err)?;
+        db(with_tickets(self.c, rows))
     }
-    let limited: Vec<Uuid> =
-        state.events.values().filter(|e| e.max_per_customer.is_some()).map(|e| e.id.as_uuid()).collect();
-    if !limited.is_empty() {
-        let customers: Vec<&str> =
-            batch.iter().filter(|r| limited.contains(&r.event_id.as_uuid())).map(|r| r.customer.as_str()).collect();
+
+    fn bookings_by_external_id(&mut self, ids: &[ExternalId]) -> Result<Vec<Booking>> {
+        let ids: Vec<&str> = ids.iter().map(|x| x.as_str()).collect();
+        let rows: Vec<BookingRow> = bookings::table
+            .filter(bookings::external_id.eq_any(&ids))
+            .select(BookingRow::as_select())
+            .load(self.c)
+            .map_err(pg_err)?;
+        db(with_tickets(self.c, rows))
+    }
+
+    fn booking_by_code(&mut self, code: &BookingCode) -> Result<Option<Booking>> {
+        db(booking_by_code(self.c, code))
+    }
+
+    fn booking_by_secret(&mut self, secret: &TicketSecret) -> Result<Option<Booking>> {
+        let owner = tickets::table.filter(tickets::secret.eq(secret.as_str().to_owned())).select(tickets::booking_id);
+        let rows: Vec<BookingRow> = bookings::table
+            .filter(bookings::id.eq_any(owner))
+            .select(BookingRow::as_select())
+            .load(self.c)
+            .map_err(pg_err)?;
+        Ok(db(with_tickets(self.c, rows))?.pop())
+    }
+
+    fn live_seats(&mut self, of: &[(EventId, Email)]) -> Result<Vec<(EventId, Email, u32)>> {
+        let events: Vec<Uuid> = of.iter().map(|(e, _)| e.as_uuid()).collect();
+        let customers: Vec<&str> = of.iter().map(|(_, c)| c.as_str()).collect();
         let rows: Vec<(Uuid, String, Option<i64>)> = bookings::table
-            .filter(bookings::event_id.eq_any(&limited))
+            .filter(bookings::event_id.eq_any(&events))
             .filter(bookings::customer.eq_any(customers))
             .filter(bookings::status.eq_any(["held", "confirmed"]))
             .group_by((bookings::event_id, bookings::customer))
             .select((bookings::event_id, bookings::customer, diesel::dsl::sum(bookings::quantity)))
-            .load(c)?;
-        for (event, customer, seats) in rows {
-            let seats = u32::try_from(seats.unwrap_or(0)).unwrap_or(u32::MAX);
-            state.seats_by_customer.insert((EventId::from_uuid(event), customer.parse()?), seats);
+            .load(self.c)
+            .map_err(pg_err)?;
+        rows.into_iter()
+            .map(|(event, customer, seats)| {
+                Ok((
+                    EventId::from_uuid(event),
+                    customer.parse()?,
+                    u32::try_from(seats.unwrap_or(0)).unwrap_or(u32::MAX),
+                ))
+            })
+            .collect()
+    }
+
+    fn insert_bookings(&mut self, bookings: &[Booking]) -> Result<()> {
+        db(insert_bookings(self.c, bookings))
+    }
+
+    fn set_booking_status(
+        &mut self,
+        id: BookingId,
+        from: BookingStatus,
+        to: BookingStatus,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let n = diesel::update(bookings::table.find(id.as_uuid()).filter(bookings::status.eq(from.as_str())))
+            .set((bookings::status.eq(to.as_str()), bookings::updated_at.eq(to_pg(now)?)))
+            .execute(self.c)
+            .map_err(pg_err)?;
+        Ok(n == 1)
+    }
+
+    fn check_in(&mut self, booking: BookingId, seq: u32, now: Timestamp) -> Result<bool> {
+        let seq = i32::try_from(seq).map_err(|_| Error::validation("seq", "out of range"))?;
+        let n = diesel::update(
+            tickets::table
+                .filter(tickets::booking_id.eq(booking.as_uuid()))
+                .filter(tickets::seq.eq(seq))
+                .filter(tickets::checked_in_at.is_null()),
+        )
+        .set(tickets::checked_in_at.eq(to_pg(now)?))
+        .execute(self.c)
+        .map_err(pg_err)?;
+        Ok(n == 1)
+    }
+
+    fn insert_user(&mut self, a: &Account) -> Result<()> {
+        diesel::insert_into(users::table)
+            .values((
+                users::email.eq(a.user.email.as_str()),
+                users::role.eq(a.user.role.as_str()),
+                users::password_hash.eq(a.password_hash.as_str()),
+                users::created_at.eq(to_pg(a.user.created_at)?),
+                users::updated_at.eq(to_pg(a.user.updated_at)?),
+            ))
+            .execute(self.c)
+            .map_err(|e| match pg_err(e) {
+                Error::Conflict { .. } => Error::conflict(format!("a user {} already exists", a.user.email)),
+                other => other,
+            })?;
+        Ok(())
+    }
+
+    fn lock_account(&mut self, email: &Email) -> Result<Option<(Account, u64)>> {
+        // Lock the admin rows (in email order) and the account: two admins demoting
+        // each other at once serialize here, and the second sees the first's change
+        // (at READ COMMITTED a locked row is re-read, and one no longer admin drops
+        // out of the count).
+        let admins: Vec<String> = users::table
+            .filter(users::role.eq("admin"))
+            .order(users::email)
+            .select(users::email)
+            .for_update()
+            .load(self.c)
+            .map_err(pg_err)?;
+        let row: Option<UserRow> = users::table
+            .find(email.as_str())
+            .select(UserRow::as_select())
+            .for_update()
+            .first(self.c)
+            .optional()
+            .map_err(pg_err)?;
+        match row {
+            Some(r) => Ok(Some((r.record()?.into_account()?, admins.len() as u64))),
+            None => Ok(None),
         }
     }
-    let plan = plan_reservations(batch, state, now);
-    insert_bookings(c, &plan.inserts)?;
-    for (id, held, sold) in &plan.deltas {
-        bump_counters(c, *id, *held, *sold)?;
-    }
-    Ok(plan.outcomes)
-}
 
-/// An event named by an import row: its id, else its external id, else its slug.
-/// A UUID that is no event's id may still be an external id: an export names an event
-/// that had none by its id, and importing that export into another store keeps the id
-/// as the new event's external id.
-fn resolve_event(c: &mut PgConnection, raw: &str, now: Timestamp) -> Tx<Option<Event>> {
-    if let Ok(id) = raw.parse::<EventId>()
-        && let Some(e) = read_event(c, &EventKey::Id(id), now)?
-    {
-        return Ok(Some(e));
-    }
-    let found: Option<EventRow> =
-        diesel::sql_query(format!("SELECT {EVENT_COLS} FROM events e WHERE e.external_id = $2"))
-            .bind::<Timestamptz, _>(to_pg(now)?)
-            .bind::<Text, _>(raw)
-            .get_result(c)
-            .optional()?;
-    if let Some(row) = found {
-        return Ok(Some(row.record()?.into_event()?));
-    }
-    match raw.parse::<goticket_core::Slug>() {
-        Ok(slug) => read_event(c, &EventKey::Slug(slug), now),
-        Err(_) => Ok(None),
+    fn update_user(
+        &mut self,
+        email: &Email,
+        role: Option<Role>,
+        hash: Option<&PasswordHash>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let n = diesel::sql_query(
+            "UPDATE users SET role = COALESCE($2, role), password_hash = COALESCE($3, password_hash),
+               updated_at = $4 WHERE email = $1",
+        )
+        .bind::<Text, _>(email.as_str())
+        .bind::<diesel::sql_types::Nullable<Text>, _>(role.map(|r| r.as_str()))
+        .bind::<diesel::sql_types::Nullable<Text>, _>(hash.map(|h| h.as_str()))
+        .bind::<Timestamptz, _>(to_pg(now)?)
+        .execute(self.c)
+        .map_err(pg_err)?;
+        if n == 0 {
+            return Err(Error::not_found("user", email));
+        }
+        Ok(())
     }
 }
 
-/// A bookings-import chunk: core resolves and authorizes the rows (with this store's
-/// event lookup), the store reserves them as one planned batch, core reports.
-fn import_bookings_chunk(
-    c: &mut PgConnection,
-    chunk: Vec<ImportBooking>,
-    now: Timestamp,
-    may_book: &dyn Fn(&Event, &Email) -> Result<()>,
-    refusals: &mut Refusals,
-    on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
-) -> Tx<()> {
-    let plan = prepare_booking_import(chunk, &mut |raw| resolve_event(c, raw, now).map_err(tx_err), may_book)?;
-    let results = reserve_planned(c, &plan.batch, now)?;
-    plan.finish(results, refusals, on_row);
-    Ok(())
+/// A taken-slug conflict, naming the slug where the events written have one.
+fn slug_taken(err: Error, events: &[Event]) -> Error {
+    match (err, events) {
+        (Error::Conflict { .. }, [e]) if e.slug.is_some() => Error::conflict(format!(
+            "slug {:?} is already used by another event",
+            e.slug.as_ref().map(|s| s.as_str()).unwrap_or_default()
+        )),
+        (other, _) => other,
+    }
 }
 
-fn read_account(c: &mut PgConnection, email: &Email) -> Tx<Option<Account>> {
-    let row: Option<UserRow> = users::table.find(email.as_str()).select(UserRow::as_select()).first(c).optional()?;
-    Ok(row.map(|r| r.record()?.into_account()).transpose()?)
-}
-
-fn collect_rows<T, R>(rows: Vec<R>, mut f: impl FnMut(R) -> Result<T>) -> Tx<Vec<T>> {
-    rows.into_iter().map(|r| f(r).map_err(TxErr::Domain)).collect()
+/// Runs `body` once in a transaction on `c`. A failure while committing that is not
+/// the server's answer (the connection broke) leaves the outcome unknown; a refusal
+/// by the server (a serialization failure at COMMIT) means nothing was written.
+fn run_once(c: &mut PgConnection, body: &mut TxBody<'_>) -> Result<()> {
+    use diesel::connection::TransactionManager;
+    type Tm = <PgConnection as diesel::Connection>::TransactionManager;
+    Tm::begin_transaction(c).map_err(pg_err)?;
+    match body(&mut PgTx { c: &mut *c }) {
+        Ok(Commit::Yes) => Tm::commit_transaction(c).map_err(|e| match e {
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            )
+            | DieselError::BrokenTransactionManager => Error::Storage(StoreError::new(
+                StoreErrorKind::OutcomeUnknown,
+                format!("the connection failed during COMMIT, so whether it was written is unknown ({e})"),
+                Some(Box::new(e)),
+            )),
+            other => pg_err(other),
+        }),
+        Ok(Commit::No) => Tm::rollback_transaction(c).map_err(pg_err),
+        Err(e) => {
+            // A rollback that fails leaves the connection broken; the pool drops it.
+            let _ = Tm::rollback_transaction(c);
+            Err(e)
+        }
+    }
 }
 
 impl Store for PgStore {
@@ -815,16 +769,6 @@ impl Store for PgStore {
         })
     }
 
-    fn insert_event(&self, e: &Event) -> Result<()> {
-        self.write(|c| {
-            diesel::insert_into(events::table)
-                .values(NewEventRow::from_event(e)?)
-                .execute(c)
-                .map_err(|err| slug_conflict(err, e))?;
-            Ok(())
-        })
-    }
-
     fn event(&self, key: &EventKey, now: Timestamp) -> Result<Option<Event>> {
         self.read(|c| read_event(c, key, now))
     }
@@ -881,42 +825,6 @@ impl Store for PgStore {
         })
     }
 
-    fn update_event(&self, id: EventId, now: Timestamp, decide: DecideEvent<'_>) -> Result<Event> {
-        self.write(|c| {
-            let next = decide(&event_for_change(c, id, now)?)?;
-            write_event_fields(c, &next)?;
-            Ok(next)
-        })
-    }
-
-    fn cancel_event(&self, id: EventId, now: Timestamp, decide: DecideEvent<'_>) -> Result<Event> {
-        self.write(|c| {
-            let next = decide(&event_for_change(c, id, now)?)?;
-            diesel::update(
-                bookings::table
-                    .filter(bookings::event_id.eq(id.as_uuid()))
-                    .filter(bookings::status.eq_any(["held", "confirmed"])),
-            )
-            .set((bookings::status.eq("cancelled"), bookings::updated_at.eq(to_pg(now)?)))
-            .execute(c)?;
-            diesel::update(events::table.find(id.as_uuid()))
-                .set((events::held.eq(0), events::sold.eq(0)))
-                .execute(c)?;
-            write_event_fields(c, &next)?;
-            Ok(next)
-        })
-    }
-
-    fn reserve(&self, batch: &[ReserveRequest], now: Timestamp) -> Result<Vec<Result<Reservation>>> {
-        match self.write(|c| reserve_planned(c, batch, now)) {
-            // A unique key collided while writing the plan (a booking code, a ticket
-            // secret, a concurrent idempotency key): nothing was written; run the batch
-            // one request at a time so the collision fails only its own request.
-            Err(Error::Conflict { .. }) => self.reserve_each(batch, now),
-            other => other,
-        }
-    }
-
     fn booking(&self, code: &BookingCode) -> Result<Option<Booking>> {
         self.read(|c| booking_by_code(c, code))
     }
@@ -961,115 +869,24 @@ impl Store for PgStore {
         })
     }
 
-    fn transition_booking(&self, code: &BookingCode, now: Timestamp, decide: DecideBooking<'_>) -> Result<Booking> {
-        self.write(|c| {
-            let before = booking_by_code(c, code)?.ok_or_else(|| Error::not_found("booking", code))?;
-            lock_event(c, before.event_id)?;
-            expire_overdue(c, Some(before.event_id), now)?;
-            let mut booking = booking_by_code(c, code)?.unwrap_or(before);
-            let event = read_event(c, &EventKey::Id(booking.event_id), now)?
-                .ok_or_else(|| Error::not_found("event", booking.event_id))?;
-            let t = decide(&booking, &event)?;
-            let n = diesel::update(
-                bookings::table.find(booking.id.as_uuid()).filter(bookings::status.eq(booking.status.as_str())),
-            )
-            .set((bookings::status.eq(t.to.as_str()), bookings::updated_at.eq(to_pg(now)?)))
-            .execute(c)?;
-            if n != 1 {
-                return Err(Error::conflict(format!("booking {code} changed concurrently; retry")).into());
+    fn write(&self, retry: Retry, body: &mut TxBody<'_>) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            let mut conn = self.conn()?;
+            match run_once(&mut conn, body) {
+                // A deadlock or serialization failure: the server rolled the attempt
+                // back, so a body that reads what it decides on may run again.
+                Err(Error::Storage(e))
+                    if retry == Retry::Allowed
+                        && e.kind() == StoreErrorKind::Busy
+                        && attempt < self.options.max_retries =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(backoff(attempt));
+                }
+                other => return other,
             }
-            bump_counters(c, event.id, t.held_delta, t.sold_delta)?;
-            booking.status = t.to;
-            booking.updated_at = now;
-            Ok(booking)
-        })
-    }
-
-    fn check_in(&self, secret: &TicketSecret, now: Timestamp, decide: DecideCheckIn<'_>) -> Result<CheckIn> {
-        self.write(|c| {
-            let found: Option<(Uuid, i32)> = tickets::table
-                .filter(tickets::secret.eq(secret.as_str()))
-                .select((tickets::booking_id, tickets::seq))
-                .first(c)
-                .optional()?;
-            let (booking_id, seq) = found.ok_or_else(|| Error::not_found("ticket", "with that secret"))?;
-            // A scan and a cancel of the same booking serialize on its event's row (a
-            // cancel locks it too), so a cancel never misses a scan that committed.
-            let event_id: Uuid = bookings::table.find(booking_id).select(bookings::event_id).first(c)?;
-            lock_event(c, EventId::from_uuid(event_id))?;
-            let booking = booking_where(c, |q| q.filter(bookings::id.eq(booking_id)))?
-                .ok_or_else(|| Error::not_found("booking", booking_id))?;
-            let ticket = booking
-                .tickets
-                .iter()
-                .find(|t| i64::from(t.seq) == i64::from(seq))
-                .ok_or_else(|| Error::not_found("ticket", "with that secret"))?;
-            let event = read_event(c, &EventKey::Id(booking.event_id), now)?
-                .ok_or_else(|| Error::not_found("event", booking.event_id))?;
-            decide(&booking, ticket, &event)?;
-            let n = diesel::update(
-                tickets::table
-                    .filter(tickets::booking_id.eq(booking_id))
-                    .filter(tickets::seq.eq(seq))
-                    .filter(tickets::checked_in_at.is_null()),
-            )
-            .set(tickets::checked_in_at.eq(to_pg(now)?))
-            .execute(c)?;
-            if n != 1 {
-                return Err(Error::conflict("ticket was checked in concurrently").into());
-            }
-            Ok(CheckIn::of(&booking, ticket, &event, now))
-        })
-    }
-
-    fn expire_holds(&self, now: Timestamp) -> Result<u64> {
-        self.write(|c| expire_overdue(c, None, now))
-    }
-
-    fn import_events(
-        &self,
-        rows: &mut dyn Iterator<Item = ImportEvent>,
-        mode: ImportMode,
-        now: Timestamp,
-        may_update: &dyn Fn(&Event) -> Result<()>,
-        on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
-    ) -> Result<()> {
-        let mut seen = SeenIds::default();
-        self.import_loop(rows, mode, &mut |c, chunk, refusals| {
-            import_chunk(c, chunk, &mut seen, now, may_update, refusals, &mut *on_row)
-        })
-    }
-
-    fn import_bookings(
-        &self,
-        rows: &mut dyn Iterator<Item = ImportBooking>,
-        mode: ImportMode,
-        now: Timestamp,
-        may_book: &dyn Fn(&Event, &Email) -> Result<()>,
-        on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
-    ) -> Result<()> {
-        self.import_loop(rows, mode, &mut |c, chunk, refusals| {
-            import_bookings_chunk(c, chunk, now, may_book, refusals, &mut *on_row)
-        })
-    }
-
-    fn insert_user(&self, a: &Account) -> Result<()> {
-        self.write(|c| {
-            diesel::insert_into(users::table)
-                .values((
-                    users::email.eq(a.user.email.as_str()),
-                    users::role.eq(a.user.role.as_str()),
-                    users::password_hash.eq(a.password_hash.as_str()),
-                    users::created_at.eq(to_pg(a.user.created_at)?),
-                    users::updated_at.eq(to_pg(a.user.updated_at)?),
-                ))
-                .execute(c)
-                .map_err(|e| match unique_violation_on(&e) {
-                    Some(_) => TxErr::Domain(Error::conflict(format!("a user {} already exists", a.user.email))),
-                    None => TxErr::Db(e),
-                })?;
-            Ok(())
-        })
+        }
     }
 
     fn account(&self, email: &Email) -> Result<Option<Account>> {
@@ -1080,44 +897,6 @@ impl Store for PgStore {
         self.read(|c| {
             let rows: Vec<UserRow> = users::table.order(users::email).select(UserRow::as_select()).load(c)?;
             collect_rows(rows, |r| r.record()?.into_account().map(|a| a.user))
-        })
-    }
-
-    fn update_user(
-        &self,
-        email: &Email,
-        hash: Option<&PasswordHash>,
-        now: Timestamp,
-        decide: DecideUser<'_>,
-    ) -> Result<User> {
-        self.write(|c| {
-            // Lock the admin rows (in email order) and the account: two admins demoting
-            // each other at once serialize here, and the second sees the first's change
-            // (at READ COMMITTED a locked row is re-read, and one no longer admin drops
-            // out of the count).
-            let admins: Vec<String> = users::table
-                .filter(users::role.eq("admin"))
-                .order(users::email)
-                .select(users::email)
-                .for_update()
-                .load(c)?;
-            let row: Option<UserRow> =
-                users::table.find(email.as_str()).select(UserRow::as_select()).for_update().first(c).optional()?;
-            let current = row.ok_or_else(|| Error::not_found("user", email))?.record()?.into_account()?;
-            let role: Option<Role> = decide(&current.user, admins.len() as u64)?;
-            let n = diesel::sql_query(
-                "UPDATE users SET role = COALESCE($2, role), password_hash = COALESCE($3, password_hash),
-                   updated_at = $4 WHERE email = $1",
-            )
-            .bind::<Text, _>(email.as_str())
-            .bind::<diesel::sql_types::Nullable<Text>, _>(role.map(|r| r.as_str()))
-            .bind::<diesel::sql_types::Nullable<Text>, _>(hash.map(|h| h.as_str()))
-            .bind::<Timestamptz, _>(to_pg(now)?)
-            .execute(c)?;
-            if n == 0 {
-                return Err(Error::not_found("user", email).into());
-            }
-            Ok(read_account(c, email)?.ok_or_else(|| Error::not_found("user", email))?.user)
         })
     }
 

@@ -24,25 +24,19 @@
 mod rows;
 mod schema;
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use goticket_core::Role;
-use goticket_core::booking::{BatchState, decide_reservation, plan_reservations, replay};
 use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
-use goticket_core::import::{
-    ImportAction, ImportBooking, ImportEvent, ImportMode, ImportState, Refusals, SeenIds, plan_event_import,
-    prepare_booking_import,
-};
 use goticket_core::records::{BookingRecord, TicketRecord, UserRecord};
-use goticket_core::store::{DecideBooking, DecideCheckIn, DecideEvent, DecideUser, EventKey, SalesRow, Store};
+use goticket_core::store::{Commit, CounterDelta, EventKey, Retry, SalesRow, Store, Tx, TxBody};
 use goticket_core::users::{Account, PasswordHash, User};
 use goticket_core::{
-    Booking, BookingCode, BookingFilter, BookingStatus, CheckIn, Email, Event, EventFilter, EventId, IdempotencyKey,
-    PageStart, Reservation, ReserveRequest, Slug, TicketSecret, Timestamp,
+    Booking, BookingCode, BookingFilter, BookingId, BookingStatus, Email, Event, EventFilter, EventId, ExternalId,
+    IdempotencyKey, PageStart, Slug, TicketSecret, Timestamp,
 };
 use rusqlite::ToSql;
 use rusqlite::types::Value;
@@ -126,9 +120,6 @@ pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
 }
 
-/// A chunk of an import, decided and written inside the import's transaction.
-type ImportChunk<'a, R> = dyn FnMut(&Transaction<'_>, Vec<R>, &mut Refusals) -> Result<()> + 'a;
-
 /// Free space below which the store is not ready: a commit that cannot be written is
 /// refused anyway, but a readiness probe should say so before a buyer finds out.
 const MIN_FREE_BYTES: u64 = 1 << 20;
@@ -188,58 +179,10 @@ impl SqliteStore {
         out
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction: committed if it returns `Ok`,
-    /// rolled back otherwise.
-    fn write<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
-        self.write_with(|tx| f(tx).map(|out| (out, true)))
-    }
-
-    /// Runs an import: pulls rows in chunks and hands each to `chunk` (which counts its
-    /// refusals) inside one transaction (all-or-nothing, or a dry run that rolls back)
-    /// or one transaction per batch.
-    fn import_loop<R>(
-        &self,
-        rows: &mut dyn Iterator<Item = R>,
-        mode: ImportMode,
-        chunk: &mut ImportChunk<'_, R>,
-    ) -> Result<()> {
-        let mut refusals = Refusals::default();
-        match mode {
-            ImportMode::Batches(n) => loop {
-                let batch: Vec<R> = (&mut *rows).take(n.max(1)).collect();
-                if batch.is_empty() {
-                    return Ok(());
-                }
-                self.write(|tx| {
-                    let mut batch = batch.into_iter().peekable();
-                    while batch.peek().is_some() {
-                        chunk(tx, batch.by_ref().take(IMPORT_CHUNK).collect(), &mut refusals)?;
-                    }
-                    Ok(())
-                })?;
-            },
-            ImportMode::AllOrNothing | ImportMode::DryRun => {
-                self.write_with(|tx| {
-                    loop {
-                        let rows: Vec<R> = (&mut *rows).take(IMPORT_CHUNK).collect();
-                        if rows.is_empty() {
-                            break;
-                        }
-                        chunk(tx, rows, &mut refusals)?;
-                    }
-                    Ok(((), mode == ImportMode::AllOrNothing && refusals.count() == 0))
-                })?;
-                match refusals.into_error() {
-                    Some(e) if mode == ImportMode::AllOrNothing => Err(e),
-                    _ => Ok(()),
-                }
-            }
-        }
-    }
-
-    /// Like [`SqliteStore::write`], but `f` also says whether to commit (a dry run
-    /// decides everything and then rolls back).
-    fn write_with<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> Result<(T, bool)>) -> Result<T> {
+    /// Runs `f` once in a `BEGIN IMMEDIATE` transaction, committed if it says so and
+    /// rolled back otherwise (also when it fails or panics: the transaction rolls back
+    /// when dropped). A failure of the COMMIT itself leaves the outcome unknown.
+    fn transaction<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<(T, Commit)>) -> Result<T> {
         // A panic in another writer leaves the connection usable: its transaction was
         // rolled back when the Transaction dropped.
         let mut slot = self.writer.lock().unwrap_or_else(|p| p.into_inner());
@@ -247,16 +190,25 @@ impl SqliteStore {
             Some(c) => c,
             None => slot.insert(connect(&self.path, &self.options)?),
         };
-        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
-        let (out, commit) = f(&mut tx)?;
-        if commit {
-            tx.commit().map_err(db_err)?;
-        } else {
-            tx.rollback().map_err(db_err)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+        let (out, commit) = f(&tx)?;
+        match commit {
+            Commit::Yes => tx.commit().map_err(|e| {
+                let cause = db_err(e);
+                Error::Storage(StoreError::new(
+                    StoreErrorKind::OutcomeUnknown,
+                    format!("the commit failed, so whether it was written is unknown ({cause})"),
+                    Some(Box::new(cause)),
+                ))
+            })?,
+            Commit::No => tx.rollback().map_err(db_err)?,
         }
         Ok(out)
     }
 }
+
+/// How often a write that found the database busy is run again.
+const MAX_RETRIES: u32 = 5;
 
 /// The one place a connection is set up; every connection goes through it (but the
 /// read-only fallback, [`connect_immutable`]).
@@ -340,13 +292,6 @@ fn free_bytes(path: &Path) -> Option<u64> {
 #[cfg(not(unix))]
 fn free_bytes(_path: &Path) -> Option<u64> {
     None
-}
-
-/// The event as it stands at `now`, its overdue holds expired, for a change decided
-/// in this (write) transaction.
-fn event_for_change(conn: &Connection, id: EventId, now: Timestamp) -> Result<Event> {
-    expire_overdue(conn, Some(id), now)?;
-    read_event(conn, &EventKey::Id(id), now)?.ok_or_else(|| Error::not_found("event", id))
 }
 
 /// Expires overdue holds (of one event, or all) and releases their seats.
@@ -434,7 +379,7 @@ fn insert_event_row(tx: &Connection, e: &Event) -> Result<()> {
         )
         .and_then(|mut s| s.execute(values))
     })
-    .map_err(|err| slug_conflict(err, e))?;
+    .map_err(db_err)?;
     Ok(())
 }
 
@@ -449,7 +394,7 @@ fn write_event_fields(conn: &Connection, e: &Event) -> Result<()> {
         )
         .and_then(|mut s| s.execute(values))
     })
-    .map_err(|err| slug_conflict(err, e))?;
+    .map_err(db_err)?;
     if n != 1 {
         return Err(Error::not_found("event", e.id));
     }
@@ -486,14 +431,6 @@ fn with_event_columns<R>(e: &Event, extra: &[&dyn ToSql], run: impl FnOnce(&[&dy
     run(&values)
 }
 
-fn slug_conflict(err: rusqlite::Error, e: &Event) -> Error {
-    if err.to_string().contains("events.slug") {
-        let slug = e.slug.as_ref().map(|s| s.as_str()).unwrap_or_default();
-        return Error::conflict(format!("slug {slug:?} is already used by another event"));
-    }
-    db_err(err)
-}
-
 fn insert_booking(conn: &Connection, b: &Booking) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO bookings (id, code, event_id, customer, quantity, status, unit_price_minor, currency,
@@ -516,23 +453,11 @@ fn insert_booking(conn: &Connection, b: &Booking) -> Result<()> {
             b.external_id.as_ref().map(|x| x.as_str()),
         ])
     })
-    .map_err(|e| {
-        if e.to_string().contains("bookings.code") || e.to_string().contains("bookings.external_id") {
-            Error::conflict("booking code collision; please retry")
-        } else {
-            db_err(e)
-        }
-    })?;
+    .map_err(db_err)?;
     let mut stmt =
         conn.prepare_cached("INSERT INTO tickets (booking_id, seq, secret) VALUES (?1, ?2, ?3)").map_err(db_err)?;
     for t in &b.tickets {
-        stmt.execute(params![b.id.to_string(), t.seq, t.secret.as_str()]).map_err(|e| {
-            if e.to_string().contains("tickets.secret") {
-                Error::conflict("ticket secret collision; please retry")
-            } else {
-                db_err(e)
-            }
-        })?;
+        stmt.execute(params![b.id.to_string(), t.seq, t.secret.as_str()]).map_err(db_err)?;
     }
     Ok(())
 }
@@ -557,68 +482,6 @@ fn bump_counters(conn: &Connection, event: EventId, held: i64, sold: i64) -> Res
     Ok(())
 }
 
-fn reserve_one(conn: &Connection, req: &ReserveRequest, event: &Event, now: Timestamp) -> Result<Reservation> {
-    if let Some(key) = &req.idempotency_key
-        && let Some(existing) = read_booking_by_key(conn, &req.customer, key)?
-    {
-        return replay(req, existing, now);
-    }
-    let already = match event.max_per_customer {
-        Some(_) => customer_seats(conn, req.event_id, &req.customer)?,
-        None => 0,
-    };
-    let booking = decide_reservation(req, event, already, now)?;
-    insert_booking(conn, &booking)?;
-    let q = i64::from(booking.quantity.get());
-    match booking.status {
-        BookingStatus::Held => bump_counters(conn, event.id, q, 0)?,
-        _ => bump_counters(conn, event.id, 0, q)?,
-    }
-    Ok(Reservation { booking, replayed: false })
-}
-
-/// The batch path: read what the batch needs, let core plan it, write the plan.
-fn reserve_planned(tx: &Transaction<'_>, batch: &[ReserveRequest], now: Timestamp) -> Result<Vec<Result<Reservation>>> {
-    let mut state = BatchState::default();
-    let ids: BTreeSet<EventId> = batch.iter().map(|r| r.event_id).collect();
-    for id in ids {
-        expire_overdue(tx, Some(id), now)?;
-        if let Some(e) = read_event(tx, &EventKey::Id(id), now)? {
-            state.events.insert(id, e);
-        }
-    }
-    for req in batch {
-        if let Some(x) = &req.external_id
-            && !state.by_external.contains_key(x)
-            && let Some(b) = read_booking(tx, "b.external_id = ?1", x.as_str())?
-        {
-            state.by_external.insert(x.clone(), b);
-        }
-        if let Some(key) = &req.idempotency_key {
-            let k = (req.customer.clone(), key.clone());
-            if !state.by_key.contains_key(&k)
-                && let Some(b) = read_booking_by_key(tx, &req.customer, key)?
-            {
-                state.by_key.insert(k, b);
-            }
-        }
-        let limited = state.events.get(&req.event_id).is_some_and(|e| e.max_per_customer.is_some());
-        let k = (req.event_id, req.customer.clone());
-        if limited && !state.seats_by_customer.contains_key(&k) {
-            let seats = customer_seats(tx, req.event_id, &req.customer)?;
-            state.seats_by_customer.insert(k, seats);
-        }
-    }
-    let plan = plan_reservations(batch, state, now);
-    for b in &plan.inserts {
-        insert_booking(tx, b)?;
-    }
-    for (id, held, sold) in &plan.deltas {
-        bump_counters(tx, *id, *held, *sold)?;
-    }
-    Ok(plan.outcomes)
-}
-
 fn read_booking_by_key(conn: &Connection, customer: &Email, key: &IdempotencyKey) -> Result<Option<Booking>> {
     let raw = conn
         .prepare_cached(&format!(
@@ -638,159 +501,6 @@ fn customer_seats(conn: &Connection, event: EventId, customer: &Email) -> Result
         .and_then(|mut s| s.query_row(params![event.to_string(), customer.as_str()], |r| r.get(0)))
         .map_err(db_err)?;
     Ok(u32::try_from(seats).unwrap_or(u32::MAX))
-}
-
-/// The fallback path: one savepoint per request, so a collision fails only its own.
-fn reserve_each(store: &SqliteStore, batch: &[ReserveRequest], now: Timestamp) -> Result<Vec<Result<Reservation>>> {
-    store.write(|tx| {
-        let mut events: HashMap<EventId, Option<Event>> = HashMap::new();
-        let mut out = Vec::with_capacity(batch.len());
-        for req in batch {
-            let slot = match events.entry(req.event_id) {
-                Entry::Occupied(o) => o.into_mut(),
-                Entry::Vacant(v) => {
-                    expire_overdue(tx, Some(req.event_id), now)?;
-                    v.insert(read_event(tx, &EventKey::Id(req.event_id), now)?)
-                }
-            };
-            let Some(event) = slot.as_mut() else {
-                out.push(Err(Error::not_found("event", req.event_id)));
-                continue;
-            };
-            // A savepoint per request: a refusal or a failed insert undoes only
-            // that request, never its neighbours in the batch.
-            let sp = tx.savepoint().map_err(db_err)?;
-            match reserve_one(&sp, req, event, now) {
-                Ok(r) => {
-                    sp.commit().map_err(db_err)?;
-                    if !r.replayed {
-                        let q = r.booking.quantity.get();
-                        *event = match r.booking.status {
-                            BookingStatus::Held => event.clone().with_counters(event.held + q, event.sold),
-                            _ => event.clone().with_counters(event.held, event.sold + q),
-                        };
-                    }
-                    out.push(Ok(r));
-                }
-                Err(Error::Storage(e)) => return Err(Error::Storage(e)),
-                Err(refusal) => out.push(Err(refusal)),
-            }
-        }
-        Ok(out)
-    })
-}
-
-/// Rows an import decides and writes at a time.
-const IMPORT_CHUNK: usize = 1000;
-
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
-}
-
-/// Reads what a chunk of an import needs, plans it in core, writes the plan, and
-/// reports each row, counting the refusals.
-fn import_chunk(
-    tx: &Connection,
-    chunk: Vec<ImportEvent>,
-    seen: &mut SeenIds,
-    now: Timestamp,
-    may_update: &dyn Fn(&Event) -> Result<()>,
-    refusals: &mut Refusals,
-    on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
-) -> Result<()> {
-    let mut state = ImportState::default();
-    let keys: Vec<String> =
-        chunk.iter().filter_map(|r| r.event.external_id.as_ref().map(|x| x.as_str().to_owned())).collect();
-    if !keys.is_empty() {
-        let sql = format!(
-            "SELECT {} FROM events e WHERE e.external_id IN ({}) OR e.id IN ({})",
-            event_cols(),
-            placeholders(2, keys.len()),
-            placeholders(2, keys.len())
-        );
-        let args: Vec<Value> =
-            std::iter::once(Value::Integer(micros(now))).chain(keys.iter().map(|k| Value::Text(k.clone()))).collect();
-        let mut stmt = tx.prepare(&sql).map_err(db_err)?;
-        let found = stmt
-            .query_map(params_from_iter(args.iter()), read_event_row)
-            .map_err(db_err)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(db_err)?;
-        for r in found {
-            let e = r.into_event()?;
-            let key = e.external_id.as_ref().map_or_else(|| e.id.to_string(), |x| x.as_str().to_owned());
-            if let Some(slug) = &e.slug {
-                state.slugs.insert(slug.clone(), e.id);
-            }
-            state.existing.insert(key, e);
-        }
-    }
-    let slugs: Vec<String> =
-        chunk.iter().filter_map(|r| r.event.slug.as_ref().map(|s| s.as_str().to_owned())).collect();
-    if !slugs.is_empty() {
-        let sql = format!("SELECT slug, id FROM events WHERE slug IN ({})", placeholders(1, slugs.len()));
-        let mut stmt = tx.prepare(&sql).map_err(db_err)?;
-        let taken = stmt
-            .query_map(params_from_iter(slugs.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(db_err)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(db_err)?;
-        for (slug, id) in taken {
-            if let (Ok(slug), Ok(id)) = (slug.parse(), id.parse()) {
-                state.slugs.insert(slug, id);
-            }
-        }
-    }
-    let plan = plan_event_import(chunk, state, seen, now, may_update);
-    for e in &plan.inserts {
-        insert_event_row(tx, e)?;
-    }
-    for e in &plan.updates {
-        write_event_fields(tx, e)?;
-    }
-    for (line, outcome) in plan.outcomes {
-        refusals.report(line, outcome, on_row);
-    }
-    Ok(())
-}
-
-/// An event named by an import row: its id, else its external id, else its slug.
-/// A UUID that is no event's id may still be an external id: an export names an event
-/// that had none by its id, and importing that export into another store keeps the id
-/// as the new event's external id.
-fn resolve_event(tx: &Connection, raw: &str, now: Timestamp) -> Result<Option<Event>> {
-    if let Ok(id) = raw.parse::<EventId>()
-        && let Some(e) = read_event(tx, &EventKey::Id(id), now)?
-    {
-        return Ok(Some(e));
-    }
-    let found = tx
-        .prepare_cached(&format!("SELECT {} FROM events e WHERE e.external_id = ?2", event_cols()))
-        .and_then(|mut s| s.query_row(params![micros(now), raw], read_event_row).optional())
-        .map_err(db_err)?;
-    if let Some(r) = found {
-        return r.into_event().map(Some);
-    }
-    match raw.parse::<Slug>() {
-        Ok(slug) => read_event(tx, &EventKey::Slug(slug), now),
-        Err(_) => Ok(None),
-    }
-}
-
-/// A bookings-import chunk: core resolves and authorizes the rows (with this store's
-/// event lookup), the store reserves them as one planned batch, core reports.
-fn import_bookings_chunk(
-    tx: &Transaction<'_>,
-    chunk: Vec<ImportBooking>,
-    now: Timestamp,
-    may_book: &dyn Fn(&Event, &Email) -> Result<()>,
-    refusals: &mut Refusals,
-    on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
-) -> Result<()> {
-    let plan = prepare_booking_import(chunk, &mut |raw| resolve_event(tx, raw, now), may_book)?;
-    let results = reserve_planned(tx, &plan.batch, now)?;
-    plan.finish(results, refusals, on_row);
-    Ok(())
 }
 
 fn read_user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
@@ -816,6 +526,236 @@ fn read_account(c: &Connection, email: &Email) -> Result<Option<Account>> {
     row.map(UserRecord::into_account).transpose()
 }
 
+/// A taken-slug conflict, naming the slug.
+fn slug_taken(err: Error, e: &Event) -> Error {
+    match (err, &e.slug) {
+        (Error::Conflict { .. }, Some(slug)) => {
+            Error::conflict(format!("slug {:?} is already used by another event", slug.as_str()))
+        }
+        (other, _) => other,
+    }
+}
+
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Runs a query with `args` and reads every row with `read`.
+fn query_all<T>(
+    c: &Connection,
+    sql: &str,
+    args: &[Value],
+    read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = c.prepare_cached(sql).map_err(db_err)?;
+    let rows = stmt.query_map(params_from_iter(args.iter()), read).map_err(db_err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+}
+
+/// A write transaction's primitives. `BEGIN IMMEDIATE` already holds the database's
+/// write lock, so locking an event is expiring its overdue holds and reading it.
+struct SqliteTx<'a> {
+    c: &'a Transaction<'a>,
+}
+
+impl Tx for SqliteTx<'_> {
+    fn lock_events(&mut self, ids: &[EventId], now: Timestamp) -> Result<Vec<Event>> {
+        let ids: BTreeSet<EventId> = ids.iter().copied().collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            expire_overdue(self.c, Some(id), now)?;
+            out.extend(read_event(self.c, &EventKey::Id(id), now)?);
+        }
+        Ok(out)
+    }
+
+    fn lock_events_by_external_id(&mut self, keys: &[String], now: Timestamp) -> Result<Vec<Event>> {
+        let mut out = Vec::new();
+        for chunk in keys.chunks(10_000) {
+            let sql = format!(
+                "SELECT {} FROM events e WHERE e.external_id IN ({}) OR e.id IN ({})",
+                event_cols(),
+                placeholders(2, chunk.len()),
+                placeholders(2, chunk.len())
+            );
+            let args: Vec<Value> = std::iter::once(Value::Integer(micros(now)))
+                .chain(chunk.iter().map(|k| Value::Text(k.clone())))
+                .collect();
+            for r in query_all(self.c, &sql, &args, read_event_row)? {
+                out.push(r.into_event()?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn event_by_slug(&mut self, slug: &Slug, now: Timestamp) -> Result<Option<Event>> {
+        read_event(self.c, &EventKey::Slug(slug.clone()), now)
+    }
+
+    fn slug_owners(&mut self, slugs: &[Slug]) -> Result<Vec<(Slug, EventId)>> {
+        let mut out = Vec::new();
+        for chunk in slugs.chunks(10_000) {
+            let sql = format!("SELECT slug, id FROM events WHERE slug IN ({})", placeholders(1, chunk.len()));
+            let args: Vec<Value> = chunk.iter().map(|s| Value::Text(s.as_str().to_owned())).collect();
+            for (slug, id) in query_all(self.c, &sql, &args, |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            {
+                if let (Ok(slug), Ok(id)) = (slug.parse(), id.parse()) {
+                    out.push((slug, id));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn insert_events(&mut self, events: &[Event]) -> Result<()> {
+        events.iter().try_for_each(|e| insert_event_row(self.c, e).map_err(|err| slug_taken(err, e)))
+    }
+
+    fn update_event(&mut self, event: &Event) -> Result<()> {
+        write_event_fields(self.c, event).map_err(|err| slug_taken(err, event))
+    }
+
+    fn add_to_counters(&mut self, deltas: &[CounterDelta]) -> Result<()> {
+        deltas.iter().try_for_each(|d| bump_counters(self.c, d.event, d.held, d.sold))
+    }
+
+    fn expire_all_holds(&mut self, now: Timestamp) -> Result<u64> {
+        expire_overdue(self.c, None, now)
+    }
+
+    fn cancel_live_bookings(&mut self, event: EventId, now: Timestamp) -> Result<u64> {
+        let n = self
+            .c
+            .execute(
+                "UPDATE bookings SET status = 'cancelled', updated_at = ?2
+                 WHERE event_id = ?1 AND status IN ('held', 'confirmed')",
+                params![event.to_string(), micros(now)],
+            )
+            .map_err(db_err)?;
+        Ok(n as u64)
+    }
+
+    fn bookings_by_id(&mut self, ids: &[BookingId]) -> Result<Vec<Booking>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(read_booking(self.c, "b.id = ?1", &id.to_string())?);
+        }
+        Ok(out)
+    }
+
+    fn bookings_by_key(&mut self, keys: &[(Email, IdempotencyKey)]) -> Result<Vec<Booking>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for (customer, key) in keys {
+            out.extend(read_booking_by_key(self.c, customer, key)?);
+        }
+        Ok(out)
+    }
+
+    fn bookings_by_external_id(&mut self, ids: &[ExternalId]) -> Result<Vec<Booking>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for x in ids {
+            out.extend(read_booking(self.c, "b.external_id = ?1", x.as_str())?);
+        }
+        Ok(out)
+    }
+
+    fn booking_by_code(&mut self, code: &BookingCode) -> Result<Option<Booking>> {
+        read_booking(self.c, "b.code = ?1", code.as_str())
+    }
+
+    fn booking_by_secret(&mut self, secret: &TicketSecret) -> Result<Option<Booking>> {
+        read_booking(self.c, "b.id = (SELECT booking_id FROM tickets WHERE secret = ?1)", secret.as_str())
+    }
+
+    fn live_seats(&mut self, of: &[(EventId, Email)]) -> Result<Vec<(EventId, Email, u32)>> {
+        let mut out = Vec::with_capacity(of.len());
+        for (event, customer) in of {
+            let seats = customer_seats(self.c, *event, customer)?;
+            if seats > 0 {
+                out.push((*event, customer.clone(), seats));
+            }
+        }
+        Ok(out)
+    }
+
+    fn insert_bookings(&mut self, bookings: &[Booking]) -> Result<()> {
+        bookings.iter().try_for_each(|b| insert_booking(self.c, b))
+    }
+
+    fn set_booking_status(
+        &mut self,
+        id: BookingId,
+        from: BookingStatus,
+        to: BookingStatus,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let n = self
+            .c
+            .prepare_cached("UPDATE bookings SET status = ?2, updated_at = ?3 WHERE id = ?1 AND status = ?4")
+            .and_then(|mut s| s.execute(params![id.to_string(), to.as_str(), micros(now), from.as_str()]))
+            .map_err(db_err)?;
+        Ok(n == 1)
+    }
+
+    fn check_in(&mut self, booking: BookingId, seq: u32, now: Timestamp) -> Result<bool> {
+        let n = self
+            .c
+            .prepare_cached(
+                "UPDATE tickets SET checked_in_at = ?3 WHERE booking_id = ?1 AND seq = ?2 AND checked_in_at IS NULL",
+            )
+            .and_then(|mut s| s.execute(params![booking.to_string(), seq, micros(now)]))
+            .map_err(db_err)?;
+        Ok(n == 1)
+    }
+
+    fn insert_user(&mut self, a: &Account) -> Result<()> {
+        self.c
+            .execute(
+                "INSERT INTO users (email, role, password_hash, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    a.user.email.as_str(),
+                    a.user.role.as_str(),
+                    a.password_hash.as_str(),
+                    micros(a.user.created_at),
+                    micros(a.user.updated_at)
+                ],
+            )
+            .map_err(|e| match db_err(e) {
+                Error::Conflict { .. } => Error::conflict(format!("a user {} already exists", a.user.email)),
+                other => other,
+            })?;
+        Ok(())
+    }
+
+    fn lock_account(&mut self, email: &Email) -> Result<Option<(Account, u64)>> {
+        let Some(account) = read_account(self.c, email)? else { return Ok(None) };
+        let admins: i64 =
+            self.c.query_row("SELECT COUNT(*) FROM users WHERE role = 'admin'", [], |r| r.get(0)).map_err(db_err)?;
+        Ok(Some((account, u64::try_from(admins).unwrap_or(0))))
+    }
+
+    fn update_user(
+        &mut self,
+        email: &Email,
+        role: Option<Role>,
+        hash: Option<&PasswordHash>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let n = self
+            .c
+            .execute(
+                "UPDATE users SET role = COALESCE(?2, role), password_hash = COALESCE(?3, password_hash),
+                   updated_at = ?4 WHERE email = ?1",
+                params![email.as_str(), role.map(|r| r.as_str()), hash.map(|h| h.as_str()), micros(now)],
+            )
+            .map_err(db_err)?;
+        if n == 0 {
+            return Err(Error::not_found("user", email));
+        }
+        Ok(())
+    }
+}
+
 impl Store for SqliteStore {
     fn migrate(&self) -> Result<Vec<String>> {
         // Every CLI process migrates on start; when the schema is current that must
@@ -826,7 +766,7 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         let now = goticket_core::Timestamp::now();
-        self.write(|tx| schema::migrate(tx, now))
+        self.transaction(|tx| Ok((schema::migrate(tx, now)?, Commit::Yes)))
     }
 
     fn ping(&self) -> Result<()> {
@@ -851,10 +791,6 @@ impl Store for SqliteStore {
             return Err(unready(format!("read-only: {} does not take writes", self.path.display())));
         }
         Ok(())
-    }
-
-    fn insert_event(&self, e: &Event) -> Result<()> {
-        self.write(|tx| insert_event_row(tx, e))
     }
 
     fn event(&self, key: &EventKey, now: Timestamp) -> Result<Option<Event>> {
@@ -909,39 +845,6 @@ impl Store for SqliteStore {
                 .map_err(db_err)?;
             raws.into_iter().map(|r| r.into_event()).collect()
         })
-    }
-
-    fn update_event(&self, id: EventId, now: Timestamp, decide: DecideEvent<'_>) -> Result<Event> {
-        self.write(|tx| {
-            let next = decide(&event_for_change(tx, id, now)?)?;
-            write_event_fields(tx, &next)?;
-            Ok(next)
-        })
-    }
-
-    fn cancel_event(&self, id: EventId, now: Timestamp, decide: DecideEvent<'_>) -> Result<Event> {
-        self.write(|tx| {
-            let next = decide(&event_for_change(tx, id, now)?)?;
-            tx.execute(
-                "UPDATE bookings SET status = 'cancelled', updated_at = ?2
-                 WHERE event_id = ?1 AND status IN ('held', 'confirmed')",
-                params![id.to_string(), micros(now)],
-            )
-            .map_err(db_err)?;
-            tx.execute("UPDATE events SET held = 0, sold = 0 WHERE id = ?1", [id.to_string()]).map_err(db_err)?;
-            write_event_fields(tx, &next)?;
-            Ok(next)
-        })
-    }
-
-    fn reserve(&self, batch: &[ReserveRequest], now: Timestamp) -> Result<Vec<Result<Reservation>>> {
-        match self.write(|tx| reserve_planned(tx, batch, now)) {
-            // A unique key collided while writing the plan (a booking code, a ticket
-            // secret): nothing was written; run the batch one request at a time so the
-            // collision fails only its own request.
-            Err(Error::Conflict { .. }) => reserve_each(self, batch, now),
-            other => other,
-        }
     }
 
     fn booking(&self, code: &BookingCode) -> Result<Option<Booking>> {
@@ -1003,115 +906,22 @@ impl Store for SqliteStore {
         })
     }
 
-    fn transition_booking(&self, code: &BookingCode, now: Timestamp, decide: DecideBooking<'_>) -> Result<Booking> {
-        self.write(|tx| {
-            let before =
-                read_booking(tx, "b.code = ?1", code.as_str())?.ok_or_else(|| Error::not_found("booking", code))?;
-            expire_overdue(tx, Some(before.event_id), now)?;
-            let mut booking = read_booking(tx, "b.code = ?1", code.as_str())?.unwrap_or(before);
-            let event = read_event(tx, &EventKey::Id(booking.event_id), now)?
-                .ok_or_else(|| Error::not_found("event", booking.event_id))?;
-            let t = decide(&booking, &event)?;
-            let n = tx
-                .execute(
-                    "UPDATE bookings SET status = ?2, updated_at = ?3 WHERE id = ?1 AND status = ?4",
-                    params![booking.id.to_string(), t.to.as_str(), micros(now), booking.status.as_str()],
-                )
-                .map_err(db_err)?;
-            if n != 1 {
-                return Err(Error::conflict(format!("booking {code} changed concurrently; retry")));
-            }
-            bump_counters(tx, event.id, t.held_delta, t.sold_delta)?;
-            booking.status = t.to;
-            booking.updated_at = now;
-            Ok(booking)
-        })
-    }
-
-    fn check_in(&self, secret: &TicketSecret, now: Timestamp, decide: DecideCheckIn<'_>) -> Result<CheckIn> {
-        self.write(|tx| {
-            let found: Option<(String, i64)> = tx
-                .query_row("SELECT booking_id, seq FROM tickets WHERE secret = ?1", [secret.as_str()], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()
-                .map_err(db_err)?;
-            let (booking_id, seq) = found.ok_or_else(|| Error::not_found("ticket", "with that secret"))?;
-            let booking = read_booking(tx, "b.id = ?1", &booking_id)?
-                .ok_or_else(|| Error::not_found("booking", &booking_id))?;
-            let ticket = booking
-                .tickets
-                .iter()
-                .find(|t| i64::from(t.seq) == seq)
-                .ok_or_else(|| Error::not_found("ticket", "with that secret"))?;
-            let event = read_event(tx, &EventKey::Id(booking.event_id), now)?
-                .ok_or_else(|| Error::not_found("event", booking.event_id))?;
-            decide(&booking, ticket, &event)?;
-            let n = tx
-                .execute(
-                    "UPDATE tickets SET checked_in_at = ?3 WHERE booking_id = ?1 AND seq = ?2 AND checked_in_at IS NULL",
-                    params![booking_id, seq, micros(now)],
-                )
-                .map_err(db_err)?;
-            if n != 1 {
-                return Err(Error::conflict("ticket was checked in concurrently"));
-            }
-            Ok(CheckIn::of(&booking, ticket, &event, now))
-        })
-    }
-
-    fn expire_holds(&self, now: Timestamp) -> Result<u64> {
-        self.write(|tx| expire_overdue(tx, None, now))
-    }
-
-    fn import_events(
-        &self,
-        rows: &mut dyn Iterator<Item = ImportEvent>,
-        mode: ImportMode,
-        now: Timestamp,
-        may_update: &dyn Fn(&Event) -> Result<()>,
-        on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
-    ) -> Result<()> {
-        let mut seen = SeenIds::default();
-        self.import_loop(rows, mode, &mut |tx, chunk, refusals| {
-            import_chunk(tx, chunk, &mut seen, now, may_update, refusals, &mut *on_row)
-        })
-    }
-
-    fn import_bookings(
-        &self,
-        rows: &mut dyn Iterator<Item = ImportBooking>,
-        mode: ImportMode,
-        now: Timestamp,
-        may_book: &dyn Fn(&Event, &Email) -> Result<()>,
-        on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
-    ) -> Result<()> {
-        self.import_loop(rows, mode, &mut |tx, chunk, refusals| {
-            import_bookings_chunk(tx, chunk, now, may_book, refusals, &mut *on_row)
-        })
-    }
-
-    fn insert_user(&self, a: &Account) -> Result<()> {
-        self.write(|tx| {
-            tx.execute(
-                "INSERT INTO users (email, role, password_hash, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    a.user.email.as_str(),
-                    a.user.role.as_str(),
-                    a.password_hash.as_str(),
-                    micros(a.user.created_at),
-                    micros(a.user.updated_at)
-                ],
-            )
-            .map_err(|e| {
-                if e.to_string().contains("users.email") {
-                    Error::conflict(format!("a user {} already exists", a.user.email))
-                } else {
-                    db_err(e)
+    fn write(&self, retry: Retry, body: &mut TxBody<'_>) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            let outcome = self.transaction(|tx| Ok(((), body(&mut SqliteTx { c: tx })?)));
+            match outcome {
+                // Another process held the lock past the busy timeout: nothing was
+                // written, so a body that reads what it decides on may run again.
+                Err(Error::Storage(e))
+                    if retry == Retry::Allowed && e.kind() == StoreErrorKind::Busy && attempt < MAX_RETRIES =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(10 << attempt));
                 }
-            })?;
-            Ok(())
-        })
+                other => return other,
+            }
+        }
     }
 
     fn account(&self, email: &Email) -> Result<Option<Account>> {
@@ -1129,32 +939,6 @@ impl Store for SqliteStore {
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(db_err)?;
             rows.into_iter().map(|r| r.into_account().map(|a| a.user)).collect()
-        })
-    }
-
-    fn update_user(
-        &self,
-        email: &Email,
-        hash: Option<&PasswordHash>,
-        now: Timestamp,
-        decide: DecideUser<'_>,
-    ) -> Result<User> {
-        self.write(|tx| {
-            let current = read_account(tx, email)?.ok_or_else(|| Error::not_found("user", email))?;
-            let admins: i64 =
-                tx.query_row("SELECT COUNT(*) FROM users WHERE role = 'admin'", [], |r| r.get(0)).map_err(db_err)?;
-            let role: Option<Role> = decide(&current.user, u64::try_from(admins).unwrap_or(0))?;
-            let n = tx
-                .execute(
-                    "UPDATE users SET role = COALESCE(?2, role), password_hash = COALESCE(?3, password_hash),
-                       updated_at = ?4 WHERE email = ?1",
-                    params![email.as_str(), role.map(|r| r.as_str()), hash.map(|h| h.as_str()), micros(now)],
-                )
-                .map_err(db_err)?;
-            if n == 0 {
-                return Err(Error::not_found("user", email));
-            }
-            Ok(read_account(tx, email)?.ok_or_else(|| Error::not_found("user", email))?.user)
         })
     }
 

@@ -33,9 +33,14 @@ fn uuid(r: &Row<'_>, i: usize) -> rusqlite::Result<Uuid> {
 /// SQLite's extended result code for "cannot grow the shared-memory file", which is
 /// what a full disk looks like when a connection first maps a WAL database.
 const SQLITE_IOERR_SHMSIZE: i32 = 4874;
+/// SQLite's extended result codes for a UNIQUE index and a PRIMARY KEY violated.
+const SQLITE_CONSTRAINT_UNIQUE: i32 = 2067;
+const SQLITE_CONSTRAINT_PRIMARYKEY: i32 = 1555;
 
-/// Converts a driver error into core's error, keeping the cause. A full disk and a
-/// read-only database are named as such: an operator must know which one to fix.
+/// Converts a driver error into core's error, keeping the cause: the one place a
+/// SQLite error is classified. A taken slug or email is a conflict, any other unique
+/// value a collision (safe to re-run), a broken CHECK an integrity error. A full disk
+/// and a read-only database are named as such: an operator must know which one to fix.
 pub(crate) fn db_err(e: rusqlite::Error) -> Error {
     let (kind, message) = match &e {
         rusqlite::Error::SqliteFailure(f, msg) => match f.code {
@@ -43,7 +48,21 @@ pub(crate) fn db_err(e: rusqlite::Error) -> Error {
                 (StoreErrorKind::Busy, "the database is locked by another writer".to_owned())
             }
             ErrorCode::ConstraintViolation => {
-                (StoreErrorKind::Integrity, format!("constraint violated: {}", msg.as_deref().unwrap_or("?")))
+                let msg = msg.as_deref().unwrap_or("?");
+                let unique = matches!(f.extended_code, SQLITE_CONSTRAINT_UNIQUE | SQLITE_CONSTRAINT_PRIMARYKEY);
+                match msg.strip_prefix("UNIQUE constraint failed: ") {
+                    Some(c) if unique && c.starts_with("events.slug") => {
+                        return Error::conflict("the slug is already used by another event");
+                    }
+                    Some(c) if unique && c.starts_with("users.email") => {
+                        return Error::conflict("a user with that email already exists");
+                    }
+                    // A random key drawn twice (a booking code, a ticket secret, an id)
+                    // or a retry key a concurrent request took: nothing is kept, and
+                    // the same request may run again.
+                    Some(c) if unique => return Error::collision(format!("{c} is already taken")),
+                    _ => (StoreErrorKind::Integrity, format!("constraint violated: {msg}")),
+                }
             }
             ErrorCode::DiskFull => {
                 (StoreErrorKind::Unavailable, "disk full: the database's disk has no space left".to_owned())

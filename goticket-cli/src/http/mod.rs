@@ -265,7 +265,7 @@ fn layered(routes: Router<App>, app: App, cors: &Cors) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(app.clone(), deadline))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            problem(500, ErrorKind::Storage.as_str(), "internal error")
+            problem(500, ErrorKind::Internal.as_str(), "internal error")
         }))
         .layer(axum::middleware::from_fn_with_state(app.clone(), metrics::track));
     // Preflights are answered here, before a token or a method is checked.
@@ -432,7 +432,7 @@ mod tests {
                     assert_eq!(resp.content_type(), "application/problem+json", "{path}");
                     assert!(resp.header("x-request-id").is_some(), "{path}");
                     let body: serde_json::Value = resp.into_json().expect("json");
-                    assert_eq!(body["type"], "https://goticket.dev/problems/storage", "{path}");
+                    assert_eq!(body["type"], "https://goticket.dev/problems/internal", "{path}: a panic is a bug");
                     assert!(!body.to_string().contains("planted"), "{path}: the panic message stays inside: {body}");
                 }
                 assert_eq!(ureq::get(&format!("{base}/fine")).call().expect("still serving").status(), 200);

@@ -10,7 +10,7 @@ use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use goticket_core::{Error, ErrorKind, StoreError, StoreErrorKind, Timestamp};
+use goticket_core::{Error, ErrorKind, Timestamp};
 use serde::de::DeserializeOwned;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
@@ -77,7 +77,9 @@ impl From<Error> for Problem {
 /// What a storage failure says in public: the real message goes to the log.
 fn public_detail(kind: ErrorKind) -> Option<&'static str> {
     match kind {
-        ErrorKind::Storage => Some("internal error; the server log has the details under this response's x-request-id"),
+        ErrorKind::Storage | ErrorKind::Internal => {
+            Some("internal error; the server log has the details under this response's x-request-id")
+        }
         ErrorKind::Busy => Some("the service is busy; retry in a moment (a booking with the same Idempotency-Key)"),
         _ => None,
     }
@@ -97,7 +99,9 @@ impl IntoResponse for Problem {
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join(": ");
-                if kind == ErrorKind::Storage {
+                if kind == ErrorKind::Internal {
+                    tracing::error!(error = %chain, "internal error");
+                } else if kind == ErrorKind::Storage {
                     tracing::error!(error = %chain, "storage failure");
                 } else {
                     tracing::warn!(error = %chain, "busy");
@@ -166,7 +170,7 @@ pub(super) fn problem_response(status: u16) -> (&'static str, utoipa::openapi::R
         409 => "Refused",
         413 => "TooLarge",
         422 => "Invalid",
-        500 => "StorageFailed",
+        500 => "Failed",
         503 => "Busy",
         _ => "Problem",
     };
@@ -279,9 +283,7 @@ pub(super) async fn blocking<T: Send + 'static>(
 ) -> Reply<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|_| {
-            Problem::from(Error::Storage(StoreError::new(StoreErrorKind::Other, "the request handler panicked", None)))
-        })?
+        .map_err(|_| Problem::from(Error::internal("the request handler panicked")))?
         .map_err(Problem::from)
 }
 

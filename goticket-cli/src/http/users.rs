@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use goticket_core::users::User;
-use goticket_core::{Email, Error, Principal, Role, StoreError, StoreErrorKind};
+use goticket_core::{Email, Error, Principal, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -126,9 +126,8 @@ pub(super) async fn login(State(app): State<App>, raw: Result<Bytes, BytesReject
     let now = jsonwebtoken::get_current_timestamp();
     let claims =
         Claims { sub: p.email().to_string(), role: p.role().to_string(), iat: now, exp: now + app.ttl.as_secs() };
-    let token = app.signer.sign(&claims).map_err(|e| {
-        Problem::from(Error::Storage(StoreError::new(StoreErrorKind::Other, format!("cannot sign a token: {e}"), None)))
-    })?;
+    let token =
+        app.signer.sign(&claims).map_err(|e| Problem::from(Error::internal(format!("cannot sign a token: {e}"))))?;
     Ok(Json(Token { token, expires_in: app.ttl.as_secs() }))
 }
 

@@ -1,0 +1,493 @@
+//! Every write use case, written once, over the primitives a store's transaction
+//! offers ([`Tx`]). The service authorizes and prepares; these functions read under
+//! the transaction's locks, ask the domain rules, and write the outcome.
+//!
+//! Failures are answered by what the caller may do with them:
+//! - a [`Error::Collision`] (two random keys alike) wrote nothing: a reservation batch
+//!   is re-run one request at a time, so it fails only the request that collided;
+//! - a write whose outcome is unknown (the connection was lost during COMMIT) is never
+//!   re-run blindly: what happened is read first (the booking by the id it was given,
+//!   the event by its update time), and the original answer is given if it was written;
+//! - deadlocks and serialization failures are retried inside each store's
+//!   [`Store::write`].
+
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+
+use crate::auth::Role;
+use crate::booking::{
+    BatchState, Booking, BookingAction, BookingStatus, CheckIn, Reservation, ReserveRequest, decide_check_in,
+    plan_reservations,
+};
+use crate::error::{Error, Result};
+use crate::event::{Event, EventStatus};
+use crate::import::{
+    ImportAction, ImportBooking, ImportEvent, ImportMode, ImportState, Refusals, SeenIds, plan_event_import,
+    prepare_booking_import,
+};
+use crate::store::{Commit, CounterDelta, EventKey, Retry, Store, Tx};
+use crate::types::{BookingCode, Email, EventId, Slug, TicketSecret};
+use crate::users::{Account, PasswordHash, User, decide_role_change};
+
+/// Runs `body` in one write transaction of `store` and gives back what it returned.
+pub fn run<T>(store: &dyn Store, retry: Retry, mut body: impl FnMut(&mut dyn Tx) -> Result<(T, Commit)>) -> Result<T> {
+    let mut out = None;
+    store.write(retry, &mut |tx| {
+        let (value, commit) = body(tx)?;
+        out = Some(value);
+        Ok(commit)
+    })?;
+    out.ok_or_else(|| Error::internal("the store returned without running the transaction body"))
+}
+
+/// Runs `body` and commits.
+fn commit<T>(store: &dyn Store, mut body: impl FnMut(&mut dyn Tx) -> Result<T>) -> Result<T> {
+    run(store, Retry::Allowed, |tx| Ok((body(tx)?, Commit::Yes)))
+}
+
+/// The answer to a write whose first attempt may have committed: if `first` failed
+/// with an unknown outcome, `look` reads what happened; what it finds written is the
+/// answer, and only if it finds nothing is the write run `again`. If even the look
+/// fails, the unknown outcome stands.
+fn settle<T>(
+    first: Result<T>,
+    look: impl FnOnce() -> Result<Option<T>>,
+    again: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    match first {
+        Err(e) if e.is_outcome_unknown() => match look() {
+            Ok(Some(done)) => Ok(done),
+            Ok(None) => again(),
+            Err(_) => Err(e),
+        },
+        other => other,
+    }
+}
+
+/// The one locked event `id`, as of `now`, its overdue holds expired.
+fn lock_event(tx: &mut dyn Tx, id: EventId, now: Timestamp) -> Result<Event> {
+    tx.lock_events(&[id], now)?.pop().ok_or_else(|| Error::not_found("event", id))
+}
+
+// ----- Reservations -------------------------------------------------------------
+
+/// Books a batch of prepared requests in one transaction, in order; each gets its own
+/// outcome. A collision or a failure of the batch as a whole (other than a busy or
+/// unreachable store) re-runs each request alone, so one bad request never fails its
+/// neighbours; an unknown outcome reads each request's booking by its id before
+/// anything is re-run. The outer error means nothing was written.
+pub fn reserve(store: &dyn Store, batch: &[ReserveRequest], now: Timestamp) -> Result<Vec<Result<Reservation>>> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    match commit(store, |tx| reserve_in(tx, batch, now)) {
+        Ok(outcomes) => Ok(outcomes),
+        Err(e) if e.is_outcome_unknown() => {
+            Ok(batch.iter().map(|req| settle_reservation(store, req, now, e.replicate())).collect())
+        }
+        Err(e) if batch.len() > 1 && !matches!(e, Error::Storage(ref s) if s.is_retryable()) => {
+            Ok(batch.iter().map(|req| reserve_alone(store, req, now)).collect())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// One request in its own transaction.
+fn reserve_alone(store: &dyn Store, req: &ReserveRequest, now: Timestamp) -> Result<Reservation> {
+    match commit(store, |tx| reserve_in(tx, std::slice::from_ref(req), now)) {
+        Ok(mut outcomes) if outcomes.len() == 1 => outcomes.pop().unwrap_or_else(|| Err(Error::internal("no outcome"))),
+        Ok(outcomes) => Err(Error::internal(format!("one request got {} outcomes", outcomes.len()))),
+        Err(e) if e.is_outcome_unknown() => settle_reservation(store, req, now, e),
+        Err(e) => Err(e),
+    }
+}
+
+/// A request whose transaction may have committed: its booking, found by the code and
+/// id it was given, is its answer; if there is none, nothing was written for it and it
+/// runs once more.
+fn settle_reservation(store: &dyn Store, req: &ReserveRequest, now: Timestamp, unknown: Error) -> Result<Reservation> {
+    settle(
+        Err(unknown),
+        || {
+            Ok(store
+                .booking(&req.code)?
+                .filter(|b| b.id == req.id)
+                .map(|b| Reservation { booking: b.at(now), replayed: false }))
+        },
+        || match commit(store, |tx| reserve_in(tx, std::slice::from_ref(req), now)) {
+            Ok(mut outcomes) => outcomes.pop().unwrap_or_else(|| Err(Error::internal("no outcome"))),
+            Err(e) => Err(e),
+        },
+    )
+}
+
+/// The batch reservation inside a transaction: lock the batch's events (in id order)
+/// and expire their overdue holds, read what the rules need (earlier bookings by retry
+/// key and external id, customers' live seats where a limit applies) in one query
+/// each, let core plan, write the plan in bulk.
+pub(crate) fn reserve_in(
+    tx: &mut dyn Tx,
+    batch: &[ReserveRequest],
+    now: Timestamp,
+) -> Result<Vec<Result<Reservation>>> {
+    let mut state = BatchState::default();
+    let ids: Vec<EventId> = batch.iter().map(|r| r.event_id).collect::<BTreeSet<_>>().into_iter().collect();
+    for e in tx.lock_events(&ids, now)? {
+        state.events.insert(e.id, e);
+    }
+    let external = distinct(batch.iter().filter_map(|r| r.external_id.clone()));
+    if !external.is_empty() {
+        for b in tx.bookings_by_external_id(&external)? {
+            if let Some(x) = b.external_id.clone() {
+                state.by_external.insert(x, b);
+            }
+        }
+    }
+    let keys = distinct(batch.iter().filter_map(|r| r.idempotency_key.clone().map(|k| (r.customer.clone(), k))));
+    if !keys.is_empty() {
+        for b in tx.bookings_by_key(&keys)? {
+            if let Some(k) = b.idempotency_key.clone() {
+                state.by_key.insert((b.customer.clone(), k), b);
+            }
+        }
+    }
+    let limited: Vec<(EventId, Email)> = batch
+        .iter()
+        .filter(|r| state.events.get(&r.event_id).is_some_and(|e| e.max_per_customer.is_some()))
+        .map(|r| (r.event_id, r.customer.clone()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !limited.is_empty() {
+        for (event, customer, seats) in tx.live_seats(&limited)? {
+            state.seats_by_customer.insert((event, customer), seats);
+        }
+    }
+    let plan = plan_reservations(batch, state, now);
+    if !plan.inserts.is_empty() {
+        tx.insert_bookings(&plan.inserts)?;
+    }
+    if !plan.deltas.is_empty() {
+        tx.add_to_counters(&plan.deltas)?;
+    }
+    Ok(plan.outcomes)
+}
+
+/// The items once each, in first-seen order.
+fn distinct<T: std::hash::Hash + Eq + Clone>(items: impl Iterator<Item = T>) -> Vec<T> {
+    let mut seen = std::collections::HashSet::new();
+    items.filter(|i| seen.insert(i.clone())).collect()
+}
+
+// ----- Bookings and tickets ------------------------------------------------------
+
+/// Confirms or cancels a booking: reads it, locks its event (expiring overdue holds,
+/// which may include this one), reads it again under the lock, lets `authorize` and
+/// the transition rule decide, writes the status with a guard and moves the counters.
+pub fn transition(
+    store: &dyn Store,
+    code: &BookingCode,
+    action: BookingAction,
+    now: Timestamp,
+    authorize: &dyn Fn(&Booking, &Event) -> Result<()>,
+) -> Result<Booking> {
+    let attempt = || {
+        commit(store, |tx| {
+            let before = tx.booking_by_code(code)?.ok_or_else(|| Error::not_found("booking", code))?;
+            let event = lock_event(tx, before.event_id, now)?;
+            let mut booking = tx.booking_by_code(code)?.unwrap_or(before);
+            authorize(&booking, &event)?;
+            let t = action.apply(&booking, now)?;
+            if !tx.set_booking_status(booking.id, booking.status, t.to, now)? {
+                return Err(Error::conflict(format!("booking {code} changed concurrently; retry")));
+            }
+            tx.add_to_counters(&[CounterDelta { event: event.id, held: t.held_delta, sold: t.sold_delta }])?;
+            booking.status = t.to;
+            booking.updated_at = now;
+            Ok(booking)
+        })
+    };
+    let target = match action {
+        BookingAction::Confirm => BookingStatus::Confirmed,
+        BookingAction::Cancel => BookingStatus::Cancelled,
+    };
+    settle(attempt(), || Ok(store.booking(code)?.filter(|b| b.status == target && b.updated_at == now)), attempt)
+}
+
+/// Checks a ticket in once: finds its booking, locks the booking's event (a cancel of
+/// the same booking locks it too, so a scan and a cancel never both win), reads the
+/// booking again under the lock, lets `authorize` and the check-in rule decide, and
+/// records the scan with a guard.
+pub fn check_in(
+    store: &dyn Store,
+    secret: &TicketSecret,
+    now: Timestamp,
+    authorize: &dyn Fn(&Event) -> Result<()>,
+) -> Result<CheckIn> {
+    let missing = || Error::not_found("ticket", "with that secret");
+    let attempt = || {
+        commit(store, |tx| {
+            let found = tx.booking_by_secret(secret)?.ok_or_else(missing)?;
+            let event = lock_event(tx, found.event_id, now)?;
+            let booking = tx.bookings_by_id(&[found.id])?.pop().ok_or_else(missing)?;
+            let ticket = booking.tickets.iter().find(|t| &t.secret == secret).ok_or_else(missing)?;
+            authorize(&event)?;
+            decide_check_in(&booking, ticket, now)?;
+            if !tx.check_in(booking.id, ticket.seq, now)? {
+                return Err(Error::conflict("ticket was checked in concurrently"));
+            }
+            Ok(CheckIn::of(&booking, ticket, &event, now))
+        })
+    };
+    let look = || {
+        run(store, Retry::Allowed, |tx| {
+            let Some(b) = tx.booking_by_secret(secret)? else { return Ok((None, Commit::No)) };
+            let Some(t) = b.tickets.iter().find(|t| &t.secret == secret && t.checked_in_at == Some(now)) else {
+                return Ok((None, Commit::No));
+            };
+            let e = lock_event(tx, b.event_id, now)?;
+            Ok((Some(CheckIn::of(&b, t, &e, now)), Commit::No))
+        })
+    };
+    settle(attempt(), look, attempt)
+}
+
+/// Expires every overdue hold; returns how many. Running it twice is harmless, so an
+/// unknown outcome is simply swept again.
+pub fn expire_holds(store: &dyn Store, now: Timestamp) -> Result<u64> {
+    let sweep = || commit(store, |tx| tx.expire_all_holds(now));
+    settle(sweep(), || Ok(None), sweep)
+}
+
+// ----- Events --------------------------------------------------------------------
+
+/// Inserts a new event.
+pub fn create_event(store: &dyn Store, event: &Event) -> Result<()> {
+    let attempt = || commit(store, |tx| tx.insert_events(std::slice::from_ref(event)));
+    settle(attempt(), || Ok(store.event(&EventKey::Id(event.id), event.created_at)?.map(|_| ())), attempt)
+}
+
+/// Changes an event: locks it (expiring its overdue holds, so `decide` sees the seats
+/// really taken), asks `decide` for the new state and writes it.
+pub fn update_event(
+    store: &dyn Store,
+    id: EventId,
+    now: Timestamp,
+    decide: &dyn Fn(&Event) -> Result<Event>,
+) -> Result<Event> {
+    let attempt = || {
+        commit(store, |tx| {
+            let next = decide(&lock_event(tx, id, now)?)?;
+            tx.update_event(&next)?;
+            Ok(next)
+        })
+    };
+    settle(attempt(), || Ok(store.event(&EventKey::Id(id), now)?.filter(|e| e.updated_at == now)), attempt)
+}
+
+/// Cancels an event and, with it, every live booking: the event is locked, the rule
+/// checked, the bookings cancelled, the counters emptied and the event written.
+pub fn cancel_event(store: &dyn Store, id: EventId, now: Timestamp) -> Result<Event> {
+    let attempt = || {
+        commit(store, |tx| {
+            let current = lock_event(tx, id, now)?;
+            current.check_cancel()?;
+            tx.cancel_live_bookings(id, now)?;
+            let (held, sold) = (i64::from(current.held), i64::from(current.sold));
+            if held != 0 || sold != 0 {
+                tx.add_to_counters(&[CounterDelta { event: id, held: -held, sold: -sold }])?;
+            }
+            let mut cancelled = current.with_counters(0, 0);
+            cancelled.status = EventStatus::Cancelled;
+            cancelled.updated_at = now;
+            tx.update_event(&cancelled)?;
+            Ok(cancelled)
+        })
+    };
+    let look = || {
+        Ok(store.event(&EventKey::Id(id), now)?.filter(|e| e.status == EventStatus::Cancelled && e.updated_at == now))
+    };
+    settle(attempt(), look, attempt)
+}
+
+// ----- Imports -------------------------------------------------------------------
+
+/// Rows an import decides and writes at a time (one read and one bulk write each).
+pub const IMPORT_CHUNK: usize = 1000;
+
+/// A chunk of an import, decided and written inside the import's transaction, its
+/// refusals counted.
+type ImportChunk<'a, R> = dyn FnMut(&mut dyn Tx, Vec<R>, &mut Refusals) -> Result<()> + 'a;
+
+/// Runs an import: pulls rows in chunks and hands each to `chunk` (which counts its
+/// refusals) inside one transaction (all-or-nothing, or a dry run that rolls back) or
+/// one transaction per batch. Never re-run by the store: the rows are a stream. An
+/// interrupted batch import, or one whose last commit has an unknown outcome, is
+/// completed exactly by running it again (rows carry external ids).
+fn import_loop<R>(
+    store: &dyn Store,
+    rows: &mut dyn Iterator<Item = R>,
+    mode: ImportMode,
+    chunk: &mut ImportChunk<'_, R>,
+) -> Result<()> {
+    let mut refusals = Refusals::default();
+    match mode {
+        ImportMode::Batches(n) => loop {
+            let mut batch = (&mut *rows).take(n.max(1)).peekable();
+            if batch.peek().is_none() {
+                return Ok(());
+            }
+            run(store, Retry::Never, |tx| {
+                while batch.peek().is_some() {
+                    chunk(tx, batch.by_ref().take(IMPORT_CHUNK).collect(), &mut refusals)?;
+                }
+                Ok(((), Commit::Yes))
+            })?;
+        },
+        ImportMode::AllOrNothing | ImportMode::DryRun => {
+            run(store, Retry::Never, |tx| {
+                loop {
+                    let rows: Vec<R> = (&mut *rows).take(IMPORT_CHUNK).collect();
+                    if rows.is_empty() {
+                        break;
+                    }
+                    chunk(tx, rows, &mut refusals)?;
+                }
+                let keep = mode == ImportMode::AllOrNothing && refusals.count() == 0;
+                Ok(((), if keep { Commit::Yes } else { Commit::No }))
+            })?;
+            match refusals.into_error() {
+                Some(e) if mode == ImportMode::AllOrNothing => Err(e),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+/// Imports events keyed by external id (see [`plan_event_import`] for the rule);
+/// `may_update` says whether the importer may change an existing event, `on_row` hears
+/// every row's outcome. In `AllOrNothing` mode a refused row means nothing is written
+/// and the call fails.
+pub fn import_events(
+    store: &dyn Store,
+    rows: &mut dyn Iterator<Item = ImportEvent>,
+    mode: ImportMode,
+    now: Timestamp,
+    may_update: &dyn Fn(&Event) -> Result<()>,
+    on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
+) -> Result<()> {
+    let mut seen = SeenIds::default();
+    import_loop(store, rows, mode, &mut |tx, chunk, refusals| {
+        let mut state = ImportState::default();
+        let keys: Vec<String> =
+            chunk.iter().filter_map(|r| r.event.external_id.as_ref().map(|x| x.as_str().to_owned())).collect();
+        if !keys.is_empty() {
+            for e in tx.lock_events_by_external_id(&keys, now)? {
+                let key = e.external_id.as_ref().map_or_else(|| e.id.to_string(), |x| x.as_str().to_owned());
+                if let Some(slug) = &e.slug {
+                    state.slugs.insert(slug.clone(), e.id);
+                }
+                state.existing.insert(key, e);
+            }
+        }
+        let slugs: Vec<Slug> = chunk.iter().filter_map(|r| r.event.slug.clone()).collect();
+        if !slugs.is_empty() {
+            state.slugs.extend(tx.slug_owners(&slugs)?);
+        }
+        let plan = plan_event_import(chunk, state, &mut seen, now, may_update);
+        if !plan.inserts.is_empty() {
+            tx.insert_events(&plan.inserts)?;
+        }
+        for e in &plan.updates {
+            tx.update_event(e)?;
+        }
+        for (line, outcome) in plan.outcomes {
+            refusals.report(line, outcome, on_row);
+        }
+        Ok(())
+    })
+}
+
+/// Imports bookings keyed by external id: resolves each row's event (by id, external
+/// id, or slug), asks `may_book`, and reserves the rest with the batch rule of
+/// [`reserve`] (an external id seen before is a no-op if the row is the same, a
+/// conflict otherwise). Modes and reporting as in [`import_events`].
+pub fn import_bookings(
+    store: &dyn Store,
+    rows: &mut dyn Iterator<Item = ImportBooking>,
+    mode: ImportMode,
+    now: Timestamp,
+    may_book: &dyn Fn(&Event, &Email) -> Result<()>,
+    on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
+) -> Result<()> {
+    import_loop(store, rows, mode, &mut |tx, chunk, refusals| {
+        let plan = prepare_booking_import(chunk, &mut |raw| resolve_event(tx, raw, now), may_book)?;
+        let results = reserve_in(tx, &plan.batch, now)?;
+        plan.finish(results, refusals, on_row);
+        Ok(())
+    })
+}
+
+/// An event named by an import row: its id, else its external id, else its slug. A
+/// UUID that is no event's id may still be an external id: an export names an event
+/// that had none by its id, and importing that export into another store keeps the id
+/// as the new event's external id.
+fn resolve_event(tx: &mut dyn Tx, raw: &str, now: Timestamp) -> Result<Option<Event>> {
+    if let Ok(id) = raw.parse::<EventId>()
+        && let Some(e) = tx.lock_events(&[id], now)?.pop()
+    {
+        return Ok(Some(e));
+    }
+    if let Some(e) = tx
+        .lock_events_by_external_id(&[raw.to_owned()], now)?
+        .into_iter()
+        .find(|e| e.external_id.as_ref().is_some_and(|x| x.as_str() == raw))
+    {
+        return Ok(Some(e));
+    }
+    match raw.parse::<Slug>() {
+        Ok(slug) => tx.event_by_slug(&slug, now),
+        Err(_) => Ok(None),
+    }
+}
+
+// ----- Users ---------------------------------------------------------------------
+
+/// Inserts an account; a taken email is a conflict.
+pub fn create_user(store: &dyn Store, account: &Account) -> Result<()> {
+    let attempt = || commit(store, |tx| tx.insert_user(account));
+    let look = || {
+        Ok(store
+            .account(&account.user.email)?
+            .filter(|a| a.password_hash.as_str() == account.password_hash.as_str())
+            .map(|_| ()))
+    };
+    settle(attempt(), look, attempt)
+}
+
+/// Changes an account's role (decided by [`decide_role_change`] on the locked account
+/// and admin count, so the last admin keeps the role however many change at once)
+/// and/or its password hash, in one write.
+pub fn change_user(
+    store: &dyn Store,
+    email: &Email,
+    role: Option<Role>,
+    hash: Option<&PasswordHash>,
+    now: Timestamp,
+) -> Result<User> {
+    let attempt = || {
+        commit(store, |tx| {
+            let (account, admins) = tx.lock_account(email)?.ok_or_else(|| Error::not_found("user", email))?;
+            let role = decide_role_change(&account.user, admins, role)?;
+            tx.update_user(email, role, hash, now)?;
+            let mut user = account.user;
+            if let Some(r) = role {
+                user.role = r;
+            }
+            user.updated_at = now;
+            Ok(user)
+        })
+    };
+    settle(attempt(), || Ok(store.account(email)?.map(|a| a.user).filter(|u| u.updated_at == now)), attempt)
+}
