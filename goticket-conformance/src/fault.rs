@@ -14,7 +14,7 @@ use goticket_core::store::{Commit, CounterDelta, EventKey, Retry, SalesRow, Stor
 use goticket_core::users::{Account, PasswordHash, User};
 use goticket_core::{
     Booking, BookingCode, BookingFilter, BookingId, BookingStatus, Email, Event, EventFilter, EventId, ExternalId,
-    IdempotencyKey, PageStart, Role, Slug, TicketSecret, Timestamp,
+    IdempotencyKey, PageStart, Slug, TicketSecret, Timestamp,
 };
 
 /// A transaction that passes every primitive on, but lets `on_insert` fail a booking
@@ -74,14 +74,8 @@ impl Tx for Watched<'_> {
         (self.on_insert)(bookings)?;
         self.inner.insert_bookings(bookings)
     }
-    fn set_booking_status(
-        &mut self,
-        id: BookingId,
-        from: BookingStatus,
-        to: BookingStatus,
-        now: Timestamp,
-    ) -> Result<bool> {
-        self.inner.set_booking_status(id, from, to, now)
+    fn set_status(&mut self, id: BookingId, from: BookingStatus, to: BookingStatus, now: Timestamp) -> Result<bool> {
+        self.inner.set_status(id, from, to, now)
     }
     fn check_in(&mut self, booking: BookingId, seq: u32, now: Timestamp) -> Result<bool> {
         self.inner.check_in(booking, seq, now)
@@ -92,14 +86,8 @@ impl Tx for Watched<'_> {
     fn lock_account(&mut self, email: &Email) -> Result<Option<(Account, u64)>> {
         self.inner.lock_account(email)
     }
-    fn update_user(
-        &mut self,
-        email: &Email,
-        role: Option<Role>,
-        hash: Option<&PasswordHash>,
-        now: Timestamp,
-    ) -> Result<()> {
-        self.inner.update_user(email, role, hash, now)
+    fn update_user(&mut self, user: &User, hash: Option<&PasswordHash>) -> Result<()> {
+        self.inner.update_user(user, hash)
     }
 }
 
@@ -130,11 +118,11 @@ macro_rules! reads_pass_through {
         fn list_bookings(
             &self,
             filter: &BookingFilter,
-            start: PageStart,
-            fetch: u32,
+            from: PageStart,
+            max: u32,
             now: Timestamp,
         ) -> Result<Vec<Booking>> {
-            self.inner.list_bookings(filter, start, fetch, now)
+            self.inner.list_bookings(filter, from, max, now)
         }
         fn account(&self, email: &Email) -> Result<Option<Account>> {
             self.inner.account(email)

@@ -199,7 +199,7 @@ pub fn transition(
             let mut booking = tx.booking_by_code(code)?.unwrap_or(before);
             authorize(&booking, &event)?;
             let t = action.apply(&booking, now)?;
-            if !tx.set_booking_status(booking.id, booking.status, t.to, now)? {
+            if !tx.set_status(booking.id, booking.status, t.to, now)? {
                 return Err(Error::conflict(format!("booking {code} changed concurrently; retry")));
             }
             tx.add_to_counters(&[CounterDelta { event: event.id, held: t.held_delta, sold: t.sold_delta }])?;
@@ -260,11 +260,22 @@ pub fn expire_holds(store: &dyn Store, now: Timestamp) -> Result<u64> {
     settle(sweep(), || Ok(None), sweep)
 }
 
+/// A store's taken-slug conflict, naming the slug.
+fn slug_taken(err: Error, e: &Event) -> Error {
+    match (err, &e.slug) {
+        (Error::Conflict { .. }, Some(slug)) => {
+            Error::conflict(format!("slug {:?} is already used by another event", slug.as_str()))
+        }
+        (other, _) => other,
+    }
+}
+
 // ----- Events --------------------------------------------------------------------
 
 /// Inserts a new event.
 pub fn create_event(store: &dyn Store, event: &Event) -> Result<()> {
-    let attempt = || commit(store, |tx| tx.insert_events(std::slice::from_ref(event)));
+    let attempt =
+        || commit(store, |tx| tx.insert_events(std::slice::from_ref(event)).map_err(|e| slug_taken(e, event)));
     settle(attempt(), || Ok(store.event(&EventKey::Id(event.id), event.created_at)?.map(|_| ())), attempt)
 }
 
@@ -279,7 +290,7 @@ pub fn update_event(
     let attempt = || {
         commit(store, |tx| {
             let next = decide(&lock_event(tx, id, now)?)?;
-            tx.update_event(&next)?;
+            tx.update_event(&next).map_err(|e| slug_taken(e, &next))?;
             Ok(next)
         })
     };
@@ -456,7 +467,14 @@ fn resolve_event(tx: &mut dyn Tx, raw: &str, now: Timestamp) -> Result<Option<Ev
 
 /// Inserts an account; a taken email is a conflict.
 pub fn create_user(store: &dyn Store, account: &Account) -> Result<()> {
-    let attempt = || commit(store, |tx| tx.insert_user(account));
+    let attempt = || {
+        commit(store, |tx| {
+            tx.insert_user(account).map_err(|e| match e {
+                Error::Conflict { .. } => Error::conflict(format!("a user {} already exists", account.user.email)),
+                other => other,
+            })
+        })
+    };
     let look = || {
         Ok(store
             .account(&account.user.email)?
@@ -480,12 +498,8 @@ pub fn change_user(
         commit(store, |tx| {
             let (account, admins) = tx.lock_account(email)?.ok_or_else(|| Error::not_found("user", email))?;
             let role = decide_role_change(&account.user, admins, role)?;
-            tx.update_user(email, role, hash, now)?;
-            let mut user = account.user;
-            if let Some(r) = role {
-                user.role = r;
-            }
-            user.updated_at = now;
+            let user = User { role: role.unwrap_or(account.user.role), updated_at: now, ..account.user };
+            tx.update_user(&user, hash)?;
             Ok(user)
         })
     };

@@ -408,13 +408,7 @@ impl Tx for MemTx<'_> {
         Ok(())
     }
 
-    fn set_booking_status(
-        &mut self,
-        id: BookingId,
-        from: BookingStatus,
-        to: BookingStatus,
-        now: Timestamp,
-    ) -> Result<bool> {
+    fn set_status(&mut self, id: BookingId, from: BookingStatus, to: BookingStatus, now: Timestamp) -> Result<bool> {
         let Some(mut b) = self.state.bookings.get(&id).cloned().filter(|b| b.status == from) else {
             return Ok(false);
         };
@@ -449,21 +443,14 @@ impl Tx for MemTx<'_> {
         Ok(self.state.users.get(email).map(|a| (a.clone(), admins)))
     }
 
-    fn update_user(
-        &mut self,
-        email: &Email,
-        role: Option<Role>,
-        hash: Option<&PasswordHash>,
-        now: Timestamp,
-    ) -> Result<()> {
+    fn update_user(&mut self, user: &User, hash: Option<&PasswordHash>) -> Result<()> {
+        let email = &user.email;
         let mut a = self.state.users.get(email).cloned().ok_or_else(|| Error::not_found("user", email))?;
-        if let Some(r) = role {
-            a.user.role = r;
-        }
+        a.user.role = user.role;
+        a.user.updated_at = user.updated_at;
         if let Some(h) = hash {
             a.password_hash = h.clone();
         }
-        a.user.updated_at = now;
         let old = self.state.put_user(email.clone(), Some(a));
         self.undo.push(Undo::User(email.clone(), old));
         Ok(())
@@ -527,13 +514,7 @@ impl Store for MemoryStore {
         Ok(s.codes.get(code).and_then(|id| s.bookings.get(id)).cloned())
     }
 
-    fn list_bookings(
-        &self,
-        filter: &BookingFilter,
-        start: PageStart,
-        fetch: u32,
-        now: Timestamp,
-    ) -> Result<Vec<Booking>> {
+    fn list_bookings(&self, filter: &BookingFilter, from: PageStart, max: u32, now: Timestamp) -> Result<Vec<Booking>> {
         let s = self.lock();
         let theirs = |b: &Booking| {
             filter.organizer.as_ref().is_none_or(|o| s.events.get(&b.event_id).is_some_and(|e| e.organizer == *o))
@@ -545,11 +526,11 @@ impl Store for MemoryStore {
             .filter(|b| filter.customer.as_ref().is_none_or(|c| b.customer == *c))
             .filter(|b| filter.status.is_none_or(|st| (*b).clone().at(now).status == st))
             .filter(|b| theirs(b));
-        let after = |b: &&Booking| match start {
+        let after = |b: &&Booking| match from {
             PageStart::After(c) => b.id.as_uuid() > c.id,
             _ => true,
         };
-        Ok(page(matching, start, fetch, after).into_iter().cloned().collect())
+        Ok(page(matching, from, max, after).into_iter().cloned().collect())
     }
 
     fn account(&self, email: &Email) -> Result<Option<Account>> {

@@ -14,7 +14,6 @@ use std::fmt;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::auth::Role;
 use crate::booking::{Booking, BookingStatus};
 use crate::error::Result;
 use crate::event::{Event, EventStatus};
@@ -176,13 +175,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn booking(&self, code: &BookingCode) -> Result<Option<Booking>>;
 
     /// Lists bookings ordered by id, at most `fetch` items.
-    fn list_bookings(
-        &self,
-        filter: &BookingFilter,
-        start: PageStart,
-        fetch: u32,
-        now: Timestamp,
-    ) -> Result<Vec<Booking>>;
+    fn list_bookings(&self, filter: &BookingFilter, from: PageStart, max: u32, now: Timestamp) -> Result<Vec<Booking>>;
 
     /// Reads one account.
     fn account(&self, email: &Email) -> Result<Option<Account>>;
@@ -268,13 +261,7 @@ pub trait Tx {
     fn insert_bookings(&mut self, bookings: &[Booking]) -> Result<()>;
 
     /// Moves a booking from one status to another; false if it was not in `from`.
-    fn set_booking_status(
-        &mut self,
-        id: BookingId,
-        from: BookingStatus,
-        to: BookingStatus,
-        now: Timestamp,
-    ) -> Result<bool>;
+    fn set_status(&mut self, id: BookingId, from: BookingStatus, to: BookingStatus, now: Timestamp) -> Result<bool>;
 
     /// Records a ticket's check-in at `now`; false if it was already checked in.
     fn check_in(&mut self, booking: BookingId, seq: u32, now: Timestamp) -> Result<bool>;
@@ -286,12 +273,7 @@ pub trait Tx {
     /// so no concurrent change can make the count stale); `None` if there is none.
     fn lock_account(&mut self, email: &Email) -> Result<Option<(Account, u64)>>;
 
-    /// Sets an account's role and/or password hash, and its update time.
-    fn update_user(
-        &mut self,
-        email: &Email,
-        role: Option<Role>,
-        hash: Option<&PasswordHash>,
-        now: Timestamp,
-    ) -> Result<()>;
+    /// Writes an account's role and update time (from `user`) and, if given, its new
+    /// password hash; an unknown email is not found.
+    fn update_user(&mut self, user: &User, hash: Option<&PasswordHash>) -> Result<()>;
 }

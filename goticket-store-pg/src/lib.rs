@@ -37,7 +37,6 @@ use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{Array, Int4, Int8, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-use goticket_core::Role;
 use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
 use goticket_core::records::TicketRecord;
 use goticket_core::store::{Commit, CounterDelta, EventKey, Retry, SalesRow, Store, Tx, TxBody};
@@ -473,12 +472,12 @@ impl Tx for PgTx<'_> {
         } else {
             diesel::insert_into(events::table).values(&rows).execute(self.c)
         };
-        written.map_err(pg_err).map_err(|e| slug_taken(e, events))?;
+        written.map_err(pg_err)?;
         Ok(())
     }
 
     fn update_event(&mut self, event: &Event) -> Result<()> {
-        db(write_event_fields(self.c, event)).map_err(|e| slug_taken(e, std::slice::from_ref(event)))
+        db(write_event_fields(self.c, event))
     }
 
     fn add_to_counters(&mut self, deltas: &[CounterDelta]) -> Result<()> {
@@ -575,13 +574,7 @@ impl Tx for PgTx<'_> {
         db(insert_bookings(self.c, bookings))
     }
 
-    fn set_booking_status(
-        &mut self,
-        id: BookingId,
-        from: BookingStatus,
-        to: BookingStatus,
-        now: Timestamp,
-    ) -> Result<bool> {
+    fn set_status(&mut self, id: BookingId, from: BookingStatus, to: BookingStatus, now: Timestamp) -> Result<bool> {
         let n = diesel::update(bookings::table.find(id.as_uuid()).filter(bookings::status.eq(from.as_str())))
             .set((bookings::status.eq(to.as_str()), bookings::updated_at.eq(to_pg(now)?)))
             .execute(self.c)
@@ -613,10 +606,7 @@ impl Tx for PgTx<'_> {
                 users::updated_at.eq(to_pg(a.user.updated_at)?),
             ))
             .execute(self.c)
-            .map_err(|e| match pg_err(e) {
-                Error::Conflict { .. } => Error::conflict(format!("a user {} already exists", a.user.email)),
-                other => other,
-            })?;
+            .map_err(pg_err)?;
         Ok(())
     }
 
@@ -645,38 +635,20 @@ impl Tx for PgTx<'_> {
         }
     }
 
-    fn update_user(
-        &mut self,
-        email: &Email,
-        role: Option<Role>,
-        hash: Option<&PasswordHash>,
-        now: Timestamp,
-    ) -> Result<()> {
+    fn update_user(&mut self, user: &User, hash: Option<&PasswordHash>) -> Result<()> {
         let n = diesel::sql_query(
-            "UPDATE users SET role = COALESCE($2, role), password_hash = COALESCE($3, password_hash),
-               updated_at = $4 WHERE email = $1",
+            "UPDATE users SET role = $2, password_hash = COALESCE($3, password_hash), updated_at = $4 WHERE email = $1",
         )
-        .bind::<Text, _>(email.as_str())
-        .bind::<diesel::sql_types::Nullable<Text>, _>(role.map(|r| r.as_str()))
+        .bind::<Text, _>(user.email.as_str())
+        .bind::<Text, _>(user.role.as_str())
         .bind::<diesel::sql_types::Nullable<Text>, _>(hash.map(|h| h.as_str()))
-        .bind::<Timestamptz, _>(to_pg(now)?)
+        .bind::<Timestamptz, _>(to_pg(user.updated_at)?)
         .execute(self.c)
         .map_err(pg_err)?;
         if n == 0 {
-            return Err(Error::not_found("user", email));
+            return Err(Error::not_found("user", &user.email));
         }
         Ok(())
-    }
-}
-
-/// A taken-slug conflict, naming the slug where the events written have one.
-fn slug_taken(err: Error, events: &[Event]) -> Error {
-    match (err, events) {
-        (Error::Conflict { .. }, [e]) if e.slug.is_some() => Error::conflict(format!(
-            "slug {:?} is already used by another event",
-            e.slug.as_ref().map(|s| s.as_str()).unwrap_or_default()
-        )),
-        (other, _) => other,
     }
 }
 
@@ -829,13 +801,7 @@ impl Store for PgStore {
         self.read(|c| booking_by_code(c, code))
     }
 
-    fn list_bookings(
-        &self,
-        filter: &BookingFilter,
-        start: PageStart,
-        fetch: u32,
-        now: Timestamp,
-    ) -> Result<Vec<Booking>> {
+    fn list_bookings(&self, filter: &BookingFilter, from: PageStart, max: u32, now: Timestamp) -> Result<Vec<Booking>> {
         self.read(|c| {
             let mut q = bookings::table.into_boxed::<Pg>();
             if let Some(e) = filter.event {
@@ -858,13 +824,13 @@ impl Store for PgStore {
                 Some(s) => q.filter(bookings::status.eq(s.as_str())),
             };
             let mut offset = 0;
-            match start {
+            match from {
                 PageStart::First => {}
                 PageStart::Offset(o) => offset = i64::try_from(o).unwrap_or(i64::MAX),
                 PageStart::After(cur) => q = q.filter(bookings::id.gt(cur.id)),
             }
             let rows: Vec<BookingRow> =
-                q.order(bookings::id).limit(i64::from(fetch)).offset(offset).select(BookingRow::as_select()).load(c)?;
+                q.order(bookings::id).limit(i64::from(max)).offset(offset).select(BookingRow::as_select()).load(c)?;
             with_tickets(c, rows)
         })
     }

@@ -29,7 +29,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use goticket_core::Role;
 use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
 use goticket_core::records::{BookingRecord, TicketRecord, UserRecord};
 use goticket_core::store::{Commit, CounterDelta, EventKey, Retry, SalesRow, Store, Tx, TxBody};
@@ -526,16 +525,6 @@ fn read_account(c: &Connection, email: &Email) -> Result<Option<Account>> {
     row.map(UserRecord::into_account).transpose()
 }
 
-/// A taken-slug conflict, naming the slug.
-fn slug_taken(err: Error, e: &Event) -> Error {
-    match (err, &e.slug) {
-        (Error::Conflict { .. }, Some(slug)) => {
-            Error::conflict(format!("slug {:?} is already used by another event", slug.as_str()))
-        }
-        (other, _) => other,
-    }
-}
-
 fn placeholders(from: usize, n: usize) -> String {
     (from..from + n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
 }
@@ -608,11 +597,11 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn insert_events(&mut self, events: &[Event]) -> Result<()> {
-        events.iter().try_for_each(|e| insert_event_row(self.c, e).map_err(|err| slug_taken(err, e)))
+        events.iter().try_for_each(|e| insert_event_row(self.c, e))
     }
 
     fn update_event(&mut self, event: &Event) -> Result<()> {
-        write_event_fields(self.c, event).map_err(|err| slug_taken(err, event))
+        write_event_fields(self.c, event)
     }
 
     fn add_to_counters(&mut self, deltas: &[CounterDelta]) -> Result<()> {
@@ -682,13 +671,7 @@ impl Tx for SqliteTx<'_> {
         bookings.iter().try_for_each(|b| insert_booking(self.c, b))
     }
 
-    fn set_booking_status(
-        &mut self,
-        id: BookingId,
-        from: BookingStatus,
-        to: BookingStatus,
-        now: Timestamp,
-    ) -> Result<bool> {
+    fn set_status(&mut self, id: BookingId, from: BookingStatus, to: BookingStatus, now: Timestamp) -> Result<bool> {
         let n = self
             .c
             .prepare_cached("UPDATE bookings SET status = ?2, updated_at = ?3 WHERE id = ?1 AND status = ?4")
@@ -720,10 +703,7 @@ impl Tx for SqliteTx<'_> {
                     micros(a.user.updated_at)
                 ],
             )
-            .map_err(|e| match db_err(e) {
-                Error::Conflict { .. } => Error::conflict(format!("a user {} already exists", a.user.email)),
-                other => other,
-            })?;
+            .map_err(db_err)?;
         Ok(())
     }
 
@@ -734,23 +714,17 @@ impl Tx for SqliteTx<'_> {
         Ok(Some((account, u64::try_from(admins).unwrap_or(0))))
     }
 
-    fn update_user(
-        &mut self,
-        email: &Email,
-        role: Option<Role>,
-        hash: Option<&PasswordHash>,
-        now: Timestamp,
-    ) -> Result<()> {
+    fn update_user(&mut self, user: &User, hash: Option<&PasswordHash>) -> Result<()> {
         let n = self
             .c
             .execute(
-                "UPDATE users SET role = COALESCE(?2, role), password_hash = COALESCE(?3, password_hash),
-                   updated_at = ?4 WHERE email = ?1",
-                params![email.as_str(), role.map(|r| r.as_str()), hash.map(|h| h.as_str()), micros(now)],
+                "UPDATE users SET role = ?2, password_hash = COALESCE(?3, password_hash), updated_at = ?4
+                 WHERE email = ?1",
+                params![user.email.as_str(), user.role.as_str(), hash.map(|h| h.as_str()), micros(user.updated_at)],
             )
             .map_err(db_err)?;
         if n == 0 {
-            return Err(Error::not_found("user", email));
+            return Err(Error::not_found("user", &user.email));
         }
         Ok(())
     }
@@ -851,13 +825,7 @@ impl Store for SqliteStore {
         self.read(|c| read_booking(c, "b.code = ?1", code.as_str()))
     }
 
-    fn list_bookings(
-        &self,
-        filter: &BookingFilter,
-        start: PageStart,
-        fetch: u32,
-        now: Timestamp,
-    ) -> Result<Vec<Booking>> {
+    fn list_bookings(&self, filter: &BookingFilter, from: PageStart, max: u32, now: Timestamp) -> Result<Vec<Booking>> {
         let mut sql = format!("SELECT {BOOKING_COLS} FROM bookings b WHERE 1 = 1");
         let mut args: Vec<Value> = vec![Value::Integer(micros(now))];
         let mut arg = |sql: &mut String, clause: &str, v: Value| {
@@ -886,12 +854,12 @@ impl Store for SqliteStore {
             Some(s) => arg(&mut sql, " AND b.status = ?", Value::Text(s.as_str().into())),
         }
         let mut offset = 0;
-        match start {
+        match from {
             PageStart::First => {}
             PageStart::Offset(n) => offset = i64::try_from(n).unwrap_or(i64::MAX),
             PageStart::After(c) => arg(&mut sql, " AND b.id > ?", Value::Text(c.id.hyphenated().to_string())),
         }
-        arg(&mut sql, " ORDER BY b.id LIMIT ?", Value::Integer(i64::from(fetch)));
+        arg(&mut sql, " ORDER BY b.id LIMIT ?", Value::Integer(i64::from(max)));
         arg(&mut sql, " OFFSET ?", Value::Integer(offset));
         // ?1 (now) is only referenced by the status clauses; SQLite accepts unused
         // numbered parameters.
