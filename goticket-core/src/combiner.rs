@@ -152,3 +152,147 @@ fn run_batch(store: &dyn Store, reqs: &[ReserveRequest], clock: &dyn Clock) -> R
         Err(_) => Err(Error::internal("a reservation batch panicked")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicU32};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::memory::MemoryStore;
+    use crate::query::{BookingFilter, EventFilter, PageStart};
+    use crate::store::{EventKey, Retry, SalesRow, TxBody};
+    use crate::{
+        Booking, BookingCode, BookingRequest, Email, ErrorKind, Event, EventId, ManualClock, NewEvent, Principal,
+        Role, SeededEntropy, Service, Timestamp,
+    };
+
+    /// The in-memory store with a slow disk (each write takes `delay`) and a planted
+    /// bug (a write panics while `panic` is set).
+    #[derive(Debug, Default)]
+    struct Flaky {
+        inner: MemoryStore,
+        delay: Duration,
+        panic: AtomicBool,
+        writes: AtomicU32,
+    }
+
+    impl Store for Flaky {
+        fn migrate(&self) -> Result<Vec<String>> {
+            self.inner.migrate()
+        }
+        fn ping(&self) -> Result<()> {
+            self.inner.ping()
+        }
+        fn event(&self, key: &EventKey, now: Timestamp) -> Result<Option<Event>> {
+            self.inner.event(key, now)
+        }
+        fn list_events(&self, f: &EventFilter, from: PageStart, max: u32, now: Timestamp) -> Result<Vec<Event>> {
+            self.inner.list_events(f, from, max, now)
+        }
+        fn booking(&self, code: &BookingCode) -> Result<Option<Booking>> {
+            self.inner.booking(code)
+        }
+        fn list_bookings(&self, f: &BookingFilter, from: PageStart, max: u32, now: Timestamp) -> Result<Vec<Booking>> {
+            self.inner.list_bookings(f, from, max, now)
+        }
+        fn account(&self, email: &Email) -> Result<Option<crate::users::Account>> {
+            self.inner.account(email)
+        }
+        fn list_users(&self) -> Result<Vec<crate::users::User>> {
+            self.inner.list_users()
+        }
+        fn sales_report(&self, e: Option<EventId>, o: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>> {
+            self.inner.sales_report(e, o, now)
+        }
+        fn write(&self, retry: Retry, body: &mut TxBody<'_>) -> Result<()> {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            assert!(!self.panic.load(Ordering::SeqCst), "a planted bug");
+            std::thread::sleep(self.delay);
+            self.inner.write(retry, body)
+        }
+    }
+
+    fn service(store: Arc<Flaky>) -> (Service, EventKey) {
+        let clock = Arc::new(ManualClock::new("2027-01-01T12:00:00Z".parse().unwrap()));
+        let s = Service::with_sources(store, clock, Arc::new(SeededEntropy::new(3)));
+        let admin = Principal::new("a@example.com".parse().unwrap(), Role::Admin);
+        let t = |x: &str| x.parse().unwrap();
+        let new = NewEvent::new(
+            "Hot".parse().unwrap(),
+            t("2027-06-01T19:00:00Z"),
+            t("2027-06-01T23:00:00Z"),
+            150u32.try_into().unwrap(),
+            "1 EUR".parse().unwrap(),
+        );
+        let e = s.create_event(&admin, new).unwrap();
+        (s, EventKey::Id(e.id))
+    }
+
+    fn buy(s: &Service, e: &EventKey, who: &str) -> Result<Reservation> {
+        let p = Principal::new(who.parse().unwrap(), Role::Customer);
+        s.reserve(&p, BookingRequest::buy(e.clone(), 1u32.try_into().unwrap()))
+    }
+
+    #[test]
+    fn concurrent_buyers_share_transactions_and_never_oversell() {
+        let store = Arc::new(Flaky { delay: Duration::from_millis(3), ..Flaky::default() });
+        let (s, e) = service(store.clone());
+        let sold = AtomicU32::new(0);
+        std::thread::scope(|scope| {
+            for t in 0..24 {
+                let (s, e, sold) = (&s, &e, &sold);
+                scope.spawn(move || {
+                    loop {
+                        match buy(s, e, &format!("b{t}@example.com")) {
+                            Ok(_) => {
+                                sold.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Err(err) if err.kind() == ErrorKind::SoldOut => break,
+                            Err(err) => panic!("only sold out may refuse: {err}"),
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(sold.load(Ordering::SeqCst), 150);
+        let admin = Principal::new("a@example.com".parse().unwrap(), Role::Admin);
+        assert_eq!(s.event(&admin, &e).unwrap().sold, 150);
+        let stats = s.combiner_stats().expect("the combiner ran");
+        assert!(stats.largest_batch > 1, "waiting buyers were combined: {stats:?}");
+        assert!(stats.batches < stats.requests, "{stats:?}");
+        assert!(u64::from(store.writes.load(Ordering::SeqCst)) <= stats.batches + 1, "one write per batch");
+    }
+
+    #[test]
+    fn a_panicking_batch_is_an_internal_error_and_the_combiner_lives_on() {
+        let store = Arc::new(Flaky::default());
+        let (s, e) = service(store.clone());
+        store.panic.store(true, Ordering::SeqCst);
+        let err = buy(&s, &e, "x@example.com").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Internal, "{err}");
+        store.panic.store(false, Ordering::SeqCst);
+        assert!(buy(&s, &e, "x@example.com").is_ok(), "the committer survived the panic");
+    }
+
+    #[test]
+    fn a_stopped_combiner_is_unavailable_not_a_hang() {
+        let (tx, rx) = mpsc::channel::<Job>();
+        drop(rx);
+        let c = Combiner { tx, stats: Arc::default() };
+        let e = SeededEntropy::new(1);
+        let req = ReserveRequest {
+            id: crate::BookingId::generate(&ManualClock::new(Timestamp::UNIX_EPOCH), &e),
+            code: BookingCode::generate(&e),
+            event_id: EventId::generate(&ManualClock::new(Timestamp::UNIX_EPOCH), &e),
+            customer: "c@example.com".parse().unwrap(),
+            quantity: 1u32.try_into().unwrap(),
+            hold_until: None,
+            idempotency_key: None,
+            external_id: None,
+            secrets: vec![crate::TicketSecret::generate(&e)],
+        };
+        let err = c.submit(req).unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+    }
+}
