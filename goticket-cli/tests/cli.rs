@@ -547,6 +547,7 @@ macro_rules! on_both_stores {
             }
 
             #[test]
+            #[cfg_attr(pg_tests_skipped, ignore = "needs PostgreSQL: set GOTICKET_TEST_PG_URL")]
             fn postgres() {
                 if let Some(db) = crate::TestDb::postgres() {
                     super::$test(&db);
@@ -573,6 +574,7 @@ mod postgres {
     }
 
     #[test]
+    #[cfg_attr(pg_tests_skipped, ignore = "needs PostgreSQL: set GOTICKET_TEST_PG_URL")]
     fn the_whole_flow_on_postgres() {
         let Some(admin) = test_url() else { return };
         let schema = TestSchema::create(&admin);
@@ -617,6 +619,7 @@ mod postgres {
     }
 
     #[test]
+    #[cfg_attr(pg_tests_skipped, ignore = "needs PostgreSQL: set GOTICKET_TEST_PG_URL")]
     fn eight_processes_never_oversell_on_postgres() {
         let Some(admin) = test_url() else { return };
         let schema = TestSchema::create(&admin);
@@ -718,6 +721,7 @@ fn two_combining_processes_on_one_sqlite_event() {
 }
 
 #[test]
+#[cfg_attr(pg_tests_skipped, ignore = "needs PostgreSQL: set GOTICKET_TEST_PG_URL")]
 fn two_combining_processes_on_one_postgres_event() {
     let Some(admin) = goticket_store_pg::testing::test_url() else { return };
     let schema = goticket_store_pg::testing::TestSchema::create(&admin);
@@ -1124,6 +1128,7 @@ fn killed_sale_on_sqlite_leaves_consistent_state() {
 }
 
 #[test]
+#[cfg_attr(pg_tests_skipped, ignore = "needs PostgreSQL: set GOTICKET_TEST_PG_URL")]
 fn killed_sale_on_postgres_leaves_consistent_state() {
     let Some(admin) = goticket_store_pg::testing::test_url() else { return };
     let schema = goticket_store_pg::testing::TestSchema::create(&admin);

@@ -105,13 +105,15 @@ pub fn key(e: &Event) -> EventKey {
 }
 
 /// Generates one `#[test]` per scenario, plus the state machine and stress tests, for
-/// a store given by a `fn() -> Option<Fixture>`. `None` means the backend is not
-/// available here; the fixture function is responsible for saying so loudly (and
-/// for failing instead where a skip is not acceptable, as under `CI=true`).
+/// a store given by a `fn() -> Option<Fixture>`. Attributes after the fixture go on
+/// every generated test: a backend that may be absent passes
+/// `#[cfg_attr(its_cfg, ignore = "why")]`, so a run without it counts the tests as
+/// ignored, never as passed. `None` from the fixture is for the same case at run time;
+/// the fixture must then fail instead where a skip is not acceptable (`CI=true`).
 #[macro_export]
 macro_rules! conformance_tests {
-    ($fixture:path) => {
-        $crate::conformance_tests!(@scenarios $fixture;
+    ($fixture:path $(, #[$attr:meta])* $(,)?) => {
+        $crate::conformance_tests!(@scenarios $fixture; [$(#[$attr])*];
             create_show_and_find_by_slug, duplicate_slug_conflicts, list_filters_and_pages,
             hold_confirm_cancel_flow, buy_outright_and_cancel, sold_out_says_what_is_left,
             per_customer_limit_counts_holds_and_sales, idempotent_retry_and_conflict,
@@ -123,14 +125,14 @@ macro_rules! conformance_tests {
             combined_buyers_mixed_quantities_limits_and_keys, a_failing_request_does_not_poison_its_batch,
             users_roles_and_passwords
         );
-        $crate::conformance_tests!(@hardening $fixture;
+        $crate::conformance_tests!(@hardening $fixture; [$(#[$attr])*];
             a_checked_in_booking_cannot_be_cancelled, a_scan_and_a_cancel_never_both_win,
             bookings_while_holds_expire_never_fail, prices_are_bounded_and_reports_add_up,
             the_last_admin_keeps_the_role, look_alike_emails_are_one_account,
             imports_resolve_moved_events_and_refuse_ambiguity
         );
 
-        $crate::conformance_tests!(@outcomes $fixture;
+        $crate::conformance_tests!(@outcomes $fixture; [$(#[$attr])*];
             a_lost_commit_answers_what_was_written, event_imports_in_every_mode, booking_imports_in_every_mode
         );
 
@@ -141,6 +143,7 @@ macro_rules! conformance_tests {
                 ..proptest::prelude::ProptestConfig::default()
             })]
             #[test]
+            $(#[$attr])*
             fn state_machine_matches_reference_model(ops in $crate::machine::ops()) {
                 if let Some(f) = $fixture() {
                     $crate::machine::run(f, &ops)?;
@@ -148,34 +151,22 @@ macro_rules! conformance_tests {
             }
         }
     };
-    (@outcomes $fixture:path; $($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                if let Some(f) = $fixture() {
-                    $crate::outcomes::$name(f);
-                }
-            }
-        )*
+    (@outcomes $fixture:path; $attrs:tt; $($name:ident),* $(,)?) => {
+        $( $crate::conformance_tests!(@test $attrs; $name; $crate::outcomes::$name; $fixture); )*
     };
-    (@hardening $fixture:path; $($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                if let Some(f) = $fixture() {
-                    $crate::hardening::$name(f);
-                }
-            }
-        )*
+    (@hardening $fixture:path; $attrs:tt; $($name:ident),* $(,)?) => {
+        $( $crate::conformance_tests!(@test $attrs; $name; $crate::hardening::$name; $fixture); )*
     };
-    (@scenarios $fixture:path; $($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                if let Some(f) = $fixture() {
-                    $crate::scenarios::$name(f);
-                }
+    (@scenarios $fixture:path; $attrs:tt; $($name:ident),* $(,)?) => {
+        $( $crate::conformance_tests!(@test $attrs; $name; $crate::scenarios::$name; $fixture); )*
+    };
+    (@test [$(#[$attr:meta])*]; $name:ident; $run:path; $fixture:path) => {
+        #[test]
+        $(#[$attr])*
+        fn $name() {
+            if let Some(f) = $fixture() {
+                $run(f);
             }
-        )*
+        }
     };
 }

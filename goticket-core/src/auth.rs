@@ -255,6 +255,16 @@ mod tests {
     }
 
     #[test]
+    fn roles_parse_from_their_names_in_any_case() {
+        for role in [Role::Admin, Role::Organizer, Role::Customer] {
+            assert_eq!(role.as_str().parse::<Role>().unwrap(), role);
+            assert_eq!(format!(" {} ", role.as_str().to_uppercase()).parse::<Role>().unwrap(), role);
+        }
+        let err = "root".parse::<Role>().unwrap_err();
+        assert_eq!(err.to_string(), "invalid role: \"root\" is not one of admin, organizer, customer");
+    }
+
+    #[test]
     fn creating_events() {
         allowed(|p| p.require_create_event(p.email()), [true, true, true, false, false]);
         allowed(|p| p.require_create_event(&OWNER.parse().unwrap()), [true, true, false, false, false]);

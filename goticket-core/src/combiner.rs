@@ -163,8 +163,8 @@ mod tests {
     use crate::query::{BookingFilter, EventFilter, PageStart};
     use crate::store::{EventKey, Retry, SalesRow, TxBody};
     use crate::{
-        Booking, BookingCode, BookingRequest, Email, ErrorKind, Event, EventId, ManualClock, NewEvent, Principal,
-        Role, SeededEntropy, Service, Timestamp,
+        Booking, BookingCode, BookingRequest, Email, ErrorKind, Event, EventId, ManualClock, NewEvent, Principal, Role,
+        SeededEntropy, Service, Timestamp,
     };
 
     /// The in-memory store with a slow disk (each write takes `delay`) and a planted

@@ -49,8 +49,13 @@ fn moved_to(from: &TestDb, to: &TestDb) {
 }
 
 #[test]
-fn an_export_moves_to_an_empty_store_of_the_other_kind() {
+fn an_export_moves_to_an_empty_store_of_the_same_kind() {
     moved_to(&TestDb::sqlite(), &TestDb::sqlite());
+}
+
+#[test]
+#[cfg_attr(pg_tests_skipped, ignore = "needs PostgreSQL: set GOTICKET_TEST_PG_URL")]
+fn an_export_moves_to_an_empty_store_of_the_other_kind() {
     let Some(pg) = TestDb::postgres() else { return };
     moved_to(&TestDb::sqlite(), &pg);
     let Some(pg) = TestDb::postgres() else { return };
