@@ -120,7 +120,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub json_logs: bool,
     /// Let web pages from this origin call the API from a browser (CORS), like
-    /// https://shop.example.com; repeat for more, or `*` for any (tokens travel in the
+    /// `https://shop.example.com`; repeat for more, or `*` for any (tokens travel in the
     /// Authorization header, never in cookies). Without it, no CORS headers are sent.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,

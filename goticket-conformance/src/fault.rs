@@ -9,13 +9,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
-use goticket_core::store::{Commit, CounterDelta, EventKey, Retry, SalesRow, Store, Tx, TxBody};
 use goticket_core::users::{Account, PasswordHash, User};
 use goticket_core::{
     Booking, BookingCode, BookingFilter, BookingId, BookingStatus, Email, Event, EventFilter, EventId, ExternalId,
     IdempotencyKey, PageStart, Slug, TicketSecret, Timestamp,
 };
+use goticket_core::{Commit, CounterDelta, EventKey, Retry, SalesRow, Store, Tx, TxBody};
+use goticket_core::{Error, Result, StoreError, StoreErrorKind};
 
 /// A transaction that passes every primitive on, but lets `on_insert` fail a booking
 /// insert first.

@@ -55,6 +55,32 @@ pub fn a_lost_commit_answers_what_was_written(f: Fixture) {
     assert_eq!(counters(&h.service, &e), (0, 5, 0));
     assert_eq!(bookings_of(&h.service, &e).len(), 4, "nothing booked twice");
 
+    // A batch that collided (two requests drew one booking code) is rerun one request
+    // at a time; when the answer to one of those is lost too, it still gets its booking.
+    let roomy = key(&h.event(&a, 10, "1 EUR", None));
+    let id = h.service.event(&a, &roomy).expect("event").id;
+    let entropy = goticket_core::SeededEntropy::new(99);
+    let req = |c: &str, code: &goticket_core::BookingCode| goticket_core::ReserveRequest {
+        id: goticket_core::BookingId::generate(&*h.clock, &entropy),
+        code: code.clone(),
+        event_id: id,
+        customer: c.parse().expect("valid"),
+        quantity: 1u32.try_into().expect("valid"),
+        hold_until: None,
+        idempotency_key: None,
+        external_id: None,
+        secrets: vec![goticket_core::TicketSecret::generate(&entropy)],
+    };
+    let (same, other) =
+        (goticket_core::BookingCode::generate(&entropy), goticket_core::BookingCode::generate(&entropy));
+    let batch = [req("hal@example.com", &other), req("ida@example.com", &same), req("jon@example.com", &same)];
+    lossy.lose_next(1);
+    let out = goticket_core::engine::reserve(&*lossy, &batch, h.service.now()).expect("the batch");
+    let kinds: Vec<_> = out.iter().map(|o| o.as_ref().err().map(|e| e.kind())).collect();
+    assert_eq!(kinds, [None, None, Some(ErrorKind::Busy)], "only the second of the same code collides");
+    assert_eq!(counters(&h.service, &roomy), (0, 2, 8));
+    assert_eq!(lossy.still_to_lose(), 0);
+
     // The other writes.
     let big = key(&h.event(&a, 10, "1 EUR", None));
     let held = hold(&h.service, &a, &big, "eve@example.com", 2, 600).expect("hold").booking;

@@ -28,7 +28,7 @@ pub struct CombinerStats {
     largest: AtomicU64,
 }
 
-/// A snapshot of [`CombinerStats`].
+/// What the flash-sale combiner has done so far (see [`crate::Service::combiner_stats`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct CombinerSnapshot {
     /// Transactions committed.
@@ -174,6 +174,8 @@ mod tests {
         inner: MemoryStore,
         delay: Duration,
         panic: AtomicBool,
+        /// Every write fails with this, without running its body.
+        fail: std::sync::Mutex<Option<StoreErrorKind>>,
         writes: AtomicU32,
     }
 
@@ -208,6 +210,9 @@ mod tests {
         fn write(&self, retry: Retry, body: &mut TxBody<'_>) -> Result<()> {
             self.writes.fetch_add(1, Ordering::SeqCst);
             assert!(!self.panic.load(Ordering::SeqCst), "a planted bug");
+            if let Some(kind) = *self.fail.lock().unwrap() {
+                return Err(Error::Storage(StoreError::new(kind, "injected", None)));
+            }
             std::thread::sleep(self.delay);
             self.inner.write(retry, body)
         }
@@ -273,6 +278,54 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Internal, "{err}");
         store.panic.store(false, Ordering::SeqCst);
         assert!(buy(&s, &e, "x@example.com").is_ok(), "the committer survived the panic");
+    }
+
+    /// A batch that fails as a whole is split only when that can help: a store that is
+    /// busy or down is asked once, not once more per request; any other failure reruns
+    /// each request alone (a single request is not rerun).
+    #[test]
+    fn a_failed_batch_is_split_only_when_that_can_help() {
+        let store = Arc::new(Flaky::default());
+        let (s, e) = service(store.clone());
+        let id = match e {
+            EventKey::Id(id) => id,
+            EventKey::Slug(_) => unreachable!("the test names events by id"),
+        };
+        let entropy = SeededEntropy::new(9);
+        let clock = ManualClock::new("2027-01-01T12:00:00Z".parse().unwrap());
+        let req = |c: &str| ReserveRequest {
+            id: crate::BookingId::generate(&clock, &entropy),
+            code: BookingCode::generate(&entropy),
+            event_id: id,
+            customer: c.parse().unwrap(),
+            quantity: 1u32.try_into().unwrap(),
+            hold_until: None,
+            idempotency_key: None,
+            external_id: None,
+            secrets: vec![crate::TicketSecret::generate(&entropy)],
+        };
+        let batch = [req("a@example.com"), req("b@example.com"), req("c@example.com")];
+        let writes = || store.writes.swap(0, Ordering::SeqCst);
+        writes();
+        for (kind, batch_writes) in
+            [(StoreErrorKind::Busy, 1), (StoreErrorKind::Unavailable, 1), (StoreErrorKind::Integrity, 4)]
+        {
+            *store.fail.lock().unwrap() = Some(kind);
+            match crate::engine::reserve(&*store, &batch, s.now()) {
+                Err(err) => assert!(err.is_retryable() && batch_writes == 1, "{kind:?}: {err}"),
+                Ok(outcomes) => {
+                    assert_eq!(batch_writes, 4, "{kind:?} was split");
+                    assert!(outcomes.iter().all(|o| o.as_ref().is_err_and(|e| !e.is_retryable())), "{kind:?}");
+                }
+            }
+            assert_eq!(writes(), batch_writes, "{kind:?}: writes for a batch of three");
+            assert!(crate::engine::reserve(&*store, &batch[..1], s.now()).is_err());
+            assert_eq!(writes(), 1, "{kind:?}: a single request is not rerun");
+        }
+        *store.fail.lock().unwrap() = None;
+        let outcomes = crate::engine::reserve(&*store, &batch, s.now()).unwrap();
+        assert!(outcomes.iter().all(Result::is_ok));
+        assert_eq!(writes(), 1);
     }
 
     #[test]

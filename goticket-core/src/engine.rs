@@ -391,8 +391,10 @@ pub fn import_events(
     let mut seen = SeenIds::default();
     import_loop(store, rows, mode, &mut |tx, chunk, refusals| {
         let mut state = ImportState::default();
-        let keys: Vec<String> =
-            chunk.iter().filter_map(|r| r.event.external_id.as_ref().map(|x| x.as_str().to_owned())).collect();
+        let keys: Vec<String> = chunk
+            .iter()
+            .filter_map(|r| Some(r.event.as_ref().ok()?.external_id.as_ref()?.as_str().to_owned()))
+            .collect();
         if !keys.is_empty() {
             for e in tx.lock_events_by_external_id(&keys, now)? {
                 let key = e.external_id.as_ref().map_or_else(|| e.id.to_string(), |x| x.as_str().to_owned());
@@ -402,7 +404,7 @@ pub fn import_events(
                 state.existing.insert(key, e);
             }
         }
-        let slugs: Vec<Slug> = chunk.iter().filter_map(|r| r.event.slug.clone()).collect();
+        let slugs: Vec<Slug> = chunk.iter().filter_map(|r| r.event.as_ref().ok()?.slug.clone()).collect();
         if !slugs.is_empty() {
             state.slugs.extend(tx.slug_owners(&slugs)?);
         }

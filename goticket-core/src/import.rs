@@ -273,13 +273,15 @@ impl Refusals {
     }
 }
 
-/// An import row ready for the store: the event it would create.
-#[derive(Debug, Clone)]
+/// An import row ready for the engine: the event it would create, or why the row
+/// cannot make one (a row built by hand that skipped [`parse_event_row`]'s checks),
+/// which is reported as that row's refusal.
+#[derive(Debug)]
 pub struct ImportEvent {
     /// Its line in the file.
     pub line: u64,
     /// The event, with a fresh id, owner and timestamps.
-    pub event: Event,
+    pub event: Result<Event>,
 }
 
 /// What a store read before planning a chunk of an import.
@@ -324,6 +326,14 @@ pub fn plan_event_import(
     let mut plan = ImportPlan::default();
     let mut updated: HashMap<EventId, usize> = HashMap::new();
     for row in rows {
+        let event = match row.event {
+            Ok(e) => e,
+            Err(refused) => {
+                plan.outcomes.push((row.line, Err(refused)));
+                continue;
+            }
+        };
+        let row = EventImportRow { line: row.line, event };
         let key = row.event.external_id.as_ref().map(|x| x.as_str().to_owned()).unwrap_or_default();
         if let Some(first) = seen.0.get(&key) {
             let reason = format!("external id {} already appears on line {first} of this file", shown(&key));
@@ -364,6 +374,12 @@ pub fn plan_event_import(
         plan.outcomes.push((row.line, outcome));
     }
     plan
+}
+
+/// A row whose event could be made.
+struct EventImportRow {
+    line: u64,
+    event: Event,
 }
 
 fn claim_slug(slugs: &mut HashMap<Slug, EventId>, e: &Event) -> Result<()> {
@@ -476,7 +492,7 @@ mod tests {
         let r = parse_event_row(line, &row(pairs)).unwrap();
         let id = EventId::from_uuid(uuid::Uuid::from_u128(u128::from(line)));
         let now = "2029-01-01T00:00:00Z".parse().unwrap();
-        ImportEvent { line, event: r.event.into_event(id, "o@example.com".parse().unwrap(), now).unwrap() }
+        ImportEvent { line, event: r.event.into_event(id, "o@example.com".parse().unwrap(), now) }
     }
 
     #[test]
@@ -505,12 +521,39 @@ mod tests {
         let mut r = GOOD.to_vec();
         r.push(("sales_start", "2029-06-01T00:00:00Z"));
         r.push(("sales_end", "2029-12-01T00:00:00Z"));
-        let first = import_row(2, &r);
-        assert_eq!(first.event.sales_end, Some("2029-12-01T00:00:00Z".parse().unwrap()));
+        let first = import_row(2, &r).event.unwrap();
+        assert_eq!(first.sales_end, Some("2029-12-01T00:00:00Z".parse().unwrap()));
         r.pop();
-        let second = import_row(2, &r);
-        let changed = import_change(&first.event, &second.event, "2029-01-02T00:00:00Z".parse().unwrap()).unwrap();
+        let second = import_row(2, &r).event.unwrap();
+        let changed = import_change(&first, &second, "2029-01-02T00:00:00Z".parse().unwrap()).unwrap();
         assert_eq!(changed.expect("the window changed").sales_end, None, "an empty cell clears it on import");
+    }
+
+    #[test]
+    fn a_row_built_by_hand_is_refused_not_a_panic() {
+        let mut bad = parse_event_row(2, &row(GOOD)).unwrap();
+        bad.event.ends_at = bad.event.starts_at;
+        let good = parse_event_row(3, &row(&[GOOD, &[("external_id", "ev-2")]].concat()[1..])).unwrap();
+        let service = crate::Service::new(std::sync::Arc::new(crate::MemoryStore::new()));
+        let admin = crate::Principal::new("a@example.com".parse().unwrap(), crate::Role::Admin);
+        let mut seen = Vec::new();
+        let err = service
+            .import_events(
+                &admin,
+                &mut vec![bad.clone(), good.clone()].into_iter(),
+                ImportMode::AllOrNothing,
+                &mut |l, o| seen.push((l, o.is_ok())),
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Validation, "{err}");
+        assert_eq!(seen, [(2, false), (3, true)]);
+        let mut seen = Vec::new();
+        service
+            .import_events(&admin, &mut vec![bad, good].into_iter(), ImportMode::Batches(10), &mut |l, o| {
+                seen.push((l, o.is_ok()))
+            })
+            .expect("batches skip the refused row");
+        assert_eq!(seen, [(2, false), (3, true)]);
     }
 
     #[test]

@@ -25,38 +25,59 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod auth;
-pub mod booking;
-pub mod clock;
-pub mod combiner;
+mod auth;
+mod booking;
+mod clock;
+mod combiner;
 pub mod engine;
-pub mod error;
-pub mod event;
+mod error;
+mod event;
 pub mod import;
-pub mod memory;
-pub mod money;
+mod memory;
+mod money;
 #[cfg(feature = "openapi")]
 mod openapi;
-pub mod query;
+mod query;
 pub mod records;
-pub mod service;
-pub mod store;
-pub mod types;
+mod service;
+mod store;
+mod types;
 pub mod users;
 
 pub use auth::{Principal, Role};
 pub use booking::{Booking, BookingAction, BookingStatus, CheckIn, Reservation, ReserveRequest, Ticket, Transition};
 pub use clock::{Clock, Entropy, HoldDuration, ManualClock, OsEntropy, SeededEntropy, SystemClock, parse_timestamp};
 pub use combiner::CombinerSnapshot;
-pub use error::{Error, ErrorKind, Result, StoreError, StoreErrorKind};
+pub use error::{Error, ErrorKind, Result, StoreError, StoreErrorKind, shown};
 pub use event::{Event, EventFields, EventPatch, EventStatus, NewEvent};
 pub use jiff::{SignedDuration, Timestamp};
 pub use memory::MemoryStore;
 pub use money::{Currency, Money};
 pub use query::{BookingFilter, Cursor, EventFilter, Page, PageRequest, PageStart};
 pub use service::{BookingRequest, Service};
-pub use store::{Commit, CounterDelta, EventKey, Retry, SalesRow, Store, Tx};
+pub use store::{Commit, CounterDelta, EventKey, Retry, SalesRow, Store, Tx, TxBody};
 pub use types::{
     BookingCode, BookingId, Capacity, Email, EventId, EventName, ExternalId, IdempotencyKey, PerCustomerLimit,
     Quantity, Slug, TicketSecret,
 };
+
+#[cfg(test)]
+mod tests {
+    /// The public modules are the ones ARCHITECTURE.md names as the API.
+    #[test]
+    fn every_public_module_is_named_in_architecture_md() {
+        let lib = include_str!("lib.rs");
+        let doc = include_str!("../../ARCHITECTURE.md");
+        let boundary = doc.split("## API boundary").nth(1).expect("ARCHITECTURE.md has an API boundary section");
+        let public: Vec<&str> =
+            lib.lines().filter_map(|l| l.trim().strip_prefix("pub mod ")?.strip_suffix(';')).collect();
+        assert_eq!(
+            public,
+            ["engine", "import", "records", "users"],
+            "the public modules changed: update ARCHITECTURE.md"
+        );
+        for m in public {
+            assert!(boundary.contains(&format!("`{m}`")), "ARCHITECTURE.md's API boundary does not name `{m}`");
+        }
+    }
+}

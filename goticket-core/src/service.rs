@@ -49,8 +49,8 @@ pub const DEFAULT_MAX_BATCH: usize = 256;
 /// The goticket service over one store.
 ///
 /// Concurrent [`Service::reserve`] calls go through the flash-sale combiner by default
-/// (see [`crate::combiner`]): they are committed together, one transaction per batch.
-/// [`Service::without_combiner`] turns that off. Clones share one combiner.
+/// (a committer thread that takes every waiting request): they are committed together,
+/// one transaction per batch. [`Service::without_combiner`] turns that off. Clones share one combiner.
 #[derive(Debug, Clone)]
 pub struct Service {
     store: Arc<dyn Store>,
@@ -354,10 +354,9 @@ impl Service {
         let owner = p.email().clone();
         let mut events = rows.map(|r| crate::import::ImportEvent {
             line: r.line,
-            event: r
-                .event
-                .into_event(EventId::generate(&*self.clock, &*self.entropy), owner.clone(), now)
-                .expect("parse_event_row checks every rule NewEvent::into_event applies"),
+            // parse_event_row checks every rule into_event applies; a row built by hand
+            // that breaks one is refused as that row, never a panic.
+            event: r.event.into_event(EventId::generate(&*self.clock, &*self.entropy), owner.clone(), now),
         });
         engine::import_events(&*self.store, &mut events, mode, now, &|e| p.require_manage(e, "update"), on_row)
     }

@@ -37,14 +37,14 @@ use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{Array, Int4, Int8, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
 use goticket_core::records::TicketRecord;
-use goticket_core::store::{Commit, CounterDelta, EventKey, Retry, SalesRow, Store, Tx, TxBody};
 use goticket_core::users::{Account, AddressColumn, EmailRewrite, PasswordHash, StoredAccount, User, migrate_emails};
 use goticket_core::{
     Booking, BookingCode, BookingFilter, BookingId, BookingStatus, Email, Event, EventFilter, EventId, ExternalId,
     IdempotencyKey, PageStart, Slug, TicketSecret, Timestamp,
 };
+use goticket_core::{Commit, CounterDelta, EventKey, Retry, SalesRow, Store, Tx, TxBody};
+use goticket_core::{Error, Result, StoreError, StoreErrorKind};
 use uuid::Uuid;
 
 use crate::rows::{
@@ -186,10 +186,7 @@ impl PgStore {
     /// Connects with the given options.
     pub fn connect_with(url: &str, options: PgOptions) -> Result<Self> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(Error::validation(
-                "db",
-                format!("{} is not a postgres:// URL", goticket_core::error::shown(url)),
-            ));
+            return Err(Error::validation("db", format!("{} is not a postgres:// URL", goticket_core::shown(url))));
         }
         if database_name(url).is_none() {
             // libpq would fill in its defaults (a local socket, the user's own database)

@@ -3,9 +3,9 @@
 
 use diesel::prelude::*;
 use diesel::sql_types::{Int4, Int8, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
 use goticket_core::records::{BookingRecord, EventRecord, TicketRecord, UserRecord};
 use goticket_core::{Booking, Event, Ticket, Timestamp};
+use goticket_core::{Error, Result, StoreError, StoreErrorKind};
 use time::OffsetDateTime;
 use uuid::Uuid;
 

@@ -29,14 +29,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
 use goticket_core::records::{BookingRecord, TicketRecord, UserRecord};
-use goticket_core::store::{Commit, CounterDelta, EventKey, Retry, SalesRow, Store, Tx, TxBody};
 use goticket_core::users::{Account, PasswordHash, User};
 use goticket_core::{
     Booking, BookingCode, BookingFilter, BookingId, BookingStatus, Email, Event, EventFilter, EventId, ExternalId,
     IdempotencyKey, PageStart, Slug, TicketSecret, Timestamp,
 };
+use goticket_core::{Commit, CounterDelta, EventKey, Retry, SalesRow, Store, Tx, TxBody};
+use goticket_core::{Error, Result, StoreError, StoreErrorKind};
 use rusqlite::ToSql;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params, params_from_iter};

@@ -2,8 +2,8 @@
 //! and re-validates them), and driver errors to core errors.
 
 use goticket_core::Timestamp;
-use goticket_core::error::{Error, StoreError, StoreErrorKind};
 use goticket_core::records::{BookingRecord, EventRecord, TicketRecord};
+use goticket_core::{Error, StoreError, StoreErrorKind};
 use rusqlite::types::Type;
 use rusqlite::{ErrorCode, Row};
 use uuid::Uuid;

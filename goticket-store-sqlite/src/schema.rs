@@ -1,9 +1,9 @@
 //! Embedded, versioned migrations. The schema version lives in SQLite's
 //! `user_version`; migrations are append-only (never edit or remove a released one).
 
-use goticket_core::error::{Error, Result, StoreError, StoreErrorKind};
 use goticket_core::users::{AddressColumn, EmailRewrite, StoredAccount, migrate_emails};
 use goticket_core::{Email, Timestamp};
+use goticket_core::{Error, Result, StoreError, StoreErrorKind};
 use rusqlite::{Transaction, params};
 
 use crate::rows::db_err;
