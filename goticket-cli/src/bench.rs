@@ -116,7 +116,7 @@ impl Timing {
 }
 
 fn store_kind(db: &str) -> &'static str {
-    if db.starts_with("postgres") { "postgres" } else { "sqlite" }
+    crate::parse::Backend::of(db).name()
 }
 
 fn ms(d: Duration) -> f64 {

@@ -2,13 +2,12 @@
 //! service, render.
 
 use std::io::Write;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use goticket_core::{
     BookingCode, BookingFilter, BookingRequest, Email, Error, EventFields, EventFilter, EventKey, PageRequest,
-    Principal, Role, Service, Store, TicketSecret, parse_timestamp,
+    Principal, Role, Service, Store, TicketSecret,
 };
 use goticket_store_pg::PgStore;
 use goticket_store_sqlite::SqliteStore;
@@ -17,19 +16,11 @@ use crate::args::{BookingCmd, Cli, Command, EventCmd, ExportCmd, HoldsCmd, Impor
 #[cfg(feature = "http")]
 use crate::http::keys::Signer;
 use crate::output::Out;
+use crate::parse::{Backend, parse, parse_opt, time_opt};
 use goticket_core::users::Password;
 
 /// The principal the CLI acts as when `--as` is not given.
 const ADMIN_EMAIL: &str = "admin@goticket.local";
-
-/// Parses `raw` with core's rules, naming the flag in the error.
-fn parse<T: FromStr<Err = Error>>(flag: &str, raw: &str) -> Result<T, Error> {
-    raw.parse::<T>().map_err(|e| e.in_field(flag))
-}
-
-pub(crate) fn parse_opt<T: FromStr<Err = Error>>(flag: &str, raw: &Option<String>) -> Result<Option<T>, Error> {
-    raw.as_deref().map(|r| parse(flag, r)).transpose()
-}
 
 /// The first of core's field errors, named by the flag that carried the field
 /// (`starts_at` -> `--starts-at`).
@@ -44,16 +35,11 @@ fn flag_error(errors: Vec<Error>) -> Error {
     }
 }
 
-pub(crate) fn time_opt(flag: &str, raw: &Option<String>) -> Result<Option<goticket_core::Timestamp>, Error> {
-    raw.as_deref().map(|r| parse_timestamp(flag, r)).transpose()
-}
-
 /// Opens the store a `--db` URL names and brings its schema up to date.
 pub fn open_store(url: &str) -> Result<Arc<dyn Store>> {
-    let store: Arc<dyn Store> = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Arc::new(PgStore::connect(url).map_err(|e| e.in_field("--db"))?)
-    } else {
-        Arc::new(SqliteStore::open_url(url).map_err(|e| e.in_field("--db"))?)
+    let store: Arc<dyn Store> = match Backend::of(url) {
+        Backend::Postgres => Arc::new(PgStore::connect(url).map_err(|e| e.in_field("--db"))?),
+        Backend::Sqlite => Arc::new(SqliteStore::open_url(url).map_err(|e| e.in_field("--db"))?),
     };
     let notes = store.migrate().with_context(|| format!("preparing the database {}", redact(url)))?;
     for note in notes {
@@ -228,10 +214,10 @@ pub fn run(cli: Cli, w: impl Write) -> Result<()> {
         Command::Book(a) => {
             let req = BookingRequest {
                 event: parse("event", &a.event)?,
-                customer: parse_opt("--customer", &a.customer)?,
+                customer: parse_opt("--customer", a.customer.as_deref())?,
                 quantity: parse("--qty", &a.qty)?,
-                hold: parse_opt("--hold", &a.hold)?,
-                idempotency_key: parse_opt("--idempotency-key", &a.idempotency_key)?,
+                hold: parse_opt("--hold", a.hold.as_deref())?,
+                idempotency_key: parse_opt("--idempotency-key", a.idempotency_key.as_deref())?,
             };
             out.one(&s.reserve(&p, req)?)?;
         }
@@ -242,20 +228,20 @@ pub fn run(cli: Cli, w: impl Write) -> Result<()> {
         }
         Command::Checkin { secret } => out.one(&s.check_in(&p, &parse::<TicketSecret>("secret", &secret)?)?)?,
         Command::Report(ReportCmd::Sales { event }) => {
-            let key: Option<EventKey> = parse_opt("--event", &event)?;
+            let key: Option<EventKey> = parse_opt("--event", event.as_deref())?;
             out.list(&s.sales_report(&p, key.as_ref())?)?;
         }
         Command::Demo(a) => crate::demo::run(s, &p, &a, &mut out)?,
         Command::Bench(cmd) => crate::bench::run(s, &p, &cli.db, cmd, &mut out)?,
-        Command::Import(ImportCmd::Events(a)) => crate::transfer::import_events(s, &p, &a, &mut out)?,
+        Command::Import(ImportCmd::Events(a)) => crate::import_export::import_events(s, &p, &a, &mut out)?,
         Command::User(cmd) => user(s, &p, cmd, &mut out)?,
         #[cfg(feature = "http")]
         Command::Serve(a) => serve(service.clone(), &a)?,
         #[cfg(feature = "http")]
         Command::Openapi | Command::Keygen => {} // answered above, before a store is opened
-        Command::Import(ImportCmd::Bookings(a)) => crate::transfer::import_bookings(s, &p, &a, &mut out)?,
-        Command::Export(ExportCmd::Events(a)) => crate::transfer::export_events(s, &p, &a, &mut out)?,
-        Command::Export(ExportCmd::Bookings(a)) => crate::transfer::export_bookings(s, &p, &a, &mut out)?,
+        Command::Import(ImportCmd::Bookings(a)) => crate::import_export::import_bookings(s, &p, &a, &mut out)?,
+        Command::Export(ExportCmd::Events(a)) => crate::import_export::export_events(s, &p, &a, &mut out)?,
+        Command::Export(ExportCmd::Bookings(a)) => crate::import_export::export_bookings(s, &p, &a, &mut out)?,
     }
     out.flush()?;
     Ok(())
@@ -293,11 +279,11 @@ fn event(s: &Service, p: &Principal, cmd: EventCmd, out: &mut Out<impl Write>) -
         }
         EventCmd::List(a) => {
             let filter = EventFilter {
-                starts_from: time_opt("--from", &a.from)?,
-                starts_before: time_opt("--to", &a.to)?,
-                min_price: parse_opt("--min-price", &a.min_price)?,
-                max_price: parse_opt("--max-price", &a.max_price)?,
-                status: parse_opt("--status", &a.status)?,
+                starts_from: time_opt("--from", a.from.as_deref())?,
+                starts_before: time_opt("--to", a.to.as_deref())?,
+                min_price: parse_opt("--min-price", a.min_price.as_deref())?,
+                max_price: parse_opt("--max-price", a.max_price.as_deref())?,
+                status: parse_opt("--status", a.status.as_deref())?,
                 organizer: None,
             };
             out.page(&s.list_events(p, &filter, page(&a.page)?)?)?;
@@ -331,14 +317,14 @@ fn booking(s: &Service, p: &Principal, cmd: BookingCmd, out: &mut Out<impl Write
         BookingCmd::Confirm { code: c } => out.one(&s.confirm(p, &code(&c)?)?)?,
         BookingCmd::Cancel { code: c } => out.one(&s.cancel_booking(p, &code(&c)?)?)?,
         BookingCmd::List(a) => {
-            let event = match parse_opt::<EventKey>("--event", &a.event)? {
+            let event = match parse_opt::<EventKey>("--event", a.event.as_deref())? {
                 Some(key) => Some(s.event_id(p, &key)?),
                 None => None,
             };
             let filter = BookingFilter {
                 event,
-                customer: parse_opt("--customer", &a.customer)?,
-                status: parse_opt("--status", &a.status)?,
+                customer: parse_opt("--customer", a.customer.as_deref())?,
+                status: parse_opt("--status", a.status.as_deref())?,
                 organizer: None,
             };
             out.page(&s.list_bookings(p, filter, page(&a.page)?)?)?;

@@ -7,8 +7,9 @@ mod commands;
 mod demo;
 #[cfg(feature = "http")]
 mod http;
+mod import_export;
 mod output;
-mod transfer;
+mod parse;
 
 use std::io::{self, Write};
 use std::process::ExitCode;

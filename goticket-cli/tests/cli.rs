@@ -732,7 +732,7 @@ fn two_combining_processes_on_one_postgres_event() {
 #[path = "cli/hardening.rs"]
 mod hardening;
 
-mod transfer {
+mod import_export {
     use super::*;
 
     const GOOD_CSV: &str = "external_id,name,starts_at,ends_at,capacity,price,slug,venue,max_per_customer

@@ -170,18 +170,25 @@ impl Store for PoisonStore {
 }
 
 /// A store whose next `lose` committed writes (of any kind) fail, after committing, as
-/// if the connection had been lost during COMMIT: the caller cannot tell whether they
-/// were written.
+/// if the connection had been lost during COMMIT, and whose next `fail` writes fail the
+/// same way without committing: the caller cannot tell whether they were written.
 #[derive(Debug)]
 pub struct LostCommitStore {
     inner: Arc<dyn Store>,
     lose: AtomicU32,
+    fail: AtomicU32,
 }
 
 impl LostCommitStore {
     /// Wraps a real store, losing nothing until [`LostCommitStore::lose_next`].
     pub fn new(inner: Arc<dyn Store>) -> Self {
-        LostCommitStore { inner, lose: AtomicU32::new(0) }
+        LostCommitStore { inner, lose: AtomicU32::new(0), fail: AtomicU32::new(0) }
+    }
+
+    /// The next `n` writes that would commit are rolled back instead, and reported as
+    /// of unknown outcome: the other half of what a caller cannot tell apart.
+    pub fn fail_next(&self, n: u32) {
+        self.fail.store(n, Ordering::SeqCst);
     }
 
     /// The next `n` committed writes lose their answer.
@@ -199,13 +206,18 @@ impl Store for LostCommitStore {
     reads_pass_through!();
 
     fn write(&self, retry: Retry, body: &mut TxBody<'_>) -> Result<()> {
-        let mut committed = false;
+        let (mut committed, mut failed) = (false, false);
+        let take = |n: &AtomicU32| n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
         self.inner.write(retry, &mut |tx| {
             let c = body(tx)?;
+            if c == Commit::Yes && self.fail.load(Ordering::SeqCst) > 0 {
+                failed = take(&self.fail);
+                return Ok(if failed { Commit::No } else { c });
+            }
             committed = c == Commit::Yes;
             Ok(c)
         })?;
-        if committed && self.lose.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+        if failed || (committed && take(&self.lose)) {
             return Err(Error::Storage(StoreError::new(
                 StoreErrorKind::OutcomeUnknown,
                 "injected: the connection was lost during COMMIT",

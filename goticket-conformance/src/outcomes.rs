@@ -113,6 +113,21 @@ pub fn a_lost_commit_answers_what_was_written(f: Fixture) {
     let user = h.service.set_role(&a, &"gil@example.com".parse().expect("valid"), Role::Customer).expect("the role");
     assert_eq!(user.role, Role::Customer);
     assert_eq!(lossy.still_to_lose(), 0, "every injected loss was met");
+
+    // The other half: the commit failed and nothing was written. What is read first
+    // shows nothing, so the write runs again, once.
+    let again = key(&h.event(&a, 10, "1 EUR", None));
+    lossy.fail_next(1);
+    buy(&h.service, &a, &again, "kim@example.com", 1).expect("booked by the rerun");
+    assert_eq!(counters(&h.service, &again), (0, 1, 9), "booked once");
+    let held = hold(&h.service, &a, &again, "lea@example.com", 2, 600).expect("hold").booking;
+    lossy.fail_next(1);
+    let cancelled = h.service.cancel_booking(&a, &held.code).expect("cancelled by the rerun");
+    assert_eq!(cancelled.status, BookingStatus::Cancelled, "a hold made this instant is not taken for its cancel");
+    assert_eq!(counters(&h.service, &again), (0, 1, 9));
+    lossy.fail_next(1);
+    let created = h.service.create_event(&a, new_event("Failed commit", 3, "1 EUR")).expect("created by the rerun");
+    assert_eq!(h.service.event(&a, &key(&created)).expect("there").name.as_str(), "Failed commit");
 }
 
 type Outcomes = (Option<ErrorKind>, Vec<Result<ImportAction, ErrorKind>>);

@@ -199,6 +199,24 @@ pub fn parse_booking_row(
     }
 }
 
+/// How an import or export file names an event: its external id or, for an event
+/// created without one, its id (which an import into another store then keeps as the
+/// new event's external id).
+pub fn event_reference(e: &Event) -> String {
+    e.external_id.as_ref().map_or_else(|| e.id.to_string(), |x| x.to_string())
+}
+
+/// How a file names a booking: its external id or, lacking one, its id.
+pub fn booking_reference(b: &crate::Booking) -> String {
+    b.external_id.as_ref().map_or_else(|| b.id.to_string(), |x| x.to_string())
+}
+
+/// Which bookings an export carries: the live ones (held, not yet overdue, and
+/// confirmed), as `b` stands at the export's time (see [`crate::Booking::at`]).
+pub fn is_exported(b: &crate::Booking) -> bool {
+    b.status.is_live()
+}
+
 /// An import row for the store: the reservation it makes, and how its event is named
 /// (the store resolves it in its transaction).
 #[derive(Debug, Clone)]
@@ -554,6 +572,14 @@ mod tests {
             })
             .expect("batches skip the refused row");
         assert_eq!(seen, [(2, false), (3, true)]);
+    }
+
+    #[test]
+    fn files_name_records_by_external_id_else_by_id() {
+        let e = import_row(2, GOOD).event.unwrap();
+        assert_eq!(event_reference(&e), "ev-1");
+        let bare = Event { external_id: None, ..e.clone() };
+        assert_eq!(event_reference(&bare), bare.id.to_string());
     }
 
     #[test]

@@ -353,14 +353,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryOf<T> {
     }
 }
 
+/// [`crate::parse::parse`], answered as a problem.
 pub(super) fn parse<T: std::str::FromStr<Err = Error>>(field: &str, raw: &str) -> Reply<T> {
-    raw.parse::<T>().map_err(|e| Problem::from(e.in_field(field)))
+    crate::parse::parse(field, raw).map_err(Problem::from)
 }
 
+/// [`crate::parse::parse_opt`], answered as a problem.
 pub(super) fn opt<T: std::str::FromStr<Err = Error>>(field: &str, raw: Option<&String>) -> Reply<Option<T>> {
-    raw.map(|r| parse(field, r)).transpose()
+    crate::parse::parse_opt(field, raw.map(String::as_str)).map_err(Problem::from)
 }
 
+/// [`crate::parse::time_opt`], answered as a problem.
 pub(super) fn time(field: &str, raw: Option<&String>) -> Reply<Option<Timestamp>> {
-    raw.map(|r| goticket_core::parse_timestamp(field, r).map_err(Problem::from)).transpose()
+    crate::parse::time_opt(field, raw.map(String::as_str)).map_err(Problem::from)
 }

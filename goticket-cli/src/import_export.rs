@@ -11,15 +11,15 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use goticket_core::import::{
     BOOKING_OPTIONAL, BOOKING_REQUIRED, BookingRow, EVENT_OPTIONAL, EVENT_REQUIRED, EventRow, ImportAction, ImportMode,
-    RowError,
+    RowError, booking_reference, event_reference, is_exported,
 };
 use goticket_core::{Cursor, Error, Event, EventFilter, PageRequest, PageStart, Principal, Service};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use crate::args::{ExportBookingsArgs, ExportEventsArgs, FileFormat, ImportArgs};
-use crate::commands::{parse_opt, time_opt};
 use crate::output::Out;
+use crate::parse::{parse_opt, time_opt};
 
 /// One row as read: its line and its fields, or why it could not be read.
 struct RawRow {
@@ -336,7 +336,7 @@ fn import<T>(
 fn export_row(e: &Event) -> [(&'static str, Value); 12] {
     let text = |v: Option<String>| v.map_or(Value::Null, Value::String);
     [
-        ("external_id", Value::String(e.external_id.as_ref().map_or_else(|| e.id.to_string(), |x| x.to_string()))),
+        ("external_id", Value::String(event_reference(e))),
         ("name", Value::String(e.name.to_string())),
         ("starts_at", Value::String(e.starts_at.to_string())),
         ("ends_at", Value::String(e.ends_at.to_string())),
@@ -416,9 +416,9 @@ impl Sink {
 /// stays flat) and writes the columns `import events` reads.
 pub fn export_events(s: &Service, p: &Principal, a: &ExportEventsArgs, out: &mut Out<impl Write>) -> Result<()> {
     let filter = EventFilter {
-        starts_from: time_opt("--from", &a.from)?,
-        starts_before: time_opt("--to", &a.to)?,
-        status: parse_opt("--status", &a.status)?,
+        starts_from: time_opt("--from", a.from.as_deref())?,
+        starts_before: time_opt("--to", a.to.as_deref())?,
+        status: parse_opt("--status", a.status.as_deref())?,
         ..EventFilter::default()
     };
     let mut sink = Sink::open(a.output.as_deref(), a.output_format, (EVENT_REQUIRED, EVENT_OPTIONAL))?;
@@ -464,13 +464,13 @@ fn exported(out: &mut Out<impl Write>, to_file: bool, count: u64, what: &str) ->
 /// time, in the columns `import bookings` reads. The event column holds the event's
 /// external id (or, lacking one, its id), as `export events` does.
 pub fn export_bookings(s: &Service, p: &Principal, a: &ExportBookingsArgs, out: &mut Out<impl Write>) -> Result<()> {
-    let event = match parse_opt::<goticket_core::EventKey>("--event", &a.event)? {
+    let event = match parse_opt::<goticket_core::EventKey>("--event", a.event.as_deref())? {
         Some(key) => Some(s.event_id(p, &key)?),
         None => None,
     };
     let filter = goticket_core::BookingFilter {
         event,
-        customer: parse_opt("--customer", &a.customer)?,
+        customer: parse_opt("--customer", a.customer.as_deref())?,
         ..goticket_core::BookingFilter::default()
     };
     let mut sink = Sink::open(a.output.as_deref(), a.output_format, (BOOKING_REQUIRED, BOOKING_OPTIONAL))?;
@@ -479,23 +479,20 @@ pub fn export_bookings(s: &Service, p: &Principal, a: &ExportBookingsArgs, out: 
     each_item(
         |page| s.list_bookings(p, filter.clone(), page),
         |b| {
-            if !b.status.is_live() {
+            if !is_exported(b) {
                 return Ok(());
             }
             let event_ref = match event_refs.entry(b.event_id) {
                 std::collections::hash_map::Entry::Occupied(o) => o.get().clone(),
                 std::collections::hash_map::Entry::Vacant(v) => {
                     let e = s.event(p, &goticket_core::EventKey::Id(b.event_id))?;
-                    v.insert(e.external_id.map_or_else(|| e.id.to_string(), |x| x.to_string())).clone()
+                    v.insert(event_reference(&e)).clone()
                 }
             };
             let held = b.status == goticket_core::BookingStatus::Held;
             count += 1;
             sink.row(vec![
-                (
-                    "external_id",
-                    Value::String(b.external_id.as_ref().map_or_else(|| b.id.to_string(), |x| x.to_string())),
-                ),
+                ("external_id", Value::String(booking_reference(b))),
                 ("event", Value::String(event_ref)),
                 ("customer", Value::String(b.customer.to_string())),
                 ("quantity", Value::from(b.quantity.get())),
