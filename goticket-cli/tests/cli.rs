@@ -1449,12 +1449,17 @@ mod http {
         assert_problem(srv.call("POST", "/v1/events", Some(&ann), Some(event), &[]), 403, "forbidden");
         let (status, e, _) = srv.call("POST", "/v1/events", Some(&org), Some(event), &[]);
         assert_eq!((status, s(&e["organizer"])), (201, "org@example.com"), "{e}");
-        for (field, body) in
-            [("body", r#"{"name": 5"#), ("body", r#"{"name":"x","capacity":"many"}"#), ("body", r#"{"colour":"red"}"#)]
-        {
+        for (field, body) in [
+            ("invalid name:", r#"{"name": 5"#),
+            (
+                "invalid capacity: invalid type: string \"many\", expected a whole number",
+                r#"{"name":"x","capacity":"many"}"#,
+            ),
+            ("colour", r#"{"colour":"red"}"#),
+        ] {
             let got = srv.call("POST", "/v1/events", Some(&org), Some(body), &[]);
             assert_problem(got.clone(), 422, "validation");
-            assert!(s(&got.1["detail"]).contains(field));
+            assert!(s(&got.1["detail"]).contains(field), "{body}: {}", got.1["detail"]);
         }
         let huge = format!(r#"{{"name":"{}"}}"#, "x".repeat(70_000));
         let got = srv.call("POST", "/v1/events", Some(&org), Some(&huge), &[]);

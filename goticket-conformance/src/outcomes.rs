@@ -128,6 +128,33 @@ pub fn a_lost_commit_answers_what_was_written(f: Fixture) {
     lossy.fail_next(1);
     let created = h.service.create_event(&a, new_event("Failed commit", 3, "1 EUR")).expect("created by the rerun");
     assert_eq!(h.service.event(&a, &key(&created)).expect("there").name.as_str(), "Failed commit");
+    let sold = buy(&h.service, &a, &again, "max@example.com", 1).expect("buy").booking;
+    lossy.fail_next(1);
+    h.service.check_in(&a, &sold.tickets[0].secret).expect("scanned by the rerun");
+    assert_eq!(
+        kind(h.service.check_in(&a, &sold.tickets[0].secret)),
+        ErrorKind::AlreadyCheckedIn,
+        "the rerun really scanned it"
+    );
+    lossy.fail_next(1);
+    let patch = EventPatch { capacity: Some(12u32.try_into().expect("valid")), ..EventPatch::default() };
+    assert_eq!(h.service.update_event(&a, &again, &patch).expect("updated by the rerun").capacity.get(), 12);
+    assert_eq!(h.service.event(&a, &again).expect("event").capacity.get(), 12, "written");
+    lossy.fail_next(1);
+    let user = h.service.set_role(&a, &"gil@example.com".parse().expect("valid"), Role::Organizer).expect("the rerun");
+    assert_eq!((user.role, user.updated_at), (Role::Organizer, h.service.now()));
+    let stored = h.service.list_users(&a).expect("users").into_iter().find(|u| u.email.as_str() == "gil@example.com");
+    assert_eq!(stored.map(|u| u.role), Some(Role::Organizer), "written");
+
+    // An event with holds and no sales: its cancel (failed once, run again) empties
+    // the counters.
+    let held_only = key(&h.event(&a, 6, "1 EUR", None));
+    hold(&h.service, &a, &held_only, "ned@example.com", 2, 600).expect("hold");
+    lossy.fail_next(1);
+    let gone = h.service.cancel_event(&a, &held_only).expect("cancelled by the rerun");
+    assert_eq!((gone.status, gone.held, gone.sold), (goticket_core::EventStatus::Cancelled, 0, 0));
+    let stored = h.service.event(&a, &held_only).expect("event");
+    assert_eq!((stored.status, stored.held, stored.sold), (goticket_core::EventStatus::Cancelled, 0, 0));
 }
 
 type Outcomes = (Option<ErrorKind>, Vec<Result<ImportAction, ErrorKind>>);

@@ -56,25 +56,87 @@ impl<'de> Deserialize<'de> for Currency {
     }
 }
 
-/// A non-negative amount of money.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A non-negative amount of money. Serialized as `{"amount_minor": 2000, "currency":
+/// "EUR"}`; read from that or from the text every other input takes (`"20 EUR"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(try_from = "MoneyRepr")]
 pub struct Money {
     amount_minor: i64,
     currency: Currency,
 }
 
-#[derive(Deserialize)]
-struct MoneyRepr {
-    amount_minor: i64,
-    currency: Currency,
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(MoneyVisitor)
+    }
 }
 
-impl TryFrom<MoneyRepr> for Money {
-    type Error = Error;
-    fn try_from(r: MoneyRepr) -> Result<Self> {
-        Money::new(r.amount_minor, r.currency)
+/// Reads money as text or as its two parts, saying what it expects in words a caller
+/// knows (never a Rust type name).
+struct MoneyVisitor;
+
+impl<'de> serde::de::Visitor<'de> for MoneyVisitor {
+    type Value = Money;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(r#"money as text like "20.00 EUR", or as {"amount_minor": 2000, "currency": "EUR"}"#)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Money, E> {
+        v.parse().map_err(|e: Error| E::custom(reason_of(e)))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Money, A::Error> {
+        let (mut amount, mut currency): (Option<i64>, Option<String>) = (None, None);
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "amount_minor" if amount.is_none() => amount = Some(map.next_value::<MinorUnits>()?.0),
+                "currency" if currency.is_none() => currency = Some(map.next_value()?),
+                "amount_minor" | "currency" => return Err(serde::de::Error::custom(format!("{key} is given twice"))),
+                other => {
+                    return Err(serde::de::Error::custom(format!(
+                        "{} is not a part of money (amount_minor, currency)",
+                        shown(other)
+                    )));
+                }
+            }
+        }
+        let amount = amount.ok_or_else(|| serde::de::Error::custom("amount_minor is missing"))?;
+        let currency: Currency = currency
+            .ok_or_else(|| serde::de::Error::custom("currency is missing"))?
+            .parse()
+            .map_err(|e: Error| serde::de::Error::custom(reason_of(e)))?;
+        Money::new(amount, currency).map_err(|e| serde::de::Error::custom(reason_of(e)))
+    }
+}
+
+/// An amount in minor units, expected in words (serde would say "i64").
+struct MinorUnits(i64);
+
+impl<'de> Deserialize<'de> for MinorUnits {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Whole;
+        impl serde::de::Visitor<'_> for Whole {
+            type Value = i64;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a whole number of minor units (cents), like 2000")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<i64, E> {
+                Ok(v)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<i64, E> {
+                i64::try_from(v).map_err(|_| E::custom(format!("{v} minor units is too large")))
+            }
+        }
+        d.deserialize_i64(Whole).map(MinorUnits)
+    }
+}
+
+/// The reason of a validation error, without its field (serde names the place).
+fn reason_of(e: Error) -> String {
+    match e {
+        Error::Validation { reason, .. } => reason,
+        other => other.to_string(),
     }
 }
 
@@ -228,6 +290,26 @@ mod tests {
         assert_eq!(serde_json::from_str::<Money>(&json).unwrap(), m);
         assert!(serde_json::from_str::<Money>(r#"{"amount_minor":-5,"currency":"EUR"}"#).is_err());
         assert!(serde_json::from_str::<Money>(r#"{"amount_minor":5,"currency":"ZZZ"}"#).is_err());
+    }
+
+    #[test]
+    fn money_reads_as_text_too_and_errors_name_no_rust_type() {
+        assert_eq!(serde_json::from_str::<Money>(r#""20 EUR""#).unwrap(), "20.00 EUR".parse().unwrap());
+        let err = |json: &str| serde_json::from_str::<Money>(json).unwrap_err().to_string();
+        for (json, says) in [
+            (r#""20 ZZZ""#, "ZZZ"),
+            (r#""-3 EUR""#, "negative"),
+            ("20", r#"expected money as text like "20.00 EUR""#),
+            (r#"{"amount_minor":5}"#, "currency is missing"),
+            (r#"{"amount_minor":5,"currency":"EUR","tip":1}"#, "\"tip\" is not a part of money"),
+            (r#"{"amount_minor":"5","currency":"EUR"}"#, "invalid type"),
+        ] {
+            let e = err(json);
+            assert!(e.contains(says), "{json}: {e}");
+            for rust in ["Money", "Repr", "struct", "i64", "Currency"] {
+                assert!(!e.contains(rust), "{json}: {e} names {rust}");
+            }
+        }
     }
 
     proptest::proptest! {

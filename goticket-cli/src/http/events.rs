@@ -51,9 +51,10 @@ pub(super) struct EventBody {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<goticket_core::Capacity>)]
     capacity: Option<Option<u32>>,
-    /// Price of one seat.
+    /// Price of one seat: text like `20.00 EUR` (as everywhere else), or the
+    /// structured form responses use.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Money>)]
+    #[schema(value_type = Option<MoneyInput>)]
     price: Option<Option<Money>>,
     /// Most seats one customer may hold or buy.
     #[serde(default, deserialize_with = "nullable")]
@@ -71,6 +72,33 @@ pub(super) struct EventBody {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<goticket_core::Email>)]
     organizer: Option<Option<String>>,
+}
+
+/// Money in a request: the text every other input takes, or the structured form.
+pub(super) struct MoneyInput;
+
+impl PartialSchema for MoneyInput {
+    fn schema() -> RefOr<Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("An amount and an ISO 4217 currency code, like `20.00 EUR` or `20 EUR`."))
+                    .pattern(Some(r"^\s*[0-9]+([.][0-9]+)?\s+[A-Za-z]{3}\s*$"))
+                    .examples(["20.00 EUR"]),
+            )
+            .item(utoipa::openapi::Ref::from_schema_name("Money"))
+            .description(Some("Money as text or in minor units."))
+            .into()
+    }
+}
+
+impl ToSchema for MoneyInput {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((Money::name().into_owned(), Money::schema()));
+        Money::schemas(schemas);
+    }
 }
 
 /// A field that may be absent (`None`), `null` (`Some(None)`) or a value.

@@ -319,7 +319,42 @@ pub(super) fn body<T: DeserializeOwned>(raw: Result<Bytes, BytesRejection>) -> R
     if bytes.iter().find(|b| !b" \t\r\n".contains(b)) != Some(&b'{') {
         return Err(Problem::from(Error::validation("body", "must be a JSON object")));
     }
-    serde_json::from_slice(&bytes).map_err(|e| Problem::from(Error::validation("body", e.to_string())))
+    let mut json = serde_json::Deserializer::from_slice(&bytes);
+    let value = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path };
+        Problem::from(Error::validation(field, plain(&e.into_inner().to_string())))
+    })?;
+    // Nothing but white space may follow the object.
+    json.end().map_err(|e| Problem::from(Error::validation("body", plain(&e.to_string()))))?;
+    Ok(value)
+}
+
+/// A JSON error in words a caller knows: serde names Rust's types (`u32`, `struct
+/// Foo`), which mean nothing outside this code base.
+fn plain(message: &str) -> String {
+    let words: Vec<&str> = message.split(' ').collect();
+    let mut out: Vec<String> = Vec::with_capacity(words.len());
+    let mut i = 0;
+    while i < words.len() {
+        let w = words[i];
+        let (core, tail) = w.split_at(w.trim_end_matches([',', ';']).len());
+        let number = matches!(core, "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "i8" | "i16" | "i32" | "i64");
+        if number {
+            out.push(format!("a whole number{tail}"));
+        } else if matches!(core, "f32" | "f64") {
+            out.push(format!("a number{tail}"));
+        } else if matches!(core, "struct" | "enum") && i + 1 < words.len() {
+            let next = words[i + 1];
+            let tail = &next[next.trim_end_matches([',', ';']).len()..];
+            out.push(format!("{}{tail}", if core == "struct" { "an object" } else { "one of the documented values" }));
+            i += 1;
+        } else {
+            out.push(w.to_owned());
+        }
+        i += 1;
+    }
+    out.join(" ")
 }
 
 /// Path parameters, with a malformed one (bad percent-encoding, say) answered as a 422
@@ -366,4 +401,24 @@ pub(super) fn opt<T: std::str::FromStr<Err = Error>>(field: &str, raw: Option<&S
 /// [`crate::parse::time_opt`], answered as a problem.
 pub(super) fn time(field: &str, raw: Option<&String>) -> Reply<Option<Timestamp>> {
     crate::parse::time_opt(field, raw.map(String::as_str)).map_err(Problem::from)
+}
+
+#[cfg(test)]
+mod plain_tests {
+    use super::plain;
+
+    #[test]
+    fn serde_errors_name_no_rust_types() {
+        assert_eq!(
+            plain(r#"invalid type: string "x", expected u32 at line 1 column 9"#),
+            r#"invalid type: string "x", expected a whole number at line 1 column 9"#
+        );
+        assert_eq!(
+            plain("invalid type: sequence, expected struct EventBody"),
+            "invalid type: sequence, expected an object"
+        );
+        assert_eq!(plain("expected enum Role, got x"), "expected one of the documented values, got x");
+        assert_eq!(plain("expected f64"), "expected a number");
+        assert_eq!(plain("missing field `name`"), "missing field `name`");
+    }
 }

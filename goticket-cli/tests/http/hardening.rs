@@ -178,6 +178,33 @@ fn the_edges_the_probe_found() {
     let resp = ureq::get(&format!("{}/v1/users", srv.base)).set(lower[0].0, &lower[0].1).call();
     assert_eq!(resp.map(|r| r.status()).unwrap_or_else(|e| panic!("{e}")), 200);
 
+    // Money is the same text here as everywhere else ("20 EUR"), or the structured
+    // form; what a bad body is told names no Rust type.
+    let event = |price: &str| {
+        format!(
+            r#"{{"name":"Priced","starts_at":"2030-01-01T19:00:00Z","ends_at":"2030-01-01T22:00:00Z","capacity":5,"price":{price}}}"#
+        )
+    };
+    for (price, minor) in [(r#""20 EUR""#, 2000), (r#""12.50 EUR""#, 1250), (r#"{"amount_minor":700,"currency":"EUR"}"#, 700)] {
+        let (status, body, _) = srv.call("POST", "/v1/events", Some(&boss), Some(&event(price)), &[]);
+        assert_eq!(status, 201, "{price}: {body}");
+        assert_eq!(body["price"]["amount_minor"], minor, "{price}");
+    }
+    for (bad, says) in [
+        (event(r#""20 ZZZ""#), "ZZZ"),
+        (event("20"), "20.00 EUR"),
+        (event(r#""twenty""#), "price"),
+        (r#"{"name":"x","capacity":"many"}"#.to_owned(), "a whole number"),
+    ] {
+        let (status, body, _) = srv.call("POST", "/v1/events", Some(&boss), Some(&bad), &[]);
+        let detail = body["detail"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(status, 422, "{bad}: {body}");
+        assert!(detail.contains(says), "{bad}: {detail}");
+        for rust in ["u32", "i64", "struct", "Money", "Repr", "Option"] {
+            assert!(!detail.contains(rust), "{bad}: the answer names {rust}: {detail}");
+        }
+    }
+
     // A body past the limit is 413, not 422.
     let huge = format!(r#"{{"name":"{}"}}"#, "x".repeat(100_000));
     assert_problem(srv.call("POST", "/v1/events", Some(&boss), Some(&huge), &[]), 413, "payload-too-large");
