@@ -247,7 +247,7 @@ pub struct ExportBookingsArgs {
     /// Write to this file instead of standard output.
     #[arg(long)]
     pub output: Option<std::path::PathBuf>,
-    /// The format (default: from --output's extension, else csv).
+    /// The format (default: from --output's extension, else JSON Lines under --format json, else csv).
     #[arg(long, value_enum)]
     pub output_format: Option<FileFormat>,
 }
@@ -267,7 +267,7 @@ pub struct ExportEventsArgs {
     /// Write to this file instead of standard output.
     #[arg(long)]
     pub output: Option<std::path::PathBuf>,
-    /// The format (default: from --output's extension, else csv).
+    /// The format (default: from --output's extension, else JSON Lines under --format json, else csv).
     #[arg(long, value_enum)]
     pub output_format: Option<FileFormat>,
 }

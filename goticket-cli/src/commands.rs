@@ -204,13 +204,27 @@ pub fn run(cli: Cli, w: impl Write) -> Result<()> {
         out.one(&crate::bench::http(a)?)?;
         return Ok(out.flush()?);
     }
-    let service = Service::new(open_store(&cli.db)?);
-    let p = principal(&service, &cli.as_user)?;
-    let s = &service;
+    let store = open_store(&cli.db)?;
+    let service = Service::new(store.clone());
+    let outcome = dispatch(&service, cli, &mut out);
+    // On every exit path, success or not: SQLite's write-ahead log is merged into the
+    // database file, so the file alone holds everything (a copy of it is complete).
+    if let Err(e) = store.close() {
+        eprintln!("goticket: warning: {e}");
+    }
+    outcome?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Runs one command that needs the store.
+fn dispatch(service: &Service, cli: Cli, out: &mut Out<impl Write>) -> Result<()> {
+    let p = principal(service, &cli.as_user)?;
+    let s = service;
     match cli.command {
         // open_store migrated, and printed what the migration had to say.
         Command::Migrate => out.message("schema is up to date", serde_json::json!({ "migrated": true }))?,
-        Command::Event(cmd) => event(s, &p, cmd, &mut out)?,
+        Command::Event(cmd) => event(s, &p, cmd, out)?,
         Command::Book(a) => {
             let req = BookingRequest {
                 event: parse("event", &a.event)?,
@@ -221,7 +235,7 @@ pub fn run(cli: Cli, w: impl Write) -> Result<()> {
             };
             out.one(&s.reserve(&p, req)?)?;
         }
-        Command::Booking(cmd) => booking(s, &p, cmd, &mut out)?,
+        Command::Booking(cmd) => booking(s, &p, cmd, out)?,
         Command::Holds(HoldsCmd::Expire) => {
             let n = s.expire_holds(&p)?;
             out.message(&format!("expired {n} overdue holds"), serde_json::json!({ "expired": n }))?;
@@ -231,19 +245,18 @@ pub fn run(cli: Cli, w: impl Write) -> Result<()> {
             let key: Option<EventKey> = parse_opt("--event", event.as_deref())?;
             out.list(&s.sales_report(&p, key.as_ref())?)?;
         }
-        Command::Demo(a) => crate::demo::run(s, &p, &a, &mut out)?,
-        Command::Bench(cmd) => crate::bench::run(s, &p, &cli.db, cmd, &mut out)?,
-        Command::Import(ImportCmd::Events(a)) => crate::import_export::import_events(s, &p, &a, &mut out)?,
-        Command::User(cmd) => user(s, &p, cmd, &mut out)?,
+        Command::Demo(a) => crate::demo::run(s, &p, &a, out)?,
+        Command::Bench(cmd) => crate::bench::run(s, &p, &cli.db, cmd, out)?,
+        Command::Import(ImportCmd::Events(a)) => crate::import_export::import_events(s, &p, &a, out)?,
+        Command::User(cmd) => user(s, &p, cmd, out)?,
         #[cfg(feature = "http")]
         Command::Serve(a) => serve(service.clone(), &a)?,
         #[cfg(feature = "http")]
         Command::Openapi | Command::Keygen => {} // answered above, before a store is opened
-        Command::Import(ImportCmd::Bookings(a)) => crate::import_export::import_bookings(s, &p, &a, &mut out)?,
-        Command::Export(ExportCmd::Events(a)) => crate::import_export::export_events(s, &p, &a, &mut out)?,
-        Command::Export(ExportCmd::Bookings(a)) => crate::import_export::export_bookings(s, &p, &a, &mut out)?,
+        Command::Import(ImportCmd::Bookings(a)) => crate::import_export::import_bookings(s, &p, &a, out)?,
+        Command::Export(ExportCmd::Events(a)) => crate::import_export::export_events(s, &p, &a, out)?,
+        Command::Export(ExportCmd::Bookings(a)) => crate::import_export::export_bookings(s, &p, &a, out)?,
     }
-    out.flush()?;
     Ok(())
 }
 

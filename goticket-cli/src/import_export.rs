@@ -17,7 +17,7 @@ use goticket_core::{Cursor, Error, Event, EventFilter, PageRequest, PageStart, P
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
-use crate::args::{ExportBookingsArgs, ExportEventsArgs, FileFormat, ImportArgs};
+use crate::args::{ExportBookingsArgs, ExportEventsArgs, FileFormat, Format, ImportArgs};
 use crate::output::Out;
 use crate::parse::{parse_opt, time_opt};
 
@@ -358,11 +358,14 @@ enum Sink {
 }
 
 impl Sink {
-    fn open(output: Option<&Path>, format: Option<FileFormat>, columns: Columns) -> Result<Self> {
-        let format = match (format, output) {
-            (Some(f), _) => f,
-            (None, Some(path)) => format_of(&path.display().to_string(), None).unwrap_or(FileFormat::Csv),
-            (None, None) => FileFormat::Csv,
+    /// The file format: `--output-format`, else the `--output` file's extension, else
+    /// the global `--format` (json: JSON Lines, csv: CSV), else CSV.
+    fn open(output: Option<&Path>, format: Option<FileFormat>, global: Format, columns: Columns) -> Result<Self> {
+        let by_extension = output.and_then(|path| format_of(&path.display().to_string(), None).ok());
+        let format = match (format, by_extension, global) {
+            (Some(f), _, _) | (None, Some(f), _) => f,
+            (None, None, Format::Json) => FileFormat::Jsonl,
+            (None, None, Format::Csv | Format::Table) => FileFormat::Csv,
         };
         let file: Box<dyn Write> = match output {
             Some(path) => Box::new(io::BufWriter::new(
@@ -421,7 +424,7 @@ pub fn export_events(s: &Service, p: &Principal, a: &ExportEventsArgs, out: &mut
         status: parse_opt("--status", a.status.as_deref())?,
         ..EventFilter::default()
     };
-    let mut sink = Sink::open(a.output.as_deref(), a.output_format, (EVENT_REQUIRED, EVENT_OPTIONAL))?;
+    let mut sink = Sink::open(a.output.as_deref(), a.output_format, out.format(), (EVENT_REQUIRED, EVENT_OPTIONAL))?;
     let mut count = 0u64;
     each_item(
         |page| s.list_events(p, &filter, page),
@@ -473,7 +476,8 @@ pub fn export_bookings(s: &Service, p: &Principal, a: &ExportBookingsArgs, out: 
         customer: parse_opt("--customer", a.customer.as_deref())?,
         ..goticket_core::BookingFilter::default()
     };
-    let mut sink = Sink::open(a.output.as_deref(), a.output_format, (BOOKING_REQUIRED, BOOKING_OPTIONAL))?;
+    let mut sink =
+        Sink::open(a.output.as_deref(), a.output_format, out.format(), (BOOKING_REQUIRED, BOOKING_OPTIONAL))?;
     let mut event_refs: HashMap<goticket_core::EventId, String> = HashMap::new();
     let mut count = 0u64;
     each_item(

@@ -225,6 +225,11 @@ impl<W: Write> Out<W> {
         Out { format, w }
     }
 
+    /// The output format asked for with `--format`.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
     fn json<T: Serialize + ?Sized>(&mut self, v: &T) -> io::Result<()> {
         serde_json::to_writer_pretty(&mut self.w, v).map_err(io::Error::other)?;
         writeln!(self.w)

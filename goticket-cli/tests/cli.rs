@@ -405,6 +405,38 @@ fn demo_sells_out_without_overselling() {
     assert!(table.status.success() && text.contains("Sales report") && text.contains("oversold: false"), "{text}");
 }
 
+/// `--format json` is honoured by export (as JSON Lines), never ignored for CSV;
+/// `--output-format` and the output file's extension still say more.
+#[test]
+fn export_honours_the_global_format() {
+    let db = Db::new();
+    db.event(&[]);
+    let out = db.run(&["--format", "json", "export", "events"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!((rows.len(), s(&rows[0]["name"])), (1, "Jazz night"), "{text}");
+    let csv = db.run(&["--format", "json", "export", "events", "--output-format", "csv"]);
+    assert!(String::from_utf8_lossy(&csv.stdout).starts_with("external_id,name,"), "the specific flag wins");
+    let plain = db.run(&["export", "events"]);
+    assert!(String::from_utf8_lossy(&plain.stdout).starts_with("external_id,name,"), "CSV by default");
+}
+
+/// After a command the database file alone holds everything: the write-ahead log was
+/// merged into it, so copying `goticket.db` (and nothing else) copies the data.
+#[test]
+fn the_database_file_alone_holds_everything_after_a_command() {
+    let db = Db::new();
+    db.json(&["demo", "--capacity", "30", "--buyers", "2"]);
+    let wal = PathBuf::from(format!("{}-wal", db.path.display()));
+    assert!(std::fs::metadata(&wal).map_or(true, |m| m.len() == 0), "the log was merged and emptied");
+    let copy = Db::new();
+    std::fs::copy(&db.path, &copy.path).expect("copy the database file alone");
+    let listed = copy.json(&["event", "list"]);
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed["items"][0]["sold"], 30);
+}
+
 #[test]
 fn a_closed_pipe_is_not_an_error() {
     let db = Db::new();

@@ -100,6 +100,9 @@ macro_rules! reads_pass_through {
         fn ping(&self) -> Result<()> {
             self.inner.ping()
         }
+        fn close(&self) -> Result<()> {
+            self.inner.close()
+        }
         fn event(&self, key: &EventKey, now: Timestamp) -> Result<Option<Event>> {
             self.inner.event(key, now)
         }

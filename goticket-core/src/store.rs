@@ -165,6 +165,13 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// read-only database or a full disk is not ready.
     fn ping(&self) -> Result<()>;
 
+    /// Makes what was committed durable in the store's own files before the process
+    /// ends (SQLite merges its write-ahead log into the database file, so a copy of
+    /// that file alone is complete). Writes may still follow. Nothing to do by default.
+    fn close(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Reads one event.
     fn event(&self, key: &EventKey, now: Timestamp) -> Result<Option<Event>>;
 

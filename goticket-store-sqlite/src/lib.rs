@@ -874,6 +874,15 @@ impl Store for SqliteStore {
         })
     }
 
+    fn close(&self) -> Result<()> {
+        let slot = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        // Only a process that wrote has a log of its own to merge.
+        if let Some(conn) = &*slot {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(db_err)?;
+        }
+        Ok(())
+    }
+
     fn write(&self, retry: Retry, body: &mut TxBody<'_>) -> Result<()> {
         let mut attempt = 0;
         loop {

@@ -341,7 +341,13 @@ pub fn serve(service: Service, settings: Settings) -> anyhow::Result<()> {
     let _ = if settings.json_logs { logs.json().flatten_event(true).try_init() } else { logs.try_init() };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(settings.addr).await?;
+        let at = settings.addr;
+        let listener = tokio::net::TcpListener::bind(at).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                anyhow::anyhow!("cannot listen on {at}: another program is using that port")
+            }
+            _ => anyhow::anyhow!("cannot listen on {at}: {e}"),
+        })?;
         let addr = listener.local_addr()?;
         let app = App {
             service: service.clone(),

@@ -336,3 +336,21 @@ impl Server {
         self.log.lock().expect("not poisoned").clone()
     }
 }
+
+/// A port another program holds is named in one line, with the address.
+#[test]
+fn a_busy_port_is_named() {
+    let db = Db::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let out = Command::new(BIN)
+        .args(["--db", &db.path.display().to_string(), "serve", "--addr", &addr])
+        .env("GOTICKET_JWT_SECRET", SECRET)
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.contains(&format!("cannot listen on {addr}: another program is using that port")), "{err}");
+    drop(taken);
+}
