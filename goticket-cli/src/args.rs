@@ -244,6 +244,10 @@ pub struct ExportBookingsArgs {
     /// Only this customer.
     #[arg(long)]
     pub customer: Option<String>,
+    /// Also the cancelled and expired bookings (by default only live ones: held and
+    /// confirmed).
+    #[arg(long)]
+    pub all: bool,
     /// Write to this file instead of standard output.
     #[arg(long)]
     pub output: Option<std::path::PathBuf>,

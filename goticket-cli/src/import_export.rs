@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use goticket_core::import::{
     BOOKING_OPTIONAL, BOOKING_REQUIRED, BookingRow, EVENT_OPTIONAL, EVENT_REQUIRED, EventRow, ImportAction, ImportMode,
-    RowError, booking_reference, event_reference, is_exported,
+    RowError, booking_reference, event_reference, is_exported, tickets_cell,
 };
 use goticket_core::{Cursor, Error, Event, EventFilter, PageRequest, PageStart, Principal, Service};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -333,7 +333,7 @@ fn import<T>(
     Ok(())
 }
 
-fn export_row(e: &Event) -> [(&'static str, Value); 12] {
+fn export_row(e: &Event) -> [(&'static str, Value); 14] {
     let text = |v: Option<String>| v.map_or(Value::Null, Value::String);
     [
         ("external_id", Value::String(event_reference(e))),
@@ -348,13 +348,30 @@ fn export_row(e: &Event) -> [(&'static str, Value); 12] {
         ("max_per_customer", e.max_per_customer.map_or(Value::Null, |m| Value::from(m.get()))),
         ("sales_start", text(e.sales_start.map(|t| t.to_string()))),
         ("sales_end", text(e.sales_end.map(|t| t.to_string()))),
+        ("status", Value::String(e.status.to_string())),
+        ("organizer", Value::String(e.organizer.to_string())),
+    ]
+}
+
+/// A booking as an export row: what `import bookings` needs to move it exactly.
+fn booking_row(b: &goticket_core::Booking, event_ref: String) -> [(&'static str, Value); 9] {
+    [
+        ("external_id", Value::String(booking_reference(b))),
+        ("event", Value::String(event_ref)),
+        ("customer", Value::String(b.customer.to_string())),
+        ("quantity", Value::from(b.quantity.get())),
+        ("status", Value::String(b.status.to_string())),
+        ("hold_until", b.expires_at.map_or(Value::Null, |t| Value::String(t.to_string()))),
+        ("code", Value::String(b.code.to_string())),
+        ("unit_price", Value::String(b.unit_price.to_string())),
+        ("tickets", Value::String(tickets_cell(&b.tickets))),
     ]
 }
 
 /// Where exported rows go: CSV with the import's header, or JSON Lines.
 enum Sink {
-    Csv(Box<csv::Writer<Box<dyn Write>>>),
-    Jsonl(Box<dyn Write>),
+    Csv(Box<csv::Writer<Box<dyn Write>>>, Vec<&'static str>),
+    Jsonl(Box<dyn Write>, Vec<&'static str>),
 }
 
 impl Sink {
@@ -373,30 +390,39 @@ impl Sink {
             )),
             None => Box::new(io::BufWriter::new(io::stdout().lock())),
         };
+        let names: Vec<&'static str> = columns.0.iter().chain(columns.1).copied().collect();
         Ok(match format {
             FileFormat::Csv => {
                 let mut w = csv::Writer::from_writer(file);
-                w.write_record(columns.0.iter().chain(columns.1))?;
-                Sink::Csv(Box::new(w))
+                w.write_record(&names)?;
+                Sink::Csv(Box::new(w), names)
             }
-            FileFormat::Jsonl => Sink::Jsonl(file),
+            FileFormat::Jsonl => Sink::Jsonl(file, names),
         })
     }
 
+    /// Writes one row, its cells found by column name. A row must have exactly the
+    /// columns the importer reads: one that has more or fewer is a bug, refused here
+    /// rather than written shifted.
     fn row(&mut self, row: Vec<(&'static str, Value)>) -> Result<()> {
+        let names = match self {
+            Sink::Csv(_, n) | Sink::Jsonl(_, n) => n,
+        };
+        if row.len() != names.len() || !row.iter().all(|(k, _)| names.contains(k)) {
+            let keys: Vec<&str> = row.iter().map(|(k, _)| *k).collect();
+            bail!("internal error: an export row has columns {keys:?} where the file has {names:?}");
+        }
         match self {
-            Sink::Csv(w) => {
-                let cells: Vec<String> = row
-                    .iter()
-                    .map(|(_, v)| match v {
-                        Value::String(s) => s.clone(),
-                        Value::Null => String::new(),
-                        other => other.to_string(),
-                    })
-                    .collect();
+            Sink::Csv(w, names) => {
+                let cell = |name: &str| match row.iter().find(|(k, _)| *k == name).map(|(_, v)| v) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Null) | None => String::new(),
+                    Some(other) => other.to_string(),
+                };
+                let cells: Vec<String> = names.iter().map(|n| cell(n)).collect();
                 w.write_record(&cells)?;
             }
-            Sink::Jsonl(w) => {
+            Sink::Jsonl(w, _) => {
                 let obj: serde_json::Map<String, Value> =
                     row.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.to_owned(), v)).collect();
                 serde_json::to_writer(&mut *w, &obj)?;
@@ -408,8 +434,8 @@ impl Sink {
 
     fn finish(self) -> Result<()> {
         match self {
-            Sink::Csv(mut w) => w.flush()?,
-            Sink::Jsonl(mut w) => w.flush()?,
+            Sink::Csv(mut w, _) => w.flush()?,
+            Sink::Jsonl(mut w, _) => w.flush()?,
         }
         Ok(())
     }
@@ -463,9 +489,11 @@ fn exported(out: &mut Out<impl Write>, to_file: bool, count: u64, what: &str) ->
     Ok(())
 }
 
-/// `goticket export bookings`: the live bookings (held and confirmed), a page at a
-/// time, in the columns `import bookings` reads. The event column holds the event's
-/// external id (or, lacking one, its id), as `export events` does.
+/// `goticket export bookings`: the live bookings (held and confirmed; with `--all`
+/// every booking), a page at a time, in the columns `import bookings` reads, with what
+/// moves each exactly (its code, unit price and tickets with their check-ins). The event
+/// column holds the event's external id (or, lacking one, its id), as `export events`
+/// does.
 pub fn export_bookings(s: &Service, p: &Principal, a: &ExportBookingsArgs, out: &mut Out<impl Write>) -> Result<()> {
     let event = match parse_opt::<goticket_core::EventKey>("--event", a.event.as_deref())? {
         Some(key) => Some(s.event_id(p, &key)?),
@@ -483,7 +511,7 @@ pub fn export_bookings(s: &Service, p: &Principal, a: &ExportBookingsArgs, out: 
     each_item(
         |page| s.list_bookings(p, filter.clone(), page),
         |b| {
-            if !is_exported(b) {
+            if !is_exported(b, a.all) {
                 return Ok(());
             }
             let event_ref = match event_refs.entry(b.event_id) {
@@ -493,21 +521,53 @@ pub fn export_bookings(s: &Service, p: &Principal, a: &ExportBookingsArgs, out: 
                     v.insert(event_reference(&e)).clone()
                 }
             };
-            let held = b.status == goticket_core::BookingStatus::Held;
             count += 1;
-            sink.row(vec![
-                ("external_id", Value::String(booking_reference(b))),
-                ("event", Value::String(event_ref)),
-                ("customer", Value::String(b.customer.to_string())),
-                ("quantity", Value::from(b.quantity.get())),
-                ("status", Value::String(b.status.to_string())),
-                (
-                    "hold_until",
-                    if held { b.expires_at.map_or(Value::Null, |t| Value::String(t.to_string())) } else { Value::Null },
-                ),
-            ])
+            sink.row(booking_row(b, event_ref).into())
         },
     )?;
     sink.finish()?;
     exported(out, a.output.is_some(), count, "bookings")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every column the importer reads is written by the export, and nothing else: a
+    /// column added to core's list without an export cell fails here.
+    #[test]
+    fn export_rows_have_every_import_column() {
+        let t = |s: &str| s.parse().unwrap();
+        let e = goticket_core::NewEvent::new(
+            "Gig".parse().unwrap(),
+            t("2030-01-01T19:00:00Z"),
+            t("2030-01-01T22:00:00Z"),
+            5u32.try_into().unwrap(),
+            "1 EUR".parse().unwrap(),
+        )
+        .into_event(
+            goticket_core::EventId::generate(&goticket_core::SystemClock, &goticket_core::OsEntropy),
+            "o@example.com".parse().unwrap(),
+            t("2029-01-01T00:00:00Z"),
+        )
+        .unwrap();
+        let keys: Vec<&str> = export_row(&e).iter().map(|(k, _)| *k).collect();
+        let columns: Vec<&str> = EVENT_REQUIRED.iter().chain(EVENT_OPTIONAL).copied().collect();
+        assert_eq!(keys, columns);
+        let service = Service::new(std::sync::Arc::new(goticket_core::MemoryStore::new()));
+        let admin = Principal::new("a@example.com".parse().unwrap(), goticket_core::Role::Admin);
+        let mut new = goticket_core::NewEvent::new(e.name.clone(), e.starts_at, e.ends_at, e.capacity, e.price);
+        new.organizer = None;
+        let created = service.create_event(&admin, new).unwrap();
+        let b = service
+            .reserve(
+                &admin,
+                goticket_core::BookingRequest::buy(goticket_core::EventKey::Id(created.id), 2u32.try_into().unwrap()),
+            )
+            .unwrap()
+            .booking;
+        let keys: Vec<&str> = booking_row(&b, event_reference(&created)).iter().map(|(k, _)| *k).collect();
+        let columns: Vec<&str> = BOOKING_REQUIRED.iter().chain(BOOKING_OPTIONAL).copied().collect();
+        assert_eq!(keys, columns);
+    }
 }

@@ -764,6 +764,9 @@ fn two_combining_processes_on_one_postgres_event() {
 #[path = "cli/hardening.rs"]
 mod hardening;
 
+#[path = "cli/moves.rs"]
+mod moves;
+
 mod import_export {
     use super::*;
 

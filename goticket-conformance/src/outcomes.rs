@@ -70,6 +70,7 @@ pub fn a_lost_commit_answers_what_was_written(f: Fixture) {
         idempotency_key: None,
         external_id: None,
         secrets: vec![goticket_core::TicketSecret::generate(&entropy)],
+        restore: None,
     };
     let (same, other) =
         (goticket_core::BookingCode::generate(&entropy), goticket_core::BookingCode::generate(&entropy));

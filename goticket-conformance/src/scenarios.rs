@@ -640,6 +640,7 @@ pub fn batch_collision_fails_only_its_request(f: Fixture) {
         idempotency_key: None,
         external_id: None,
         secrets: vec![goticket_core::TicketSecret::generate(&entropy)],
+        restore: None,
     };
     let other = goticket_core::BookingCode::generate(&entropy);
     let batch = [req("ann@example.com", &code), req("bob@example.com", &code), req("cat@example.com", &other)];

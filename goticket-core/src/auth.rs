@@ -237,6 +237,7 @@ mod tests {
             idempotency_key: None,
             external_id: None,
             secrets: vec![crate::TicketSecret::generate(&crate::SeededEntropy::new(2))],
+            restore: None,
         };
         crate::booking::decide_reservation(&req, e, 0, "2027-01-02T00:00:00Z".parse().unwrap()).unwrap()
     }

@@ -231,6 +231,61 @@ pub struct ReserveRequest {
     pub external_id: Option<ExternalId>,
     /// One secret per seat.
     pub secrets: Vec<TicketSecret>,
+    /// For an import that moves a booking from another store: the booking as it was
+    /// there (its `code` and `secrets` are the request's). It is written as it stands,
+    /// without the sale rules (it was sold already); only the seats must fit.
+    pub restore: Option<Restored>,
+}
+
+/// What a moved booking was in the store it came from, beyond its request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    /// Its status there (a hold whose expiry has passed is written as expired).
+    pub status: BookingStatus,
+    /// Its price per seat.
+    pub unit_price: Money,
+    /// When each ticket, in seat order, was checked in, if it was.
+    pub checked_in: Vec<Option<Timestamp>>,
+}
+
+/// The rule for a moved booking: it is written as it was (status, price, secrets,
+/// check-ins), and a live one must still fit the event's free seats.
+pub fn decide_restore(req: &ReserveRequest, r: &Restored, event: &Event, now: Timestamp) -> Result<Booking> {
+    let q = req.quantity.get();
+    if req.secrets.len() != q as usize || r.checked_in.len() != q as usize {
+        return Err(Error::validation("tickets", "one ticket per seat is required"));
+    }
+    if r.status == BookingStatus::Held && req.hold_until.is_none() {
+        return Err(Error::validation("hold_until", "is required for a held booking"));
+    }
+    let status = match r.status {
+        BookingStatus::Held if req.hold_until.is_some_and(|t| t <= now) => BookingStatus::Expired,
+        other => other,
+    };
+    if status.is_live() && event.available < q {
+        return Err(Error::SoldOut { requested: q, available: event.available });
+    }
+    Ok(Booking {
+        id: req.id,
+        code: req.code.clone(),
+        event_id: req.event_id,
+        customer: req.customer.clone(),
+        quantity: req.quantity,
+        status,
+        unit_price: r.unit_price,
+        expires_at: req.hold_until,
+        idempotency_key: None,
+        external_id: req.external_id.clone(),
+        created_at: now,
+        updated_at: now,
+        tickets: req
+            .secrets
+            .iter()
+            .zip(&r.checked_in)
+            .zip(1..)
+            .map(|((secret, at), seq)| Ticket { seq, secret: secret.clone(), checked_in_at: *at })
+            .collect(),
+    })
 }
 
 /// A successful reservation.
@@ -416,6 +471,7 @@ mod tests {
             idempotency_key: None,
             external_id: None,
             secrets: (0..q).map(|_| TicketSecret::generate(&e)).collect(),
+            restore: None,
         }
     }
 
@@ -551,6 +607,35 @@ mod tests {
     }
 
     #[test]
+    fn a_moved_booking_is_written_as_it_was_and_only_live_ones_take_seats() {
+        let now = ts(NOW);
+        let restored = |status, checked: Option<&str>| Restored {
+            status,
+            unit_price: "3 EUR".parse().unwrap(),
+            checked_in: vec![checked.map(ts), None],
+        };
+        let full = event(2, Some(1)).with_counters(0, 2);
+        let req = request(2, false);
+        for status in [BookingStatus::Cancelled, BookingStatus::Expired] {
+            let b = decide_restore(&req, &restored(status, None), &full, now).unwrap();
+            assert_eq!(b.status, status, "a dead booking needs no seat, even on a full event");
+        }
+        let err = decide_restore(&req, &restored(BookingStatus::Confirmed, None), &full, now).unwrap_err();
+        assert!(matches!(err, Error::SoldOut { requested: 2, available: 0 }), "{err}");
+        let open = event(10, Some(1));
+        let b = decide_restore(&req, &restored(BookingStatus::Confirmed, Some("2027-01-01T11:00:00Z")), &open, now)
+            .expect("the per-customer limit and the sale rules are not asked again");
+        assert_eq!((b.unit_price.amount_minor(), b.code.clone()), (300, req.code.clone()), "its own price and code");
+        assert_eq!(b.tickets[0].checked_in_at, Some(ts("2027-01-01T11:00:00Z")));
+        assert_eq!(b.tickets.iter().map(|t| &t.secret).collect::<Vec<_>>(), req.secrets.iter().collect::<Vec<_>>());
+        let lapsed = ReserveRequest { hold_until: Some(ts("2027-01-01T11:59:00Z")), ..request(2, true) };
+        let b = decide_restore(&lapsed, &restored(BookingStatus::Held, None), &open, now).unwrap();
+        assert_eq!(b.status, BookingStatus::Expired, "a hold past its expiry arrives expired");
+        let short = Restored { checked_in: vec![None], ..restored(BookingStatus::Confirmed, None) };
+        assert!(decide_restore(&req, &short, &open, now).is_err(), "one ticket per seat");
+    }
+
+    #[test]
     fn status_parses() {
         assert_eq!("HELD".parse::<BookingStatus>().unwrap(), BookingStatus::Held);
         assert!("pending".parse::<BookingStatus>().is_err());
@@ -609,18 +694,28 @@ pub fn plan_reservations(batch: &[ReserveRequest], mut state: BatchState, now: T
         };
         let seats_key = (req.event_id, req.customer.clone());
         let already = state.seats_by_customer.get(&seats_key).copied().unwrap_or(0);
-        match decide_reservation(req, event, already, now) {
+        let decided = match &req.restore {
+            Some(r) => decide_restore(req, r, event, now),
+            None => decide_reservation(req, event, already, now),
+        };
+        match decided {
             Ok(booking) => {
                 let q = booking.quantity.get();
                 let d = deltas.entry(event.id).or_default();
-                *event = if booking.status == BookingStatus::Held {
-                    d.0 += i64::from(q);
-                    event.clone().with_counters(event.held + q, event.sold)
-                } else {
-                    d.1 += i64::from(q);
-                    event.clone().with_counters(event.held, event.sold + q)
+                *event = match booking.status {
+                    BookingStatus::Held => {
+                        d.0 += i64::from(q);
+                        event.clone().with_counters(event.held + q, event.sold)
+                    }
+                    BookingStatus::Confirmed => {
+                        d.1 += i64::from(q);
+                        event.clone().with_counters(event.held, event.sold + q)
+                    }
+                    BookingStatus::Cancelled | BookingStatus::Expired => event.clone(),
                 };
-                *state.seats_by_customer.entry(seats_key).or_default() += q;
+                if booking.status.is_live() {
+                    *state.seats_by_customer.entry(seats_key).or_default() += q;
+                }
                 if let Some(key) = &req.idempotency_key {
                     state.by_key.insert((req.customer.clone(), key.clone()), booking.clone());
                 }
@@ -674,6 +769,7 @@ mod plan_tests {
             idempotency_key: key.map(|k| k.parse().unwrap()),
             external_id: None,
             secrets: (0..q).map(|_| TicketSecret::generate(e)).collect(),
+            restore: None,
         }
     }
 

@@ -303,6 +303,7 @@ mod tests {
             idempotency_key: None,
             external_id: None,
             secrets: vec![crate::TicketSecret::generate(&entropy)],
+            restore: None,
         };
         let batch = [req("a@example.com"), req("b@example.com"), req("c@example.com")];
         let writes = || store.writes.swap(0, Ordering::SeqCst);
@@ -344,6 +345,7 @@ mod tests {
             idempotency_key: None,
             external_id: None,
             secrets: vec![crate::TicketSecret::generate(&e)],
+            restore: None,
         };
         let err = c.submit(req).unwrap_err();
         assert!(err.is_retryable(), "{err}");

@@ -37,12 +37,13 @@ impl fmt::Display for RowError {
 /// Columns an events file must have.
 pub const EVENT_REQUIRED: &[&str] = &["external_id", "name", "starts_at", "ends_at", "capacity", "price"];
 /// Columns an events file may have.
-pub const EVENT_OPTIONAL: &[&str] = &["slug", "venue", "description", "max_per_customer", "sales_start", "sales_end"];
+pub const EVENT_OPTIONAL: &[&str] =
+    &["slug", "venue", "description", "max_per_customer", "sales_start", "sales_end", "status", "organizer"];
 
 /// Columns a bookings file must have.
 pub const BOOKING_REQUIRED: &[&str] = &["external_id", "event", "customer", "quantity", "status"];
 /// Columns a bookings file may have.
-pub const BOOKING_OPTIONAL: &[&str] = &["hold_until"];
+pub const BOOKING_OPTIONAL: &[&str] = &["hold_until", "code", "unit_price", "tickets"];
 
 /// Checks an events file's columns.
 pub fn check_event_columns(columns: &[String]) -> std::result::Result<(), Vec<RowError>> {
@@ -78,8 +79,11 @@ pub fn check_columns(
 pub struct EventRow {
     /// Its line in the file.
     pub line: u64,
-    /// The event to create, or to make an existing one look like.
+    /// The event to create, or to make an existing one look like (its `organizer`, if
+    /// the row names one, owns a created event).
     pub event: NewEvent,
+    /// Scheduled, or cancelled (an export moves cancelled events too).
+    pub status: crate::EventStatus,
 }
 
 /// Validates one events row with the same rules as every other way in
@@ -106,12 +110,22 @@ pub fn parse_event_row(
         sales_start: get("sales_start"),
         sales_end: get("sales_end"),
         external_id: get("external_id"),
-        ..crate::EventFields::default()
+        organizer: get("organizer"),
     };
-    match fields.parse() {
-        Ok(event) if errors.is_empty() => Ok(EventRow { line, event }),
-        Ok(_) => Err(errors),
-        Err(field_errors) => {
+    let status = match get("status").filter(|v| !v.trim().is_empty()) {
+        None => Some(crate::EventStatus::Scheduled),
+        Some(v) => match v.parse::<crate::EventStatus>() {
+            Ok(st) => Some(st),
+            Err(e) => {
+                errors.push(row_error(line, e.in_field("status")));
+                None
+            }
+        },
+    };
+    match (fields.parse(), status) {
+        (Ok(event), Some(status)) if errors.is_empty() => Ok(EventRow { line, event, status }),
+        (Ok(_), _) => Err(errors),
+        (Err(field_errors), _) => {
             errors.extend(field_errors.into_iter().map(|e| row_error(line, e)));
             Err(errors)
         }
@@ -141,6 +155,43 @@ pub struct BookingRow {
     pub quantity: crate::Quantity,
     /// For a hold: when it runs out; `None` for a confirmed booking.
     pub hold_until: Option<Timestamp>,
+    /// For a row of an export (it has `tickets`): the booking as it was, to be moved
+    /// exactly rather than sold again.
+    pub moved: Option<MovedBooking>,
+}
+
+/// What an export row carries beyond a reservation: enough to write the booking
+/// exactly as it was, so a ticket issued before the move still scans once after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedBooking {
+    /// Its code.
+    pub code: crate::BookingCode,
+    /// One secret per seat, in seat order.
+    pub secrets: Vec<crate::TicketSecret>,
+    /// Its status, price and check-ins.
+    pub restored: crate::Restored,
+}
+
+/// The `tickets` cell of an export: one `SECRET` or `SECRET@CHECKED_IN_AT` per seat,
+/// separated by spaces.
+pub fn tickets_cell(tickets: &[crate::Ticket]) -> String {
+    let one = |t: &crate::Ticket| match t.checked_in_at {
+        Some(at) => format!("{}@{at}", t.secret),
+        None => t.secret.to_string(),
+    };
+    tickets.iter().map(one).collect::<Vec<_>>().join(" ")
+}
+
+/// Reads a `tickets` cell (see [`tickets_cell`]).
+fn parse_tickets(cell: &str) -> Result<Vec<(crate::TicketSecret, Option<Timestamp>)>> {
+    cell.split_whitespace()
+        .map(|t| {
+            let (secret, at) = t.split_once('@').map_or((t, None), |(s, at)| (s, Some(at)));
+            let secret = secret.parse::<crate::TicketSecret>()?;
+            let at = at.map(|a| parse_timestamp("tickets", a)).transpose()?;
+            Ok((secret, at))
+        })
+        .collect()
 }
 
 /// Validates one bookings row; all the row's errors are returned.
@@ -175,28 +226,69 @@ pub fn parse_booking_row(
     let quantity = quantity.and_then(|v| v.parse::<crate::Quantity>().map_err(|e| parsed("quantity", Err(e))).ok());
     let hold_until =
         hold.and_then(|v| parse_timestamp("hold_until", &v).map_err(|e| parsed("hold_until", Err(e))).ok());
-    let held = match status.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        Some("held") => Some(true),
-        Some("confirmed") => Some(false),
-        Some(other) => {
-            parsed("status", Err(Error::validation("status", format!("{other:?} is not held or confirmed"))));
+    let moving = text("tickets").is_some();
+    let status = status.and_then(|v| match v.parse::<crate::BookingStatus>() {
+        Ok(st) if moving || !matches!(st, crate::BookingStatus::Cancelled | crate::BookingStatus::Expired) => Some(st),
+        Ok(_) => {
+            let why = "cancelled and expired bookings move only with their tickets (an export with --all)";
+            parsed("status", Err(Error::validation("status", why)));
             None
         }
-        None => None,
-    };
+        Err(e) => {
+            parsed("status", Err(e));
+            None
+        }
+    });
+    let held = status.map(|s| s == crate::BookingStatus::Held);
     match (held, hold_until.is_some()) {
         (Some(true), false) if text("hold_until").is_none() => {
             parsed("hold_until", Err(Error::validation("hold_until", "is required for a held booking")))
         }
-        (Some(false), true) => parsed("hold_until", Err(Error::validation("hold_until", "is only for held bookings"))),
+        (Some(false), true) if !moving => {
+            parsed("hold_until", Err(Error::validation("hold_until", "is only for held bookings")))
+        }
         _ => {}
     }
-    match (external_id, event, customer, quantity, held) {
+    let moved = if moving { moved_booking(&text, quantity, status, &mut parsed) } else { None };
+    match (external_id, event, customer, quantity, status) {
         (Some(external_id), Some(event), Some(customer), Some(quantity), Some(_)) if errors.is_empty() => {
-            Ok(BookingRow { line, external_id, event, customer, quantity, hold_until })
+            Ok(BookingRow { line, external_id, event, customer, quantity, hold_until, moved })
         }
         _ => Err(errors),
     }
+}
+
+/// The columns of an export row that move a booking exactly: `code`, `unit_price` and
+/// `tickets` (one per seat); each problem is reported through `bad`.
+fn moved_booking(
+    text: &dyn Fn(&str) -> Option<String>,
+    quantity: Option<crate::Quantity>,
+    status: Option<crate::BookingStatus>,
+    bad: &mut dyn FnMut(&str, Result<()>),
+) -> Option<MovedBooking> {
+    let mut need = |column: &str| {
+        let v = text(column);
+        if v.is_none() {
+            bad(column, Err(Error::validation(column, "is required with tickets")));
+        }
+        v
+    };
+    let (code, price) = (need("code"), need("unit_price"));
+    let code = code.and_then(|v| v.parse::<crate::BookingCode>().map_err(|e| bad("code", Err(e))).ok());
+    let unit_price = price.and_then(|v| v.parse::<crate::Money>().map_err(|e| bad("unit_price", Err(e))).ok());
+    let tickets = text("tickets").and_then(|v| parse_tickets(&v).map_err(|e| bad("tickets", Err(e))).ok());
+    if let (Some(t), Some(q)) = (&tickets, quantity)
+        && t.len() != q.get() as usize
+    {
+        bad("tickets", Err(Error::validation("tickets", format!("has {} tickets for {} seats", t.len(), q.get()))));
+        return None;
+    }
+    let (secrets, checked_in) = tickets?.into_iter().unzip();
+    Some(MovedBooking {
+        code: code?,
+        secrets,
+        restored: crate::Restored { status: status?, unit_price: unit_price?, checked_in },
+    })
 }
 
 /// How an import or export file names an event: its external id or, for an event
@@ -212,9 +304,10 @@ pub fn booking_reference(b: &crate::Booking) -> String {
 }
 
 /// Which bookings an export carries: the live ones (held, not yet overdue, and
-/// confirmed), as `b` stands at the export's time (see [`crate::Booking::at`]).
-pub fn is_exported(b: &crate::Booking) -> bool {
-    b.status.is_live()
+/// confirmed), as `b` stands at the export's time (see [`crate::Booking::at`]); with
+/// `all`, the cancelled and expired ones too.
+pub fn is_exported(b: &crate::Booking, all: bool) -> bool {
+    all || b.status.is_live()
 }
 
 /// An import row for the store: the reservation it makes, and how its event is named
@@ -448,6 +541,15 @@ pub fn import_change(current: &Event, row: &Event, now: Timestamp) -> Result<Opt
     }
     if current.sales_end != row.sales_end {
         patch.sales_end = Some(row.sales_end);
+    }
+    if current.status != row.status {
+        return Err(Error::conflict(format!(
+            "event {} is {} here and {} in the file; an import does not cancel or restore an event \
+             (use `goticket event cancel`)",
+            event_reference(current),
+            current.status,
+            row.status
+        )));
     }
     if patch.is_empty() {
         return Ok(None);

@@ -45,7 +45,9 @@ mod types;
 pub mod users;
 
 pub use auth::{Principal, Role};
-pub use booking::{Booking, BookingAction, BookingStatus, CheckIn, Reservation, ReserveRequest, Ticket, Transition};
+pub use booking::{
+    Booking, BookingAction, BookingStatus, CheckIn, Reservation, ReserveRequest, Restored, Ticket, Transition,
+};
 pub use clock::{Clock, Entropy, HoldDuration, ManualClock, OsEntropy, SeededEntropy, SystemClock, parse_timestamp};
 pub use combiner::CombinerSnapshot;
 pub use error::{Error, ErrorKind, Result, StoreError, StoreErrorKind, shown};

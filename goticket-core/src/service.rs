@@ -270,6 +270,7 @@ impl Service {
             idempotency_key: req.idempotency_key,
             external_id: None,
             secrets: (0..q).map(|_| TicketSecret::generate(&*self.entropy)).collect(),
+            restore: None,
         })
     }
 
@@ -352,11 +353,18 @@ impl Service {
         p.require_create_event(p.email())?;
         let now = self.now();
         let owner = p.email().clone();
-        let mut events = rows.map(|r| crate::import::ImportEvent {
-            line: r.line,
-            // parse_event_row checks every rule into_event applies; a row built by hand
-            // that breaks one is refused as that row, never a panic.
-            event: r.event.into_event(EventId::generate(&*self.clock, &*self.entropy), owner.clone(), now),
+        let mut events = rows.map(|r| {
+            // A row may name its owner (an export does); only an admin may import
+            // events for someone else.
+            let owner = r.event.organizer.clone().unwrap_or_else(|| owner.clone());
+            let event = p.require_create_event(&owner).and_then(|()| {
+                // parse_event_row checks every rule into_event applies; a row built by
+                // hand that breaks one is refused as that row, never a panic.
+                let mut e = r.event.into_event(EventId::generate(&*self.clock, &*self.entropy), owner, now)?;
+                e.status = r.status;
+                Ok(e)
+            });
+            crate::import::ImportEvent { line: r.line, event }
         });
         engine::import_events(&*self.store, &mut events, mode, now, &|e| p.require_manage(e, "update"), on_row)
     }
@@ -371,20 +379,32 @@ impl Service {
         on_row: &mut dyn FnMut(u64, &Result<crate::import::ImportAction>),
     ) -> Result<()> {
         let now = self.now();
-        let mut items = rows.map(|r| crate::import::ImportBooking {
-            line: r.line,
-            event: r.event,
-            request: ReserveRequest {
-                id: BookingId::generate(&*self.clock, &*self.entropy),
-                code: BookingCode::generate(&*self.entropy),
-                event_id: EventId::from_uuid(uuid::Uuid::nil()),
-                customer: r.customer,
-                quantity: r.quantity,
-                hold_until: r.hold_until,
-                idempotency_key: None,
-                external_id: Some(r.external_id),
-                secrets: (0..r.quantity.get()).map(|_| TicketSecret::generate(&*self.entropy)).collect(),
-            },
+        let mut items = rows.map(|r| {
+            // A row of an export keeps its code and secrets; any other row is a new sale.
+            let (code, secrets, restore) = match r.moved {
+                Some(m) => (m.code, m.secrets, Some(m.restored)),
+                None => (
+                    BookingCode::generate(&*self.entropy),
+                    (0..r.quantity.get()).map(|_| TicketSecret::generate(&*self.entropy)).collect(),
+                    None,
+                ),
+            };
+            crate::import::ImportBooking {
+                line: r.line,
+                event: r.event,
+                request: ReserveRequest {
+                    id: BookingId::generate(&*self.clock, &*self.entropy),
+                    code,
+                    event_id: EventId::from_uuid(uuid::Uuid::nil()),
+                    customer: r.customer,
+                    quantity: r.quantity,
+                    hold_until: r.hold_until,
+                    idempotency_key: None,
+                    external_id: Some(r.external_id),
+                    secrets,
+                    restore,
+                },
+            }
         });
         engine::import_bookings(&*self.store, &mut items, mode, now, &|e, c| p.require_book_for(e, c), on_row)
     }

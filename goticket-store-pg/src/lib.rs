@@ -373,8 +373,10 @@ const COPY_THRESHOLD: usize = 32;
 /// parameters), binary COPY for a big one.
 fn insert_bookings(c: &mut PgConnection, bookings: &[Booking]) -> Db<()> {
     let rows = bookings.iter().map(NewBookingRow::from_booking).collect::<Result<Vec<_>>>()?;
-    let tickets: Vec<NewTicketRow<'_>> =
-        bookings.iter().flat_map(|b| b.tickets.iter().map(|t| NewTicketRow::new(b.id.as_uuid(), t))).collect();
+    let tickets = bookings
+        .iter()
+        .flat_map(|b| b.tickets.iter().map(|t| NewTicketRow::new(b.id.as_uuid(), t)))
+        .collect::<Result<Vec<NewTicketRow<'_>>>>()?;
     if rows.len() >= COPY_THRESHOLD {
         // Binary COPY inside the transaction: a big batch at bulk-load speed.
         diesel::copy_from(bookings::table).from_insertable(&rows).execute(c)?;

@@ -340,11 +340,14 @@ pub(crate) struct NewTicketRow<'a> {
     booking_id: Uuid,
     seq: i32,
     secret: &'a str,
+    checked_in_at: Option<OffsetDateTime>,
 }
 
 impl<'a> NewTicketRow<'a> {
-    pub(crate) fn new(booking_id: Uuid, t: &'a Ticket) -> Self {
-        NewTicketRow { booking_id, seq: int(t.seq), secret: t.secret.as_str() }
+    /// The row of a ticket; a moved booking's tickets keep their check-ins.
+    pub(crate) fn new(booking_id: Uuid, t: &'a Ticket) -> Result<Self> {
+        let checked_in_at = t.checked_in_at.map(to_pg).transpose()?;
+        Ok(NewTicketRow { booking_id, seq: int(t.seq), secret: t.secret.as_str(), checked_in_at })
     }
 }
 

@@ -453,10 +453,13 @@ fn insert_booking(conn: &Connection, b: &Booking) -> Result<()> {
         ])
     })
     .map_err(db_err)?;
-    let mut stmt =
-        conn.prepare_cached("INSERT INTO tickets (booking_id, seq, secret) VALUES (?1, ?2, ?3)").map_err(db_err)?;
+    // A moved booking's tickets keep their check-ins.
+    let mut stmt = conn
+        .prepare_cached("INSERT INTO tickets (booking_id, seq, secret, checked_in_at) VALUES (?1, ?2, ?3, ?4)")
+        .map_err(db_err)?;
     for t in &b.tickets {
-        stmt.execute(params![b.id.to_string(), t.seq, t.secret.as_str()]).map_err(db_err)?;
+        stmt.execute(params![b.id.to_string(), t.seq, t.secret.as_str(), t.checked_in_at.map(micros)])
+            .map_err(db_err)?;
     }
     Ok(())
 }
