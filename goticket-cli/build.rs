@@ -1,4 +1,6 @@
-//! Marks the PostgreSQL tests ignored when no test server is configured.
+//! Marks the PostgreSQL tests ignored when no test server is configured. (The same
+//! function is in goticket-store-pg's build.rs: a build script included from outside
+//! its crate would not survive `cargo package`.)
 fn main() {
     pg_tests();
 }

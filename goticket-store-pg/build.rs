@@ -1,5 +1,6 @@
 //! Rebuild when a migration is added or changed: `embed_migrations!` reads the
-//! directory at compile time and cargo would not otherwise notice.
+//! directory at compile time and cargo would not otherwise notice. Marks the
+//! PostgreSQL tests ignored when no test server is configured.
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
     pg_tests();

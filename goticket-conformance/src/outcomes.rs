@@ -60,18 +60,7 @@ pub fn a_lost_commit_answers_what_was_written(f: Fixture) {
     let roomy = key(&h.event(&a, 10, "1 EUR", None));
     let id = h.service.event(&a, &roomy).expect("event").id;
     let entropy = goticket_core::SeededEntropy::new(99);
-    let req = |c: &str, code: &goticket_core::BookingCode| goticket_core::ReserveRequest {
-        id: goticket_core::BookingId::generate(&*h.clock, &entropy),
-        code: code.clone(),
-        event_id: id,
-        customer: c.parse().expect("valid"),
-        quantity: 1u32.try_into().expect("valid"),
-        hold_until: None,
-        idempotency_key: None,
-        external_id: None,
-        secrets: vec![goticket_core::TicketSecret::generate(&entropy)],
-        restore: None,
-    };
+    let req = |c: &str, code: &goticket_core::BookingCode| crate::scenarios::one_seat(&h, &entropy, id, c, code);
     let (same, other) =
         (goticket_core::BookingCode::generate(&entropy), goticket_core::BookingCode::generate(&entropy));
     let batch = [req("hal@example.com", &other), req("ida@example.com", &same), req("jon@example.com", &same)];

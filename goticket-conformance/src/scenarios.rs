@@ -54,6 +54,29 @@ pub(crate) fn hold(
     )
 }
 
+/// A prepared request for one seat of `event`, with the given booking code (tests
+/// that plant collisions choose it).
+pub(crate) fn one_seat(
+    h: &Harness,
+    entropy: &goticket_core::SeededEntropy,
+    event: goticket_core::EventId,
+    customer: &str,
+    code: &goticket_core::BookingCode,
+) -> goticket_core::ReserveRequest {
+    goticket_core::ReserveRequest {
+        id: goticket_core::BookingId::generate(&*h.clock, entropy),
+        code: code.clone(),
+        event_id: event,
+        customer: customer.parse().expect("valid"),
+        quantity: 1u32.try_into().expect("valid"),
+        hold_until: None,
+        idempotency_key: None,
+        external_id: None,
+        secrets: vec![goticket_core::TicketSecret::generate(entropy)],
+        restore: None,
+    }
+}
+
 pub(crate) fn kind<T: std::fmt::Debug>(r: goticket_core::Result<T>) -> ErrorKind {
     r.expect_err("the operation should have been refused").kind()
 }
@@ -630,18 +653,7 @@ pub fn batch_collision_fails_only_its_request(f: Fixture) {
     let e = h.event(&a, 10, "1 EUR", None);
     let entropy = goticket_core::SeededEntropy::new(77);
     let code = goticket_core::BookingCode::generate(&entropy);
-    let req = |customer: &str, code: &goticket_core::BookingCode| goticket_core::ReserveRequest {
-        id: goticket_core::BookingId::generate(&*h.clock, &entropy),
-        code: code.clone(),
-        event_id: e.id,
-        customer: customer.parse().expect("valid"),
-        quantity: 1u32.try_into().expect("valid"),
-        hold_until: None,
-        idempotency_key: None,
-        external_id: None,
-        secrets: vec![goticket_core::TicketSecret::generate(&entropy)],
-        restore: None,
-    };
+    let req = |customer: &str, code: &goticket_core::BookingCode| one_seat(&h, &entropy, e.id, customer, code);
     let other = goticket_core::BookingCode::generate(&entropy);
     let batch = [req("ann@example.com", &code), req("bob@example.com", &code), req("cat@example.com", &other)];
     let out = goticket_core::engine::reserve(&*h.fixture.store, &batch, h.service.now())

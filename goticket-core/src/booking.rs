@@ -265,27 +265,38 @@ pub fn decide_restore(req: &ReserveRequest, r: &Restored, event: &Event, now: Ti
     if status.is_live() && event.available < q {
         return Err(Error::SoldOut { requested: q, available: event.available });
     }
-    Ok(Booking {
+    Ok(booking_of(req, status, r.unit_price, &r.checked_in, now))
+}
+
+/// The booking a decided request makes: its ids, code and secrets are the request's.
+fn booking_of(
+    req: &ReserveRequest,
+    status: BookingStatus,
+    unit_price: Money,
+    checked_in: &[Option<Timestamp>],
+    now: Timestamp,
+) -> Booking {
+    Booking {
         id: req.id,
         code: req.code.clone(),
         event_id: req.event_id,
         customer: req.customer.clone(),
         quantity: req.quantity,
         status,
-        unit_price: r.unit_price,
+        unit_price,
         expires_at: req.hold_until,
-        idempotency_key: None,
+        idempotency_key: req.idempotency_key.clone(),
         external_id: req.external_id.clone(),
         created_at: now,
         updated_at: now,
         tickets: req
             .secrets
             .iter()
-            .zip(&r.checked_in)
+            .zip(checked_in.iter().copied().chain(std::iter::repeat(None)))
             .zip(1..)
-            .map(|((secret, at), seq)| Ticket { seq, secret: secret.clone(), checked_in_at: *at })
+            .map(|((secret, at), seq)| Ticket { seq, secret: secret.clone(), checked_in_at: at })
             .collect(),
-    })
+    }
 }
 
 /// A successful reservation.
@@ -336,26 +347,8 @@ pub fn decide_reservation(req: &ReserveRequest, event: &Event, already: u32, now
     if req.secrets.len() != q as usize {
         return Err(Error::validation("tickets", "one secret per seat is required"));
     }
-    Ok(Booking {
-        id: req.id,
-        code: req.code.clone(),
-        event_id: req.event_id,
-        customer: req.customer.clone(),
-        quantity: req.quantity,
-        status: if req.hold_until.is_some() { BookingStatus::Held } else { BookingStatus::Confirmed },
-        unit_price: event.price,
-        expires_at: req.hold_until,
-        idempotency_key: req.idempotency_key.clone(),
-        external_id: req.external_id.clone(),
-        created_at: now,
-        updated_at: now,
-        tickets: req
-            .secrets
-            .iter()
-            .zip(1..)
-            .map(|(secret, seq)| Ticket { seq, secret: secret.clone(), checked_in_at: None })
-            .collect(),
-    })
+    let status = if req.hold_until.is_some() { BookingStatus::Held } else { BookingStatus::Confirmed };
+    Ok(booking_of(req, status, event.price, &[], now))
 }
 
 /// The retry rule, for a request whose retry key (of the same customer) or external id
