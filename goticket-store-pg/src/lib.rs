@@ -81,6 +81,7 @@ type Manager = ConnectionManager<PgConnection>;
 pub struct PgStore {
     pool: Pool<Manager>,
     options: PgOptions,
+    url: String,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -202,10 +203,21 @@ impl PgStore {
             .connection_timeout(options.checkout_timeout)
             .test_on_check_out(true)
             .build_unchecked(ConnectionManager::new(url));
-        Ok(PgStore { pool, options })
+        Ok(PgStore { pool, options, url: url.to_owned() })
     }
 
     fn conn(&self) -> Result<PooledConnection<Manager>> {
+        if let Some(c) = self.pool.try_get() {
+            return Ok(c);
+        }
+        // No connection is open at all: ask the server once, directly, so an error
+        // that waiting cannot cure (nothing listens, no such database, a wrong
+        // password) is answered now, not after the checkout timeout.
+        if self.pool.state().connections == 0
+            && let Err(e) = PgConnection::establish(&self.url)
+        {
+            return Err(connect_failed(&e));
+        }
         self.pool.get().map_err(|e| {
             Error::Storage(StoreError::new(
                 StoreErrorKind::Unavailable,
@@ -219,6 +231,19 @@ impl PgStore {
         let mut conn = self.conn()?;
         f(&mut conn).map_err(tx_err)
     }
+}
+
+/// Why a connection could not be made, in one line (libpq adds hints on lines of
+/// their own). Nothing listening is retryable; a refusal by the server is not.
+fn connect_failed(e: &diesel::ConnectionError) -> Error {
+    let text = e.to_string();
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("cannot connect");
+    let first = first.replace("FATAL:  ", "");
+    let refused_by_server = ["does not exist", "authentication failed", "no pg_hba.conf entry", "not permitted"]
+        .iter()
+        .any(|m| first.contains(m));
+    let kind = if refused_by_server { StoreErrorKind::Other } else { StoreErrorKind::Unavailable };
+    Error::Storage(StoreError::new(kind, format!("postgres: {first}"), None))
 }
 
 /// The database a `postgres://` URL names: the path after the host, or a `dbname`

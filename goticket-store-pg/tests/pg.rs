@@ -82,6 +82,25 @@ fn an_unreachable_server_is_a_retryable_error_not_a_panic() {
     assert_eq!(err.kind().exit_code(), 1);
 }
 
+/// An error that waiting cannot cure (no such database) is answered at once, in one
+/// line, not after the checkout timeout.
+#[test]
+#[cfg_attr(pg_tests_skipped, ignore = "needs PostgreSQL: set GOTICKET_TEST_PG_URL")]
+fn a_missing_database_fails_at_once_in_one_line() {
+    let Some(url) = test_url() else { return };
+    let base = url.split('?').next().unwrap_or(&url);
+    let missing = format!("{}/goticket_no_such_database", &base[..base.rfind('/').expect("a database path")]);
+    let timeout = std::time::Duration::from_secs(30);
+    let store = PgStore::connect_with(&missing, PgOptions { checkout_timeout: timeout, ..PgOptions::default() })
+        .expect("building the pool does not connect");
+    let started = std::time::Instant::now();
+    let err = store.ping().expect_err("no such database");
+    assert!(started.elapsed() < timeout / 3, "answered at once, not after the checkout timeout");
+    let text = err.to_string();
+    assert!(text.contains("does not exist") && !text.contains('\n'), "{text}");
+    assert!(!err.is_retryable(), "waiting will not create the database: {text}");
+}
+
 #[test]
 fn a_non_postgres_url_is_refused() {
     assert_eq!(PgStore::connect("mysql://x").expect_err("not postgres").kind(), ErrorKind::Validation);
