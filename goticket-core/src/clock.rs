@@ -71,7 +71,11 @@ pub fn parse_timestamp(field: &str, raw: &str) -> Result<Timestamp> {
     let ts = Timestamp::from_str(raw).map_err(|e| {
         Error::validation(
             field,
-            format!("{} is not an RFC 3339 date-time with an offset, like 2027-03-01T19:30:00Z ({e})", shown(raw)),
+            format!(
+                "{} is not an RFC 3339 date-time with an offset, like 2027-03-01T19:30:00Z{}",
+                shown(raw),
+                out_of_range(&e.to_string())
+            ),
         )
     })?;
     // Years before 0001 cannot round-trip through every store's date type (jiff
@@ -81,6 +85,20 @@ pub fn parse_timestamp(field: &str, raw: &str) -> Result<Timestamp> {
         return Err(Error::validation(field, format!("{} is outside the years 0001-9999", shown(raw))));
     }
     Ok(to_micros(ts))
+}
+
+/// The part of the date parser's message worth a user's reading: which field is out
+/// of its range (`: the month must be 1 to 12`); nothing for a mere misspelling (the
+/// parser would say "failed to parse four digit integer as year").
+fn out_of_range(message: &str) -> String {
+    let Some((_, rest)) = message.split_once("parameter '") else { return String::new() };
+    let Some((name, rest)) = rest.split_once('\'') else { return String::new() };
+    let Some(range) = rest.split("range of ").nth(1) else { return String::new() };
+    let range = range.trim_end_matches(|c: char| !c.is_ascii_digit());
+    match range.split_once("..=") {
+        Some((lo, hi)) => format!(": the {} must be {lo} to {hi}", name.replace('-', " ")),
+        None => String::new(),
+    }
 }
 
 /// How long a hold lasts before it expires: 1 second to 7 days.
@@ -186,6 +204,23 @@ impl Entropy for SeededEntropy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_date_is_explained_without_the_parser_s_words() {
+        let err = |raw: &str| parse_timestamp("--starts-at", raw).unwrap_err().to_string();
+        let e = err("tomorrow");
+        assert_eq!(
+            e,
+            "invalid --starts-at: \"tomorrow\" is not an RFC 3339 date-time with an offset, like 2027-03-01T19:30:00Z"
+        );
+        assert!(
+            err("2030-13-01T00:00:00Z").ends_with(": the month must be 1 to 12"),
+            "{}",
+            err("2030-13-01T00:00:00Z")
+        );
+        assert!(err("2030-01-01T25:00:00Z").contains("the hour must be 0 to 23"), "{}", err("2030-01-01T25:00:00Z"));
+        assert!(!err("2030-02-30T00:00:00Z").contains("parse"), "{}", err("2030-02-30T00:00:00Z"));
+    }
 
     #[test]
     fn parses_rfc3339_into_utc() {

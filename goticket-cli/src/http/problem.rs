@@ -330,6 +330,19 @@ pub(super) fn body<T: DeserializeOwned>(raw: Result<Bytes, BytesRejection>) -> R
     Ok(value)
 }
 
+/// A query-string error as a caller reads it: the parameter named as the field, no
+/// framework preamble ("Failed to deserialize query string: limt: unknown field").
+fn query_error(text: &str) -> Error {
+    let rest = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(text);
+    match rest.split_once(": ") {
+        Some((name, why)) if !name.contains(' ') => {
+            let why = why.replace("unknown field", "is not a query parameter of this route").replace("field", "parameter");
+            Error::validation(name, plain(&why))
+        }
+        _ => Error::validation("query", plain(rest)),
+    }
+}
+
 /// A JSON error in words a caller knows: serde names Rust's types (`u32`, `struct
 /// Foo`), which mean nothing outside this code base.
 fn plain(message: &str) -> String {
@@ -383,7 +396,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryOf<T> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
         let Query(t) = Query::<T>::from_request_parts(parts, state)
             .await
-            .map_err(|r| Problem::from(Error::validation("query", r.body_text())))?;
+            .map_err(|r| Problem::from(query_error(&r.body_text())))?;
         Ok(QueryOf(t))
     }
 }
@@ -406,6 +419,19 @@ pub(super) fn time(field: &str, raw: Option<&String>) -> Reply<Option<Timestamp>
 #[cfg(test)]
 mod plain_tests {
     use super::plain;
+
+    #[test]
+    fn query_errors_name_the_parameter() {
+        let e = super::query_error(
+            "Failed to deserialize query string: limt: unknown field `limt`, expected one of `limit`, `cursor`",
+        );
+        assert_eq!(
+            e.to_string(),
+            "invalid limt: is not a query parameter of this route `limt`, expected one of `limit`, `cursor`"
+        );
+        let e = super::query_error("Failed to deserialize query string: limit: invalid digit found in string");
+        assert_eq!(e.to_string(), "invalid limit: invalid digit found in string");
+    }
 
     #[test]
     fn serde_errors_name_no_rust_types() {

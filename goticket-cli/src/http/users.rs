@@ -48,7 +48,7 @@ impl FromRequestParts<App> for Caller {
             .ok_or_else(|| unauth("the Authorization header is not \"Bearer <token>\""))?;
         // The server's own algorithm only (no confusion between a secret and a public
         // key), and no leeway: a token is refused the second its `exp` passes.
-        let claims: Claims = app.signer.verify(token).map_err(|e| unauth(&format!("invalid token: {e}")))?;
+        let claims: Claims = app.signer.verify(token).map_err(|e| unauth(token_problem(&e)))?;
         let email: Email = claims.sub.parse().map_err(|_| unauth("invalid token subject"))?;
         let role: Role = claims.role.parse().map_err(|_| unauth("invalid token role"))?;
         Ok(Caller(Principal::new(email, role)))
@@ -129,6 +129,24 @@ pub(super) async fn login(State(app): State<App>, raw: Result<Bytes, BytesReject
     let token =
         app.signer.sign(&claims).map_err(|e| Problem::from(Error::internal(format!("cannot sign a token: {e}"))))?;
     Ok(Json(Token { token, expires_in: app.ttl.as_secs() }))
+}
+
+/// Why a bearer token was refused, in words (the library's own are type names such as
+/// `InvalidToken`).
+fn token_problem(e: &jsonwebtoken::errors::Error) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match e.kind() {
+        K::ExpiredSignature => "the token has expired; log in again",
+        K::ImmatureSignature => "the token is not valid yet",
+        K::InvalidSignature => "the token's signature does not match this server's key",
+        K::InvalidAlgorithm | K::InvalidAlgorithmName | K::MissingAlgorithm => {
+            "the token is signed with an algorithm this server does not accept"
+        }
+        K::MissingRequiredClaim(_) | K::InvalidIssuer | K::InvalidAudience | K::InvalidSubject => {
+            "the token lacks a claim this server needs"
+        }
+        _ => "the bearer value is not a token this server issued",
+    }
 }
 
 /// Lists every account (admins only).

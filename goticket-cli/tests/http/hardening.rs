@@ -205,6 +205,16 @@ fn the_edges_the_probe_found() {
         }
     }
 
+    // A refused token and a misspelt query parameter are explained in words.
+    let (status, body, _) = srv.call("GET", "/v1/events", Some("abc.def.ghi"), None, &[]);
+    assert_eq!(status, 401);
+    assert!(s(&body["detail"]).contains("not a token this server issued"), "{body}");
+    let (status, body, _) = srv.call("GET", "/v1/events?limt=5", Some(&boss), None, &[]);
+    assert_eq!(status, 422, "{body}");
+    let detail = s(&body["detail"]).to_owned();
+    assert!(detail.starts_with("invalid limt: is not a query parameter"), "{detail}");
+    assert!(!detail.contains("Failed to deserialize") && !detail.contains("InvalidToken"), "{detail}");
+
     // A body past the limit is 413, not 422.
     let huge = format!(r#"{{"name":"{}"}}"#, "x".repeat(100_000));
     assert_problem(srv.call("POST", "/v1/events", Some(&boss), Some(&huge), &[]), 413, "payload-too-large");
