@@ -336,7 +336,8 @@ fn query_error(text: &str) -> Error {
     let rest = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(text);
     match rest.split_once(": ") {
         Some((name, why)) if !name.contains(' ') => {
-            let why = why.replace("unknown field", "is not a query parameter of this route").replace("field", "parameter");
+            let why =
+                why.replace("unknown field", "is not a query parameter of this route").replace("field", "parameter");
             Error::validation(name, plain(&why))
         }
         _ => Error::validation("query", plain(rest)),
