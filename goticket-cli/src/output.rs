@@ -216,13 +216,15 @@ impl Tabular for CheckIn {
 /// Where results go, in the chosen format.
 pub struct Out<W: Write> {
     format: Format,
+    /// Whether a heading was written (the first has no blank line before it).
+    headed: bool,
     w: W,
 }
 
 impl<W: Write> Out<W> {
     /// Output to `w`.
     pub fn new(format: Format, w: W) -> Self {
-        Out { format, w }
+        Out { format, headed: false, w }
     }
 
     /// The output format asked for with `--format`.
@@ -306,11 +308,15 @@ impl<W: Write> Out<W> {
     }
 
     /// A line of prose in table mode only (headings in the demo).
+    /// Headings after the first are set off by a blank line; the output never starts
+    /// with one.
     pub fn heading(&mut self, text: &str) -> io::Result<()> {
-        match self.format {
-            Format::Table => writeln!(self.w, "\n{text}"),
-            _ => Ok(()),
+        if self.format != Format::Table {
+            return Ok(());
         }
+        let gap = if self.headed { "\n" } else { "" };
+        self.headed = true;
+        writeln!(self.w, "{gap}{text}")
     }
 
     /// Raw JSON document (for combined results).

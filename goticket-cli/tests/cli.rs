@@ -403,6 +403,7 @@ fn demo_sells_out_without_overselling() {
     let table = db.run(&["demo", "--capacity", "20", "--buyers", "2"]);
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(table.status.success() && text.contains("Sales report") && text.contains("oversold: false"), "{text}");
+    assert!(text.starts_with("The event\n"), "no blank line first: {text:?}");
 }
 
 /// `--format json` is honoured by export (as JSON Lines), never ignored for CSV;
