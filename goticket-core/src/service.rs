@@ -145,6 +145,13 @@ impl Service {
         self.store.booking(code)?.ok_or_else(|| Error::not_found("booking", code))
     }
 
+    /// Whether the principal may create events at all (customers may not). A face asks
+    /// this before it reads a request's body, so a refusal is never hidden behind a
+    /// complaint about the body.
+    pub fn may_create_events(&self, p: &Principal) -> Result<()> {
+        p.require_create_event(p.email())
+    }
+
     /// Creates an event owned by the principal (or, for an admin, by `new.organizer`).
     pub fn create_event(&self, p: &Principal, new: NewEvent) -> Result<Event> {
         let owner = new.organizer.clone().unwrap_or_else(|| p.email().clone());

@@ -185,6 +185,8 @@ pub(super) async fn create_event(
     Caller(p): Caller,
     raw: Result<Bytes, BytesRejection>,
 ) -> Reply<impl IntoResponse> {
+    // Who may create comes before what the body says.
+    app.service.may_create_events(&p)?;
     // On creation a null is the same as leaving the field out.
     let new = body::<EventBody>(raw)?.fields().0.parse().map_err(Problem::all)?;
     let e = blocking(move || app.service.create_event(&p, new)).await?;

@@ -205,6 +205,12 @@ fn the_edges_the_probe_found() {
         }
     }
 
+    // A customer who may not create events is told so, whatever the body says.
+    srv.call("POST", "/v1/auth/register", None, Some(r#"{"email":"cu@example.com","password":"long enough password"}"#), &[]);
+    let customer = srv.token("cu@example.com", "long enough password");
+    let (status, body, _) = srv.call("POST", "/v1/events", Some(&customer), Some(r#"{"name":5}"#), &[]);
+    assert_eq!(status, 403, "forbidden before invalid: {body}");
+
     // A refused token and a misspelt query parameter are explained in words.
     let (status, body, _) = srv.call("GET", "/v1/events", Some("abc.def.ghi"), None, &[]);
     assert_eq!(status, 401);
