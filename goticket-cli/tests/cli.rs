@@ -649,6 +649,7 @@ mod postgres {
         assert_eq!(out.status.code(), Some(1));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.starts_with("goticket: error:") && err.contains("PostgreSQL"), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
     }
 
     #[test]

@@ -243,7 +243,7 @@ fn connect_failed(e: &diesel::ConnectionError) -> Error {
         .iter()
         .any(|m| first.contains(m));
     let kind = if refused_by_server { StoreErrorKind::Other } else { StoreErrorKind::Unavailable };
-    Error::Storage(StoreError::new(kind, format!("postgres: {first}"), None))
+    Error::Storage(StoreError::new(kind, format!("cannot connect to PostgreSQL: {first}"), None))
 }
 
 /// The database a `postgres://` URL names: the path after the host, or a `dbname`
