@@ -28,8 +28,8 @@ impl Tx for Watched<'_> {
     fn lock_events(&mut self, ids: &[EventId], now: Timestamp) -> Result<Vec<Event>> {
         self.inner.lock_events(ids, now)
     }
-    fn lock_events_by_external_id(&mut self, keys: &[String], now: Timestamp) -> Result<Vec<Event>> {
-        self.inner.lock_events_by_external_id(keys, now)
+    fn find_events(&mut self, keys: &[String], now: Timestamp) -> Result<Vec<Event>> {
+        self.inner.find_events(keys, now)
     }
     fn event_by_slug(&mut self, slug: &Slug, now: Timestamp) -> Result<Option<Event>> {
         self.inner.event_by_slug(slug, now)

@@ -206,6 +206,18 @@ pub fn event_imports_in_every_mode(f: Fixture) {
     assert_eq!((err, seen), (None, vec![Ok(ImportAction::Unchanged)]));
     let gig = &list().expect("list").items[0];
     assert_eq!((gig.capacity.get(), gig.external_id.as_ref().map(|x| x.as_str())), (30, Some("gig")));
+
+    // Holds that ran out do not count against a lower capacity: the import locks the
+    // event and expires them first (on every store).
+    let e = key(gig);
+    hold(s, &a, &e, "ann@example.com", 20, 60).expect("a hold");
+    buy(s, &a, &e, "bob@example.com", 2).expect("a sale");
+    h.advance_secs(61);
+    let mut smaller = GIG.to_vec();
+    smaller[4] = ("capacity", "5");
+    let (err, seen) = import_events(s, ImportMode::AllOrNothing, event_rows(&[&smaller]));
+    assert_eq!((err, seen), (None, vec![Ok(ImportAction::Updated)]));
+    assert_eq!(counters(s, &e), (0, 2, 3));
 }
 
 /// The bookings import in every mode: rows book with the reservation rules (capacity,

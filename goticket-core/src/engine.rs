@@ -47,19 +47,26 @@ fn commit<T>(store: &dyn Store, mut body: impl FnMut(&mut dyn Tx) -> Result<T>) 
 }
 
 /// The answer to a write whose first attempt may have committed: if `first` failed
-/// with an unknown outcome, `look` reads what happened; what it finds written is the
-/// answer, and only if it finds nothing is the write run `again`. If even the look
-/// fails, the unknown outcome stands.
+/// with an unknown outcome, the write runs `again`. Every write carries what makes it
+/// itself (the booking's id and code, the status it moves from, a ticket not yet
+/// scanned, the new row's key), so the rerun cannot apply twice: if the first attempt
+/// was written, the rerun is refused (a collision, a transition from the wrong status,
+/// a ticket already scanned) or finds no seat left. Only then is `look` asked, and by
+/// then the first attempt's commit, which the rerun waited for on the same locks or
+/// keys, is visible: what it finds written is the answer; otherwise the rerun's own
+/// answer stands.
 fn settle<T>(
     first: Result<T>,
     look: impl FnOnce() -> Result<Option<T>>,
     again: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
     match first {
-        Err(e) if e.is_outcome_unknown() => match look() {
-            Ok(Some(done)) => Ok(done),
-            Ok(None) => again(),
-            Err(_) => Err(e),
+        Err(e) if e.is_outcome_unknown() => match again() {
+            Ok(done) => Ok(done),
+            Err(refused) => match look() {
+                Ok(Some(done)) => Ok(done),
+                _ => Err(refused),
+            },
         },
         other => other,
     }
@@ -254,7 +261,8 @@ pub fn check_in(
 }
 
 /// Expires every overdue hold; returns how many. Running it twice is harmless, so an
-/// unknown outcome is simply swept again.
+/// unknown outcome is simply swept again; the count is then that of the second sweep
+/// (the first's may have been written already), a lower bound.
 pub fn expire_holds(store: &dyn Store, now: Timestamp) -> Result<u64> {
     let sweep = || commit(store, |tx| tx.expire_all_holds(now));
     settle(sweep(), || Ok(None), sweep)
@@ -399,7 +407,10 @@ pub fn import_events(
             .filter_map(|r| Some(r.event.as_ref().ok()?.external_id.as_ref()?.as_str().to_owned()))
             .collect();
         if !keys.is_empty() {
-            for e in tx.lock_events_by_external_id(&keys, now)? {
+            // Found without locks, then locked in id order (expiring their overdue
+            // holds, so a capacity change sees the seats really taken).
+            let ids: Vec<EventId> = tx.find_events(&keys, now)?.iter().map(|e| e.id).collect();
+            for e in tx.lock_events(&ids, now)? {
                 let key = e.external_id.as_ref().map_or_else(|| e.id.to_string(), |x| x.as_str().to_owned());
                 if let Some(slug) = &e.slug {
                     state.slugs.insert(slug.clone(), e.id);
@@ -416,7 +427,7 @@ pub fn import_events(
             tx.insert_events(&plan.inserts)?;
         }
         for e in &plan.updates {
-            tx.update_event(e)?;
+            tx.update_event(e).map_err(|err| slug_taken(err, e))?;
         }
         for (line, outcome) in plan.outcomes {
             refusals.report(line, outcome, on_row);
@@ -450,17 +461,13 @@ pub fn import_bookings(
 /// that had none by its id, and importing that export into another store keeps the id
 /// as the new event's external id.
 fn resolve_event(tx: &mut dyn Tx, raw: &str, now: Timestamp) -> Result<Option<Event>> {
-    if let Ok(id) = raw.parse::<EventId>()
-        && let Some(e) = tx.lock_events(&[id], now)?.pop()
-    {
-        return Ok(Some(e));
-    }
-    if let Some(e) = tx
-        .lock_events_by_external_id(&[raw.to_owned()], now)?
-        .into_iter()
-        .find(|e| e.external_id.as_ref().is_some_and(|x| x.as_str() == raw))
-    {
-        return Ok(Some(e));
+    // Read without locks: the batch locks every event it books in id order, and
+    // locking here, in the file's order, could deadlock with another writer.
+    let found = tx.find_events(&[raw.to_owned()], now)?;
+    let by_id = raw.parse::<EventId>().ok().and_then(|id| found.iter().find(|e| e.id == id));
+    let by_external = || found.iter().find(|e| e.external_id.as_ref().is_some_and(|x| x.as_str() == raw));
+    if let Some(e) = by_id.or_else(by_external) {
+        return Ok(Some(e.clone()));
     }
     match raw.parse::<Slug>() {
         Ok(slug) => tx.event_by_slug(&slug, now),

@@ -253,7 +253,7 @@ impl Tx for MemTx<'_> {
         Ok(out)
     }
 
-    fn lock_events_by_external_id(&mut self, keys: &[String], now: Timestamp) -> Result<Vec<Event>> {
+    fn find_events(&mut self, keys: &[String], now: Timestamp) -> Result<Vec<Event>> {
         let mut ids = BTreeSet::new();
         for k in keys {
             if let Ok(x) = k.parse::<ExternalId>()
@@ -267,8 +267,7 @@ impl Tx for MemTx<'_> {
                 ids.insert(id);
             }
         }
-        let ids: Vec<EventId> = ids.into_iter().collect();
-        self.lock_events(&ids, now)
+        Ok(ids.iter().filter_map(|id| self.state.events.get(id)).map(|e| self.state.event_at(e, now)).collect())
     }
 
     fn event_by_slug(&mut self, slug: &Slug, now: Timestamp) -> Result<Option<Event>> {
@@ -306,6 +305,10 @@ impl Tx for MemTx<'_> {
         {
             return Err(Error::conflict(format!("slug {:?} is already used by another event", s.as_str())));
         }
+        // The SQL stores' CHECK: the seats taken always fit the capacity.
+        if u64::from(current.held) + u64::from(current.sold) > u64::from(e.capacity.get()) {
+            return Err(integrity(format!("capacity {} is below the seats taken on event {}", e.capacity, e.id)));
+        }
         let written = e.clone().with_counters(current.held, current.sold);
         self.event(
             e.id,
@@ -321,7 +324,12 @@ impl Tx for MemTx<'_> {
 
     fn add_to_counters(&mut self, deltas: &[CounterDelta]) -> Result<()> {
         for d in deltas {
-            let e = self.state.events.get(&d.event).cloned().ok_or_else(|| Error::not_found("event", d.event))?;
+            let e = self
+                .state
+                .events
+                .get(&d.event)
+                .cloned()
+                .ok_or_else(|| integrity(format!("counter guard refused: no event {}", d.event)))?;
             let held = i64::from(e.held) + d.held;
             let sold = i64::from(e.sold) + d.sold;
             if held < 0 || sold < 0 || held + sold > i64::from(e.capacity.get()) {

@@ -217,8 +217,9 @@ pub trait Tx {
     fn lock_events(&mut self, ids: &[EventId], now: Timestamp) -> Result<Vec<Event>>;
 
     /// The events whose external id, or whose id written as text (an export names an
-    /// event without an external id by its id), is one of `keys`; locked.
-    fn lock_events_by_external_id(&mut self, keys: &[String], now: Timestamp) -> Result<Vec<Event>>;
+    /// event without an external id by its id), is one of `keys`, as of `now`; not
+    /// locked (lock them by id, in id order, to change them).
+    fn find_events(&mut self, keys: &[String], now: Timestamp) -> Result<Vec<Event>>;
 
     /// The event with this slug, if any (not locked: lock it by id to change it).
     fn event_by_slug(&mut self, slug: &Slug, now: Timestamp) -> Result<Option<Event>>;

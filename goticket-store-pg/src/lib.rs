@@ -463,15 +463,17 @@ impl Tx for PgTx<'_> {
         db(lock_and_expire(self.c, ids, now))
     }
 
-    fn lock_events_by_external_id(&mut self, keys: &[String], now: Timestamp) -> Result<Vec<Event>> {
+    fn find_events(&mut self, keys: &[String], now: Timestamp) -> Result<Vec<Event>> {
         let as_ids: Vec<Uuid> = keys.iter().filter_map(|k| Uuid::try_parse(k).ok()).collect();
-        let found: Vec<Uuid> = db(events::table
-            .filter(events::external_id.eq_any(keys).or(events::id.eq_any(&as_ids)))
-            .select(events::id)
-            .load(self.c)
-            .map_err(TxErr::from))?;
-        let ids: Vec<EventId> = found.into_iter().map(EventId::from_uuid).collect();
-        db(lock_and_expire(self.c, &ids, now))
+        let rows: Vec<EventRow> = diesel::sql_query(format!(
+            "SELECT {EVENT_COLS} FROM events e WHERE e.external_id = ANY($2) OR e.id = ANY($3)"
+        ))
+        .bind::<Timestamptz, _>(to_pg(now)?)
+        .bind::<Array<Text>, _>(keys)
+        .bind::<Array<SqlUuid>, _>(&as_ids)
+        .load(self.c)
+        .map_err(pg_err)?;
+        rows.into_iter().map(|r| r.record()?.into_event()).collect()
     }
 
     fn event_by_slug(&mut self, slug: &Slug, now: Timestamp) -> Result<Option<Event>> {
@@ -676,6 +678,20 @@ impl Tx for PgTx<'_> {
     }
 }
 
+/// A failed COMMIT: of unknown outcome when the connection broke (the server may have
+/// written it), a plain failure when the server answered (it rolled back).
+fn commit_failed(e: DieselError) -> Error {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _)
+        | DieselError::BrokenTransactionManager => Error::Storage(StoreError::new(
+            StoreErrorKind::OutcomeUnknown,
+            format!("the connection failed during COMMIT, so whether it was written is unknown ({e})"),
+            Some(Box::new(e)),
+        )),
+        other => pg_err(other),
+    }
+}
+
 /// Runs `body` once in a transaction on `c`. A failure while committing that is not
 /// the server's answer (the connection broke) leaves the outcome unknown; a refusal
 /// by the server (a serialization failure at COMMIT) means nothing was written.
@@ -685,16 +701,9 @@ fn run_once(c: &mut PgConnection, body: &mut TxBody<'_>) -> Result<()> {
     Tm::begin_transaction(c).map_err(pg_err)?;
     match body(&mut PgTx { c: &mut *c }) {
         Ok(Commit::Yes) => Tm::commit_transaction(c).map_err(|e| match e {
-            DieselError::DatabaseError(
-                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-                _,
-            )
-            | DieselError::BrokenTransactionManager => Error::Storage(StoreError::new(
-                StoreErrorKind::OutcomeUnknown,
-                format!("the connection failed during COMMIT, so whether it was written is unknown ({e})"),
-                Some(Box::new(e)),
-            )),
-            other => pg_err(other),
+            // The commit failed and so did the rollback after it: judged by the commit.
+            DieselError::RollbackErrorOnCommit { commit_error, .. } => commit_failed(*commit_error),
+            other => commit_failed(other),
         }),
         Ok(Commit::No) => Tm::rollback_transaction(c).map_err(pg_err),
         Err(e) => {

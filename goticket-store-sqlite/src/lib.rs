@@ -561,7 +561,11 @@ impl Tx for SqliteTx<'_> {
         Ok(out)
     }
 
-    fn lock_events_by_external_id(&mut self, keys: &[String], now: Timestamp) -> Result<Vec<Event>> {
+    fn find_events(&mut self, keys: &[String], now: Timestamp) -> Result<Vec<Event>> {
+        // Ids are stored as lower-case hyphenated text: a key that is a UUID in any
+        // other spelling is looked up in that form too.
+        let mut keys: Vec<String> = keys.to_vec();
+        keys.extend(keys.iter().filter_map(|k| k.parse::<EventId>().ok()).map(|id| id.to_string()).collect::<Vec<_>>());
         let mut out = Vec::new();
         for chunk in keys.chunks(10_000) {
             let sql = format!(
@@ -577,6 +581,8 @@ impl Tx for SqliteTx<'_> {
                 out.push(r.into_event()?);
             }
         }
+        out.sort_by_key(|e| e.id);
+        out.dedup_by_key(|e| e.id);
         Ok(out)
     }
 
