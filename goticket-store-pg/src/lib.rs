@@ -207,9 +207,6 @@ impl PgStore {
     }
 
     fn conn(&self) -> Result<PooledConnection<Manager>> {
-        if let Some(c) = self.pool.try_get() {
-            return Ok(c);
-        }
         // No connection is open at all: ask the server once, directly, so an error
         // that waiting cannot cure (nothing listens, no such database, a wrong
         // password) is answered now, not after the checkout timeout.
