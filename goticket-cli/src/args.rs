@@ -13,12 +13,12 @@ pub struct Cli {
     pub db: String,
 
     /// Output format.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    #[arg(long, global = true, env = "GOTICKET_FORMAT", value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
     /// Act as this user (their role from `goticket user`; a customer if they have no
     /// account) instead of as the admin.
-    #[arg(long = "as", global = true, value_name = "EMAIL")]
+    #[arg(long = "as", global = true, env = "GOTICKET_AS", value_name = "EMAIL")]
     pub as_user: Option<String>,
 
     /// What to do.

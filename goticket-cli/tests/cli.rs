@@ -423,6 +423,20 @@ fn export_honours_the_global_format() {
     assert!(String::from_utf8_lossy(&plain.stdout).starts_with("external_id,name,"), "CSV by default");
 }
 
+/// `GOTICKET_FORMAT` and `GOTICKET_AS` stand for `--format` and `--as`; a flag wins.
+#[test]
+fn the_format_and_the_acting_user_come_from_the_environment_too() {
+    let db = Db::new();
+    db.event(&[]);
+    let out = db.cmd(&["event", "list"]).env("GOTICKET_FORMAT", "json").output().expect("runs");
+    let listed: Value = serde_json::from_slice(&out.stdout).expect("JSON from GOTICKET_FORMAT");
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
+    let out = db.cmd(&["--format", "csv", "event", "list"]).env("GOTICKET_FORMAT", "json").output().expect("runs");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("id,"), "the flag wins");
+    let out = db.cmd(&["holds", "expire"]).env("GOTICKET_AS", "nobody@example.com").output().expect("runs");
+    assert_eq!(out.status.code(), Some(6), "acting as a customer: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// After a command the database file alone holds everything: the write-ahead log was
 /// merged into it, so copying `goticket.db` (and nothing else) copies the data.
 #[test]
