@@ -212,25 +212,14 @@ pub fn run(cli: Cli, w: impl Write) -> Result<()> {
     if let Err(e) = store.close() {
         eprintln!("goticket: warning: {e}");
     }
-    release(service, store);
+    // The service goes first, and with it the combiner's thread (its Drop joins it),
+    // so the store's connections are closed here, on this thread, before the process
+    // exits: libpq closing them on another thread during exit can crash the process.
+    drop(service);
+    drop(store);
     outcome?;
     out.flush()?;
     Ok(())
-}
-
-/// Lets go of the store on this thread before the process ends. The combiner's
-/// thread holds the store too and lets go once the service is dropped; if it were the
-/// last owner, it would close the database connections (libpq, on PostgreSQL) while
-/// this thread runs the C library's exit handlers, which can crash the process
-/// ("double free or corruption"). So wait, briefly, until this thread is the last
-/// owner, and close them here.
-fn release(service: Service, store: Arc<dyn Store>) {
-    drop(service);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    while Arc::strong_count(&store) > 1 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    drop(store);
 }
 
 /// Runs one command that needs the store.

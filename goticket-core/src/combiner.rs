@@ -62,12 +62,25 @@ struct Job {
     reply: SyncSender<Result<Reservation>>,
 }
 
-/// A running combiner. Dropping the last handle stops its committer thread once the
-/// queue is empty.
+/// A running combiner. Dropping it stops its committer thread and waits for it.
 #[derive(Debug)]
 pub struct Combiner {
-    tx: Sender<Job>,
+    /// `None` only while dropping.
+    tx: Option<Sender<Job>>,
     stats: Arc<CombinerStats>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Combiner {
+    /// Stops the committer and waits for it: once the last handle is gone, the thread
+    /// (and the store it holds) is gone too, so a process that drops its service before
+    /// it exits never has a second thread closing database connections during exit.
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for Job {
@@ -87,17 +100,17 @@ impl Combiner {
         let (tx, rx) = mpsc::channel();
         let stats = Arc::new(CombinerStats::default());
         let thread_stats = stats.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("goticket-combiner".into())
             .spawn(move || commit_loop(&rx, &*store, &*clock, max_batch.max(1), &thread_stats))
             .map_err(|e| Error::internal(format!("cannot start the combiner thread: {e}")))?;
-        Ok(Combiner { tx, stats })
+        Ok(Combiner { tx: Some(tx), stats, thread: Some(thread) })
     }
 
     /// Queues one prepared reservation and waits for its outcome.
     pub fn submit(&self, req: ReserveRequest) -> Result<Reservation> {
         let (reply, answer) = mpsc::sync_channel(1);
-        self.tx.send(Job { req, reply }).map_err(|_| stopped())?;
+        self.tx.as_ref().ok_or_else(stopped)?.send(Job { req, reply }).map_err(|_| stopped())?;
         answer.recv().map_err(|_| stopped())?
     }
 
@@ -329,11 +342,23 @@ mod tests {
         assert_eq!(writes(), 1);
     }
 
+    /// Once the service is dropped, nothing but its caller holds the store: the
+    /// committer thread has ended and let go of it.
+    #[test]
+    fn dropping_the_service_releases_the_store() {
+        let store = Arc::new(Flaky::default());
+        let (s, e) = service(store.clone());
+        buy(&s, &e, "x@example.com").expect("a sale through the combiner");
+        assert!(Arc::strong_count(&store) > 2, "the service and its committer hold the store");
+        drop(s);
+        assert_eq!(Arc::strong_count(&store), 1, "the committer has stopped and let go");
+    }
+
     #[test]
     fn a_stopped_combiner_is_unavailable_not_a_hang() {
         let (tx, rx) = mpsc::channel::<Job>();
         drop(rx);
-        let c = Combiner { tx, stats: Arc::default() };
+        let c = Combiner { tx: Some(tx), stats: Arc::default(), thread: None };
         let e = SeededEntropy::new(1);
         let req = ReserveRequest {
             id: crate::BookingId::generate(&ManualClock::new(Timestamp::UNIX_EPOCH), &e),

@@ -6,8 +6,9 @@
 //! - a [`Error::Collision`] (two random keys alike) wrote nothing: a reservation batch
 //!   is re-run one request at a time, so it fails only the request that collided;
 //! - a write whose outcome is unknown (the connection was lost during COMMIT) is never
-//!   re-run blindly: what happened is read first (the booking by the id it was given,
-//!   the event by its update time), and the original answer is given if it was written;
+//!   re-run blindly: it runs again carrying what makes it itself (ids, codes, the
+//!   status it moves from), so the rerun cannot apply twice, and a refused rerun reads
+//!   what the first attempt wrote and answers that (see [`settle`]);
 //! - deadlocks and serialization failures are retried inside each store's
 //!   [`Store::write`].
 
@@ -82,8 +83,8 @@ fn lock_event(tx: &mut dyn Tx, id: EventId, now: Timestamp) -> Result<Event> {
 /// Books a batch of prepared requests in one transaction, in order; each gets its own
 /// outcome. A collision or a failure of the batch as a whole (other than a busy or
 /// unreachable store) re-runs each request alone, so one bad request never fails its
-/// neighbours; an unknown outcome reads each request's booking by its id before
-/// anything is re-run. The outer error means nothing was written.
+/// neighbours; after an unknown outcome each request is settled alone
+/// ([`settle_reservation`]). The outer error means nothing was written.
 pub fn reserve(store: &dyn Store, batch: &[ReserveRequest], now: Timestamp) -> Result<Vec<Result<Reservation>>> {
     if batch.is_empty() {
         return Ok(Vec::new());
@@ -100,33 +101,34 @@ pub fn reserve(store: &dyn Store, batch: &[ReserveRequest], now: Timestamp) -> R
     }
 }
 
-/// One request in its own transaction.
+/// One request in its own transaction, settled if its outcome is unknown.
 fn reserve_alone(store: &dyn Store, req: &ReserveRequest, now: Timestamp) -> Result<Reservation> {
-    match commit(store, |tx| reserve_in(tx, std::slice::from_ref(req), now)) {
-        Ok(mut outcomes) if outcomes.len() == 1 => outcomes.pop().unwrap_or_else(|| Err(Error::internal("no outcome"))),
-        Ok(outcomes) => Err(Error::internal(format!("one request got {} outcomes", outcomes.len()))),
+    match reserve_once(store, req, now) {
         Err(e) if e.is_outcome_unknown() => settle_reservation(store, req, now, e),
-        Err(e) => Err(e),
+        other => other,
     }
 }
 
-/// A request whose transaction may have committed: its booking, found by the code and
-/// id it was given, is its answer; if there is none, nothing was written for it and it
-/// runs once more.
+/// One request in its own transaction: its outcome, or the transaction's failure.
+fn reserve_once(store: &dyn Store, req: &ReserveRequest, now: Timestamp) -> Result<Reservation> {
+    let mut outcomes = commit(store, |tx| reserve_in(tx, std::slice::from_ref(req), now))?;
+    match (outcomes.pop(), outcomes.is_empty()) {
+        (Some(outcome), true) => outcome,
+        _ => Err(Error::internal("one request did not get exactly one outcome")),
+    }
+}
+
+/// A request whose transaction may have committed runs once more (it carries its id
+/// and code, so it cannot book twice); if that is refused, its booking found by the
+/// code and id it was given is its answer.
 fn settle_reservation(store: &dyn Store, req: &ReserveRequest, now: Timestamp, unknown: Error) -> Result<Reservation> {
-    settle(
-        Err(unknown),
-        || {
-            Ok(store
-                .booking(&req.code)?
-                .filter(|b| b.id == req.id)
-                .map(|b| Reservation { booking: b.at(now), replayed: false }))
-        },
-        || match commit(store, |tx| reserve_in(tx, std::slice::from_ref(req), now)) {
-            Ok(mut outcomes) => outcomes.pop().unwrap_or_else(|| Err(Error::internal("no outcome"))),
-            Err(e) => Err(e),
-        },
-    )
+    let mine = || {
+        Ok(store
+            .booking(&req.code)?
+            .filter(|b| b.id == req.id)
+            .map(|b| Reservation { booking: b.at(now), replayed: false }))
+    };
+    settle(Err(unknown), mine, || reserve_once(store, req, now))
 }
 
 /// The batch reservation inside a transaction: lock the batch's events (in id order)
@@ -247,15 +249,17 @@ pub fn check_in(
             Ok(CheckIn::of(&booking, ticket, &event, now))
         })
     };
+    // The store reads bookings by code only; a read-only transaction finds one by a
+    // ticket's secret. Nothing in it needs a lock.
     let look = || {
-        run(store, Retry::Allowed, |tx| {
-            let Some(b) = tx.booking_by_secret(secret)? else { return Ok((None, Commit::No)) };
-            let Some(t) = b.tickets.iter().find(|t| &t.secret == secret && t.checked_in_at == Some(now)) else {
-                return Ok((None, Commit::No));
-            };
-            let e = lock_event(tx, b.event_id, now)?;
-            Ok((Some(CheckIn::of(&b, t, &e, now)), Commit::No))
-        })
+        let Some(b) = run(store, Retry::Allowed, |tx| Ok((tx.booking_by_secret(secret)?, Commit::No)))? else {
+            return Ok(None);
+        };
+        let Some(t) = b.tickets.iter().find(|t| &t.secret == secret && t.checked_in_at == Some(now)) else {
+            return Ok(None);
+        };
+        let e = store.event(&EventKey::Id(b.event_id), now)?.ok_or_else(|| Error::not_found("event", b.event_id))?;
+        Ok(Some(CheckIn::of(&b, t, &e, now)))
     };
     settle(attempt(), look, attempt)
 }
