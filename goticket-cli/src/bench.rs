@@ -40,8 +40,8 @@ pub struct BenchResult {
 }
 
 impl Tabular for BenchResult {
-    fn headers() -> &'static [&'static str] {
-        &[
+    fn headers() -> Vec<&'static str> {
+        vec![
             "scenario",
             "store",
             "combined",

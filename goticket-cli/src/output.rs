@@ -4,7 +4,9 @@
 use std::io::{self, Write};
 
 use comfy_table::{ContentArrangement, Table, presets};
-use goticket_core::{Booking, BookingStatus, CheckIn, Event, Page, Reservation, SalesRow, Timestamp};
+use goticket_core::{
+    Booking, BookingField, BookingStatus, CheckIn, Event, EventField, InTable, Page, Reservation, SalesRow, Timestamp,
+};
 use serde::Serialize;
 
 use crate::args::Format;
@@ -12,10 +14,10 @@ use crate::args::Format;
 /// A result that can be shown as a row of named columns.
 pub trait Tabular: Serialize {
     /// Column names, in order (also the CSV header).
-    fn headers() -> &'static [&'static str];
+    fn headers() -> Vec<&'static str>;
     /// Columns left out of list tables to keep them readable (JSON and CSV keep all).
-    fn wide() -> &'static [&'static str] {
-        &[]
+    fn wide() -> Vec<&'static str> {
+        Vec::new()
     }
     /// The values, in header order.
     fn row(&self) -> Vec<String>;
@@ -29,119 +31,46 @@ fn time(t: &Timestamp) -> String {
     t.to_string()
 }
 
+/// An event's columns are its fields, as core describes them.
 impl Tabular for Event {
-    fn headers() -> &'static [&'static str] {
-        &[
-            "id",
-            "slug",
-            "name",
-            "starts_at",
-            "ends_at",
-            "capacity",
-            "held",
-            "sold",
-            "available",
-            "price",
-            "max_per_customer",
-            "status",
-            "venue",
-            "sales_start",
-            "sales_end",
-            "organizer",
-            "description",
-            "created_at",
-            "updated_at",
-        ]
+    fn headers() -> Vec<&'static str> {
+        EventField::ALL.iter().map(|f| f.name()).collect()
     }
-    fn wide() -> &'static [&'static str] {
-        &[
-            "ends_at",
-            "max_per_customer",
-            "venue",
-            "sales_start",
-            "sales_end",
-            "organizer",
-            "description",
-            "created_at",
-            "updated_at",
-        ]
+    fn wide() -> Vec<&'static str> {
+        EventField::ALL.iter().filter(|f| f.in_table() == InTable::Detail).map(|f| f.name()).collect()
     }
     fn row(&self) -> Vec<String> {
-        vec![
-            self.id.to_string(),
-            opt(&self.slug),
-            self.name.to_string(),
-            time(&self.starts_at),
-            time(&self.ends_at),
-            self.capacity.to_string(),
-            self.held.to_string(),
-            self.sold.to_string(),
-            self.available.to_string(),
-            self.price.to_string(),
-            opt(&self.max_per_customer),
-            self.status.to_string(),
-            opt(&self.venue),
-            opt(&self.sales_start),
-            opt(&self.sales_end),
-            self.organizer.to_string(),
-            opt(&self.description),
-            time(&self.created_at),
-            time(&self.updated_at),
-        ]
+        EventField::ALL.iter().map(|f| f.value(self).text()).collect()
     }
 }
 
+/// A booking's columns are its fields, as core describes them.
 impl Tabular for Booking {
-    fn headers() -> &'static [&'static str] {
-        &["code", "id", "event_id", "customer", "quantity", "status", "expires_at", "total", "tickets", "created_at"]
+    fn headers() -> Vec<&'static str> {
+        BookingField::ALL.iter().map(|f| f.name()).collect()
     }
-    fn wide() -> &'static [&'static str] {
-        &["id", "event_id", "tickets", "created_at"]
+    fn wide() -> Vec<&'static str> {
+        BookingField::ALL.iter().filter(|f| f.in_table() == InTable::Detail).map(|f| f.name()).collect()
     }
     fn row(&self) -> Vec<String> {
-        let tickets: Vec<String> = self
-            .tickets
-            .iter()
-            .map(|t| match t.checked_in_at {
-                Some(at) => format!("{} (checked in {at})", t.secret),
-                None => t.secret.to_string(),
-            })
-            .collect();
-        vec![
-            self.code.to_string(),
-            self.id.to_string(),
-            self.event_id.to_string(),
-            self.customer.to_string(),
-            self.quantity.to_string(),
-            self.status.to_string(),
+        let shown = |f: &BookingField| match (f, self.status) {
             // A confirmed booking keeps its old hold expiry in JSON; in a table it
             // would read as if the sale could still lapse.
-            match self.status {
-                BookingStatus::Held | BookingStatus::Expired => opt(&self.expires_at),
-                _ => String::new(),
-            },
-            self.total().to_string(),
-            tickets.join(" "),
-            time(&self.created_at),
-        ]
+            (BookingField::ExpiresAt, BookingStatus::Confirmed | BookingStatus::Cancelled) => String::new(),
+            _ => f.value(self).text(),
+        };
+        BookingField::ALL.iter().map(shown).collect()
     }
 }
 
 impl Tabular for Reservation {
-    fn headers() -> &'static [&'static str] {
-        &[
-            "code",
-            "id",
-            "event_id",
-            "customer",
-            "quantity",
-            "status",
-            "expires_at",
-            "total",
-            "tickets",
-            "created_at",
-            "replayed",
-        ]
+    fn headers() -> Vec<&'static str> {
+        let mut h = Booking::headers();
+        h.push("replayed");
+        h
+    }
+    fn wide() -> Vec<&'static str> {
+        Booking::wide()
     }
     fn row(&self) -> Vec<String> {
         let mut row = self.booking.row();
@@ -151,8 +80,8 @@ impl Tabular for Reservation {
 }
 
 impl Tabular for SalesRow {
-    fn headers() -> &'static [&'static str] {
-        &[
+    fn headers() -> Vec<&'static str> {
+        vec![
             "event_id",
             "slug",
             "name",
@@ -167,8 +96,8 @@ impl Tabular for SalesRow {
             "revenue",
         ]
     }
-    fn wide() -> &'static [&'static str] {
-        &["event_id"]
+    fn wide() -> Vec<&'static str> {
+        vec!["event_id"]
     }
     fn row(&self) -> Vec<String> {
         vec![
@@ -189,8 +118,8 @@ impl Tabular for SalesRow {
 }
 
 impl Tabular for goticket_core::users::User {
-    fn headers() -> &'static [&'static str] {
-        &["email", "role", "created_at", "updated_at"]
+    fn headers() -> Vec<&'static str> {
+        vec!["email", "role", "created_at", "updated_at"]
     }
     fn row(&self) -> Vec<String> {
         vec![self.email.to_string(), self.role.to_string(), time(&self.created_at), time(&self.updated_at)]
@@ -198,8 +127,8 @@ impl Tabular for goticket_core::users::User {
 }
 
 impl Tabular for CheckIn {
-    fn headers() -> &'static [&'static str] {
-        &["booking_code", "seat", "customer", "event_id", "event_name", "checked_in_at"]
+    fn headers() -> Vec<&'static str> {
+        vec!["booking_code", "seat", "customer", "event_id", "event_name", "checked_in_at"]
     }
     fn row(&self) -> Vec<String> {
         vec![
@@ -288,10 +217,10 @@ impl<W: Write> Out<W> {
     }
 
     fn table<T: Tabular>(&mut self, items: &[T]) -> io::Result<()> {
-        let keep: Vec<usize> =
-            T::headers().iter().enumerate().filter(|(_, h)| !T::wide().contains(h)).map(|(i, _)| i).collect();
+        let (headers, wide) = (T::headers(), T::wide());
+        let keep: Vec<usize> = headers.iter().enumerate().filter(|(_, h)| !wide.contains(h)).map(|(i, _)| i).collect();
         let mut t = new_table();
-        t.set_header(keep.iter().map(|&i| T::headers()[i]));
+        t.set_header(keep.iter().map(|&i| headers[i]));
         for item in items {
             let row = item.row();
             t.add_row(keep.iter().map(|&i| row[i].clone()));

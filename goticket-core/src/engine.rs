@@ -8,7 +8,7 @@
 //! - a write whose outcome is unknown (the connection was lost during COMMIT) is never
 //!   re-run blindly: it runs again carrying what makes it itself (ids, codes, the
 //!   status it moves from), so the rerun cannot apply twice, and a refused rerun reads
-//!   what the first attempt wrote and answers that (see [`settle`]);
+//!   what the first attempt wrote and answers that (see `settle`);
 //! - deadlocks and serialization failures are retried inside each store's
 //!   [`Store::write`].
 
@@ -84,7 +84,7 @@ fn lock_event(tx: &mut dyn Tx, id: EventId, now: Timestamp) -> Result<Event> {
 /// outcome. A collision or a failure of the batch as a whole (other than a busy or
 /// unreachable store) re-runs each request alone, so one bad request never fails its
 /// neighbours; after an unknown outcome each request is settled alone
-/// ([`settle_reservation`]). The outer error means nothing was written.
+/// (`settle_reservation`). The outer error means nothing was written.
 pub fn reserve(store: &dyn Store, batch: &[ReserveRequest], now: Timestamp) -> Result<Vec<Result<Reservation>>> {
     if batch.is_empty() {
         return Ok(Vec::new());

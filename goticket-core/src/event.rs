@@ -241,11 +241,14 @@ fn check_event(e: &Event) -> Result<()> {
     {
         return Err(Error::validation("sales_end", format!("must not be after the event ends ({})", e.ends_at)));
     }
+    // The rules every face's input passes (see `EventFields`), for values built in code
+    // too: what a store keeps is what an import of its export reads back.
     for (field, text, max) in [("description", &e.description, 10_000), ("venue", &e.venue, 200)] {
-        if let Some(t) = text
-            && t.chars().count() > max
-        {
-            return Err(Error::validation(field, format!("must be at most {max} characters")));
+        if let Some(t) = text {
+            let clean = crate::types::bounded_text(field, t, max, true)?;
+            if clean.as_deref() != Some(t.as_str()) {
+                return Err(Error::validation(field, "must not be empty or start or end with white space"));
+            }
         }
     }
     Ok(())

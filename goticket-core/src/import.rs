@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::clock::parse_timestamp;
 use crate::error::{Error, Result, shown};
 use crate::event::{Event, EventPatch, NewEvent};
+use crate::fields::{BookingField, Columns, EventField, FieldValue};
 use crate::types::{EventId, ExternalId, Slug};
 
 /// One problem with one row of an import file.
@@ -34,28 +35,14 @@ impl fmt::Display for RowError {
     }
 }
 
-/// Columns an events file must have.
-pub const EVENT_REQUIRED: &[&str] = &["external_id", "name", "starts_at", "ends_at", "capacity", "price"];
-/// Columns an events file may have.
-pub const EVENT_OPTIONAL: &[&str] =
-    &["slug", "venue", "description", "max_per_customer", "sales_start", "sales_end", "status", "organizer"];
-
-/// Columns a bookings file must have.
-pub const BOOKING_REQUIRED: &[&str] = &["external_id", "event", "customer", "quantity", "status"];
-/// Columns a bookings file may have.
-pub const BOOKING_OPTIONAL: &[&str] = &["hold_until", "code", "unit_price", "tickets"];
-
 /// Checks an events file's columns.
 pub fn check_event_columns(columns: &[String]) -> std::result::Result<(), Vec<RowError>> {
-    check_columns(columns, EVENT_REQUIRED, EVENT_OPTIONAL)
+    check_columns(columns, &EventField::columns())
 }
 
 /// Checks a file's columns: every required one present, nothing unknown, no repeats.
-pub fn check_columns(
-    columns: &[String],
-    required: &[&str],
-    optional: &[&str],
-) -> std::result::Result<(), Vec<RowError>> {
+pub fn check_columns(columns: &[String], known: &Columns) -> std::result::Result<(), Vec<RowError>> {
+    let (required, optional) = (&known.required, &known.optional);
     let mut errors = Vec::new();
     let err = |column: &str, reason: String| RowError { line: 1, column: column.to_owned(), reason };
     for r in required {
@@ -64,8 +51,9 @@ pub fn check_columns(
         }
     }
     for (i, c) in columns.iter().enumerate() {
-        if !required.contains(&c.as_str()) && !optional.contains(&c.as_str()) {
-            errors.push(err(c, format!("is not a known column (known: {})", [required, optional].concat().join(", "))));
+        if !known.contains(c) {
+            let all = [required.as_slice(), optional.as_slice()].concat().join(", ");
+            errors.push(err(c, format!("is not a known column (known: {all})")));
         }
         if columns[..i].contains(c) {
             errors.push(err(c, "appears twice".into()));
@@ -74,16 +62,47 @@ pub fn check_columns(
     if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
-/// A validated events row.
+/// A validated events row: made only by [`parse_event_row`], so it always holds a
+/// row that passed the rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRow {
     /// Its line in the file.
-    pub line: u64,
+    pub(crate) line: u64,
     /// The event to create, or to make an existing one look like (its `organizer`, if
     /// the row names one, owns a created event).
-    pub event: NewEvent,
+    pub(crate) event: NewEvent,
     /// Scheduled, or cancelled (an export moves cancelled events too).
-    pub status: crate::EventStatus,
+    pub(crate) status: crate::EventStatus,
+}
+
+impl EventRow {
+    /// Its line in the file.
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+    /// The event it creates or updates.
+    pub fn event(&self) -> &NewEvent {
+        &self.event
+    }
+    /// Its status.
+    pub fn status(&self) -> crate::EventStatus {
+        self.status
+    }
+}
+
+impl BookingRow {
+    /// Its line in the file.
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+    /// Its key.
+    pub fn external_id(&self) -> &ExternalId {
+        &self.external_id
+    }
+    /// Whether it moves a booking exactly (an export row, with its tickets).
+    pub fn is_moved(&self) -> bool {
+        self.moved.is_some()
+    }
 }
 
 /// Validates one events row with the same rules as every other way in
@@ -94,25 +113,36 @@ pub fn parse_event_row(
     get: &dyn Fn(&str) -> Option<String>,
 ) -> std::result::Result<EventRow, Vec<RowError>> {
     let mut errors = Vec::new();
-    if get("external_id").is_none_or(|v| v.trim().is_empty()) {
-        errors.push(RowError { line, column: "external_id".into(), reason: "is required".into() });
+    let mut fields = crate::EventFields::default();
+    let mut status = None;
+    for &f in EventField::ALL {
+        let v = f.in_file().column().and_then(get);
+        match f {
+            EventField::ExternalId => {
+                if v.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                    errors.push(RowError { line, column: f.name().into(), reason: "is required".into() });
+                }
+                fields.external_id = v;
+            }
+            EventField::Slug => fields.slug = v,
+            EventField::Name => fields.name = v,
+            EventField::StartsAt => fields.starts_at = v,
+            EventField::EndsAt => fields.ends_at = v,
+            EventField::Capacity => fields.capacity = v,
+            EventField::Price => fields.price = v,
+            EventField::MaxPerCustomer => fields.max_per_customer = v,
+            EventField::Status => status = v,
+            EventField::Venue => fields.venue = v,
+            EventField::SalesStart => fields.sales_start = v,
+            EventField::SalesEnd => fields.sales_end = v,
+            EventField::Organizer => fields.organizer = v,
+            EventField::Description => fields.description = v,
+            // Assigned or counted by the store, never read from a file.
+            EventField::Id | EventField::Held | EventField::Sold | EventField::Available => {}
+            EventField::CreatedAt | EventField::UpdatedAt => {}
+        }
     }
-    let fields = crate::EventFields {
-        name: get("name"),
-        starts_at: get("starts_at"),
-        ends_at: get("ends_at"),
-        capacity: get("capacity"),
-        price: get("price"),
-        slug: get("slug"),
-        venue: get("venue"),
-        description: get("description"),
-        max_per_customer: get("max_per_customer"),
-        sales_start: get("sales_start"),
-        sales_end: get("sales_end"),
-        external_id: get("external_id"),
-        organizer: get("organizer"),
-    };
-    let status = match get("status").filter(|v| !v.trim().is_empty()) {
+    let status = match status.filter(|v| !v.trim().is_empty()) {
         None => Some(crate::EventStatus::Scheduled),
         Some(v) => match v.parse::<crate::EventStatus>() {
             Ok(st) => Some(st),
@@ -140,24 +170,24 @@ fn row_error(line: u64, e: Error) -> RowError {
     }
 }
 
-/// A validated bookings row.
+/// A validated bookings row: made only by [`parse_booking_row`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BookingRow {
     /// Its line in the file.
-    pub line: u64,
+    pub(crate) line: u64,
     /// Its key: a second row with it never books twice.
-    pub external_id: ExternalId,
+    pub(crate) external_id: ExternalId,
     /// The event: its external id, slug or id.
-    pub event: String,
+    pub(crate) event: String,
     /// The customer.
-    pub customer: crate::Email,
+    pub(crate) customer: crate::Email,
     /// Seats.
-    pub quantity: crate::Quantity,
+    pub(crate) quantity: crate::Quantity,
     /// For a hold: when it runs out; `None` for a confirmed booking.
-    pub hold_until: Option<Timestamp>,
+    pub(crate) hold_until: Option<Timestamp>,
     /// For a row of an export (it has `tickets`): the booking as it was, to be moved
     /// exactly rather than sold again.
-    pub moved: Option<MovedBooking>,
+    pub(crate) moved: Option<MovedBooking>,
 }
 
 /// What an export row carries beyond a reservation: enough to write the booking
@@ -165,11 +195,11 @@ pub struct BookingRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MovedBooking {
     /// Its code.
-    pub code: crate::BookingCode,
+    pub(crate) code: crate::BookingCode,
     /// One secret per seat, in seat order.
-    pub secrets: Vec<crate::TicketSecret>,
+    pub(crate) secrets: Vec<crate::TicketSecret>,
     /// Its status, price and check-ins.
-    pub restored: crate::Restored,
+    pub(crate) restored: crate::Restored,
 }
 
 /// The `tickets` cell of an export: one `SECRET` or `SECRET@CHECKED_IN_AT` per seat,
@@ -194,62 +224,64 @@ fn parse_tickets(cell: &str) -> Result<Vec<(crate::TicketSecret, Option<Timestam
         .collect()
 }
 
+/// A booking field's column name in files.
+fn column(f: BookingField) -> &'static str {
+    f.in_file().column().unwrap_or(f.name())
+}
+
 /// Validates one bookings row; all the row's errors are returned.
 pub fn parse_booking_row(
     line: u64,
     get: &dyn Fn(&str) -> Option<String>,
 ) -> std::result::Result<BookingRow, Vec<RowError>> {
+    use BookingField as F;
     let mut errors = Vec::new();
-    let text = |c: &str| get(c).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-    let mut take = |column: &str, r: Result<()>| {
-        if let Err(e) = r {
-            let reason = match e {
-                Error::Validation { reason, .. } => reason,
-                other => other.to_string(),
-            };
-            errors.push(RowError { line, column: column.to_owned(), reason });
-        }
+    let text = |f: F| f.in_file().column().and_then(get).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let mut bad = |f: F, e: Error| {
+        let reason = match e {
+            Error::Validation { reason, .. } => reason,
+            other => other.to_string(),
+        };
+        errors.push(RowError { line, column: column(f).to_owned(), reason });
     };
-    let mut need = |column: &str| {
-        let v = text(column);
+    let mut need = |f: F| {
+        let v = text(f);
         if v.is_none() {
-            take(column, Err(Error::validation(column, "is required")));
+            bad(f, Error::validation(column(f), "is required"));
         }
         v
     };
     let (x, event, customer, quantity, status) =
-        (need("external_id"), need("event"), need("customer"), need("quantity"), need("status"));
-    let hold = text("hold_until");
-    let mut parsed = |column: &str, r: Result<()>| take(column, r);
-    let external_id = x.and_then(|v| v.parse::<ExternalId>().map_err(|e| parsed("external_id", Err(e))).ok());
-    let customer = customer.and_then(|v| v.parse::<crate::Email>().map_err(|e| parsed("customer", Err(e))).ok());
-    let quantity = quantity.and_then(|v| v.parse::<crate::Quantity>().map_err(|e| parsed("quantity", Err(e))).ok());
-    let hold_until =
-        hold.and_then(|v| parse_timestamp("hold_until", &v).map_err(|e| parsed("hold_until", Err(e))).ok());
-    let moving = text("tickets").is_some();
+        (need(F::ExternalId), need(F::EventId), need(F::Customer), need(F::Quantity), need(F::Status));
+    let external_id = x.and_then(|v| v.parse::<ExternalId>().map_err(|e| bad(F::ExternalId, e)).ok());
+    let customer = customer.and_then(|v| v.parse::<crate::Email>().map_err(|e| bad(F::Customer, e)).ok());
+    let quantity = quantity.and_then(|v| v.parse::<crate::Quantity>().map_err(|e| bad(F::Quantity, e)).ok());
+    let hold_until = text(F::ExpiresAt)
+        .and_then(|v| parse_timestamp(column(F::ExpiresAt), &v).map_err(|e| bad(F::ExpiresAt, e)).ok());
+    let moving = text(F::Tickets).is_some();
     let status = status.and_then(|v| match v.parse::<crate::BookingStatus>() {
         Ok(st) if moving || !matches!(st, crate::BookingStatus::Cancelled | crate::BookingStatus::Expired) => Some(st),
         Ok(_) => {
             let why = "cancelled and expired bookings move only with their tickets (an export with --all)";
-            parsed("status", Err(Error::validation("status", why)));
+            bad(F::Status, Error::validation("status", why));
             None
         }
         Err(e) => {
-            parsed("status", Err(e));
+            bad(F::Status, e);
             None
         }
     });
     let held = status.map(|s| s == crate::BookingStatus::Held);
     match (held, hold_until.is_some()) {
-        (Some(true), false) if text("hold_until").is_none() => {
-            parsed("hold_until", Err(Error::validation("hold_until", "is required for a held booking")))
+        (Some(true), false) if text(F::ExpiresAt).is_none() => {
+            bad(F::ExpiresAt, Error::validation(column(F::ExpiresAt), "is required for a held booking"))
         }
         (Some(false), true) if !moving => {
-            parsed("hold_until", Err(Error::validation("hold_until", "is only for held bookings")))
+            bad(F::ExpiresAt, Error::validation(column(F::ExpiresAt), "is only for held bookings"))
         }
         _ => {}
     }
-    let moved = if moving { moved_booking(&text, quantity, status, &mut parsed) } else { None };
+    let moved = if moving { moved_booking(&text, quantity, status, &mut bad) } else { None };
     match (external_id, event, customer, quantity, status) {
         (Some(external_id), Some(event), Some(customer), Some(quantity), Some(_)) if errors.is_empty() => {
             Ok(BookingRow { line, external_id, event, customer, quantity, hold_until, moved })
@@ -261,26 +293,28 @@ pub fn parse_booking_row(
 /// The columns of an export row that move a booking exactly: `code`, `unit_price` and
 /// `tickets` (one per seat); each problem is reported through `bad`.
 fn moved_booking(
-    text: &dyn Fn(&str) -> Option<String>,
+    text: &dyn Fn(BookingField) -> Option<String>,
     quantity: Option<crate::Quantity>,
     status: Option<crate::BookingStatus>,
-    bad: &mut dyn FnMut(&str, Result<()>),
+    bad: &mut dyn FnMut(BookingField, Error),
 ) -> Option<MovedBooking> {
-    let mut need = |column: &str| {
-        let v = text(column);
+    use BookingField as F;
+    let mut need = |f: F| {
+        let v = text(f);
         if v.is_none() {
-            bad(column, Err(Error::validation(column, "is required with tickets")));
+            bad(f, Error::validation(column(f), "is required with tickets"));
         }
         v
     };
-    let (code, price) = (need("code"), need("unit_price"));
-    let code = code.and_then(|v| v.parse::<crate::BookingCode>().map_err(|e| bad("code", Err(e))).ok());
-    let unit_price = price.and_then(|v| v.parse::<crate::Money>().map_err(|e| bad("unit_price", Err(e))).ok());
-    let tickets = text("tickets").and_then(|v| parse_tickets(&v).map_err(|e| bad("tickets", Err(e))).ok());
+    let (code, price) = (need(F::Code), need(F::UnitPrice));
+    let code = code.and_then(|v| v.parse::<crate::BookingCode>().map_err(|e| bad(F::Code, e)).ok());
+    let unit_price = price.and_then(|v| v.parse::<crate::Money>().map_err(|e| bad(F::UnitPrice, e)).ok());
+    let tickets = text(F::Tickets).and_then(|v| parse_tickets(&v).map_err(|e| bad(F::Tickets, e)).ok());
     if let (Some(t), Some(q)) = (&tickets, quantity)
         && t.len() != q.get() as usize
     {
-        bad("tickets", Err(Error::validation("tickets", format!("has {} tickets for {} seats", t.len(), q.get()))));
+        let why = format!("has {} tickets for {} seats", t.len(), q.get());
+        bad(F::Tickets, Error::validation(column(F::Tickets), why));
         return None;
     }
     let (secrets, checked_in) = tickets?.into_iter().unzip();
@@ -509,52 +543,53 @@ fn claim_slug(slugs: &mut HashMap<Slug, EventId>, e: &Event) -> Result<()> {
 /// How `current` must change to match an imported row: `None` if it already does.
 pub fn import_change(current: &Event, row: &Event, now: Timestamp) -> Result<Option<Event>> {
     let mut patch = EventPatch::default();
-    if current.name != row.name {
-        patch.name = Some(row.name.clone());
-    }
-    if current.slug != row.slug {
-        patch.slug = Some(row.slug.clone());
-    }
-    if current.description != row.description {
-        patch.description = Some(row.description.clone());
-    }
-    if current.venue != row.venue {
-        patch.venue = Some(row.venue.clone());
-    }
-    if current.starts_at != row.starts_at {
-        patch.starts_at = Some(row.starts_at);
-    }
-    if current.ends_at != row.ends_at {
-        patch.ends_at = Some(row.ends_at);
-    }
-    if current.capacity != row.capacity {
-        patch.capacity = Some(row.capacity);
-    }
-    if current.price != row.price {
-        patch.price = Some(row.price);
-    }
-    if current.max_per_customer != row.max_per_customer {
-        patch.max_per_customer = Some(row.max_per_customer);
-    }
-    if current.sales_start != row.sales_start {
-        patch.sales_start = Some(row.sales_start);
-    }
-    if current.sales_end != row.sales_end {
-        patch.sales_end = Some(row.sales_end);
-    }
-    if current.status != row.status {
-        return Err(Error::conflict(format!(
-            "event {} is {} here and {} in the file; an import does not cancel or restore an event \
-             (use `goticket event cancel`)",
-            event_reference(current),
-            current.status,
-            row.status
-        )));
+    for &f in EventField::ALL {
+        if f.value(current) == f.value(row) {
+            continue;
+        }
+        match f {
+            EventField::Slug => patch.slug = Some(row.slug.clone()),
+            EventField::Name => patch.name = Some(row.name.clone()),
+            EventField::StartsAt => patch.starts_at = Some(row.starts_at),
+            EventField::EndsAt => patch.ends_at = Some(row.ends_at),
+            EventField::Capacity => patch.capacity = Some(row.capacity),
+            EventField::Price => patch.price = Some(row.price),
+            EventField::MaxPerCustomer => patch.max_per_customer = Some(row.max_per_customer),
+            EventField::Venue => patch.venue = Some(row.venue.clone()),
+            EventField::SalesStart => patch.sales_start = Some(row.sales_start),
+            EventField::SalesEnd => patch.sales_end = Some(row.sales_end),
+            EventField::Description => patch.description = Some(row.description.clone()),
+            EventField::Status => {
+                return Err(Error::conflict(format!(
+                    "event {} is {} here and {} in the file; an import does not cancel or restore an event \
+                     (use `goticket event cancel`)",
+                    event_reference(current),
+                    current.status,
+                    row.status
+                )));
+            }
+            // The key the row was matched by, and the owner: an update keeps both.
+            EventField::ExternalId | EventField::Organizer => {}
+            // The store's own: a new id, counters, and the import's timestamps.
+            EventField::Id | EventField::Held | EventField::Sold | EventField::Available => {}
+            EventField::CreatedAt | EventField::UpdatedAt => {}
+        }
     }
     if patch.is_empty() {
         return Ok(None);
     }
     patch.apply(current, now).map(Some)
+}
+
+/// An event as the cells of an export row, in file order.
+pub fn event_export_row(e: &Event) -> Vec<(&'static str, FieldValue)> {
+    EventField::ALL.iter().filter_map(|f| Some((f.in_file().column()?, f.export_value(e)))).collect()
+}
+
+/// A booking as the cells of an export row, in file order: what `import bookings`
+/// needs to move it exactly. `event_ref` names its event ([`event_reference`]).
+pub fn booking_export_row(b: &crate::Booking, event_ref: &str) -> Vec<(&'static str, FieldValue)> {
+    BookingField::ALL.iter().filter_map(|f| Some((f.in_file().column()?, f.export_value(b, event_ref)))).collect()
 }
 
 #[cfg(test)]
@@ -703,7 +738,7 @@ mod tests {
 pub fn fuzz_parsers(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let values: Vec<&str> = text.split('\n').collect();
-    let columns = [EVENT_REQUIRED, EVENT_OPTIONAL].concat();
+    let columns = EventField::file_order();
     let get = |c: &str| columns.iter().position(|k| *k == c).and_then(|i| values.get(i)).map(|v| (*v).to_owned());
     let _ = parse_event_row(1, &get);
     for v in &values {

@@ -32,6 +32,7 @@ mod combiner;
 pub mod engine;
 mod error;
 mod event;
+mod fields;
 pub mod import;
 mod memory;
 mod money;
@@ -52,6 +53,7 @@ pub use clock::{Clock, Entropy, HoldDuration, ManualClock, OsEntropy, SeededEntr
 pub use combiner::CombinerSnapshot;
 pub use error::{Error, ErrorKind, Result, StoreError, StoreErrorKind, shown};
 pub use event::{Event, EventFields, EventPatch, EventStatus, NewEvent};
+pub use fields::{BookingField, Columns, EventField, FieldValue, InFile, InTable};
 pub use jiff::{SignedDuration, Timestamp};
 pub use memory::MemoryStore;
 pub use money::{Currency, Money};
