@@ -215,7 +215,8 @@ pub struct ImportArgs {
     /// Write the valid rows and skip the invalid ones (instead of all-or-nothing).
     #[arg(long)]
     pub skip_invalid: bool,
-    /// With --skip-invalid: write the rejected rows, with the reason, to this CSV file.
+    /// With --skip-invalid: write the rejected rows to this file, in the input's format,
+    /// with an `error` column giving the reasons; fix it and import it again.
     #[arg(long, requires = "skip_invalid")]
     pub rejects: Option<std::path::PathBuf>,
     /// Validate everything (against the database too) and write nothing.

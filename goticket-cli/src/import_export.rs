@@ -2,7 +2,7 @@
 //! Rows are validated by core's import rules and written by the store; this module
 //! only moves bytes, shows progress and reports.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use goticket_core::import::{
-    BookingRow, EventRow, ImportAction, ImportMode, RowError, booking_export_row, event_export_row, event_reference,
-    is_exported,
+    BookingRow, EventRow, ImportAction, ImportMode, REASON_COLUMN, RowError, booking_export_row, event_export_row,
+    event_reference, is_exported,
 };
 use goticket_core::{
     BookingField, Columns, Cursor, Error, EventField, EventFilter, FieldValue, PageRequest, PageStart, Principal,
@@ -99,6 +99,9 @@ fn json_fields(line: u64, text: &str, columns: &Columns) -> std::result::Result<
         serde_json::from_str(text).map_err(|e| err("", format!("not a JSON object: {e}")))?;
     let mut fields = HashMap::new();
     for (k, v) in obj {
+        if k == REASON_COLUMN {
+            continue;
+        }
         if !columns.contains(&k) {
             return Err(err(&k, "is not a known key".into()));
         }
@@ -187,22 +190,63 @@ impl Summary {
     }
 }
 
-/// Writes rejected rows, with the reason, as CSV.
-struct Rejects(Option<csv::Writer<File>>);
-
-impl Rejects {
-    fn open(path: Option<&Path>) -> Result<Self> {
-        let Some(path) = path else { return Ok(Rejects(None)) };
-        let mut w = csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
-        w.write_record(["line", "column", "reason"])?;
-        Ok(Rejects(Some(w)))
-    }
-    fn write(&mut self, e: &RowError) -> Result<()> {
-        if let Some(w) = &mut self.0 {
-            w.write_record([e.line.to_string(), e.column.clone(), e.reason.clone()])?;
+/// Writes the rows an import rejected to `out`, in the input's format and columns,
+/// each with an [`REASON_COLUMN`] cell (key) holding every reason: the file can be
+/// fixed and imported again as it is (imports ignore that column). A second pass over
+/// the input finds the rows by line, so nothing but the reasons is kept in memory.
+fn write_rejects(input: &Path, format: FileFormat, out: &Path, reasons: &BTreeMap<u64, String>) -> Result<()> {
+    let open = || -> Result<BufReader<File>> {
+        Ok(BufReader::with_capacity(
+            1 << 16,
+            File::open(input).with_context(|| format!("opening {}", input.display()))?,
+        ))
+    };
+    let create = || File::create(out).with_context(|| format!("creating {}", out.display()));
+    match format {
+        FileFormat::Csv => {
+            let mut r = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(open()?);
+            let mut w = csv::Writer::from_writer(io::BufWriter::new(create()?));
+            let mut header = r.byte_headers()?.clone();
+            header.push_field(REASON_COLUMN.as_bytes());
+            w.write_byte_record(&header)?;
+            let width = header.len() - 1;
+            for rec in r.byte_records() {
+                let Ok(rec) = rec else { continue };
+                let Some(why) = rec.position().and_then(|p| reasons.get(&p.line())) else { continue };
+                let mut row: Vec<&[u8]> = rec.iter().take(width).collect();
+                row.resize(width, b"");
+                row.push(why.as_bytes());
+                w.write_record(row)?;
+            }
+            w.flush()?;
         }
-        Ok(())
+        FileFormat::Jsonl => {
+            let mut w = io::BufWriter::new(create()?);
+            for (bytes, line) in open()?.split(b'\n').zip(1u64..) {
+                let Some(why) = reasons.get(&line) else { continue };
+                let text = String::from_utf8_lossy(&bytes?).into_owned();
+                let mut obj = match serde_json::from_str::<serde_json::Map<String, Value>>(&text) {
+                    Ok(obj) => obj,
+                    Err(_) => serde_json::Map::from_iter([("raw".to_owned(), Value::String(text))]),
+                };
+                obj.insert(REASON_COLUMN.to_owned(), Value::String(why.clone()));
+                serde_json::to_writer(&mut w, &obj)?;
+                w.write_all(b"\n")?;
+            }
+            w.flush()?;
+        }
     }
+    Ok(())
+}
+
+/// Every reason of each rejected row, by line, as one text per row.
+fn reasons_by_line(errors: &[RowError]) -> BTreeMap<u64, String> {
+    let mut by_line: BTreeMap<u64, String> = BTreeMap::new();
+    for e in errors {
+        let one = if e.column.is_empty() { e.reason.clone() } else { format!("{}: {}", e.column, e.reason) };
+        by_line.entry(e.line).and_modify(|t| *t = format!("{t}; {one}")).or_insert(one);
+    }
+    by_line
 }
 
 fn refusal(line: u64, e: &Error) -> RowError {
@@ -244,10 +288,10 @@ fn import<T>(
     let started = Instant::now();
     let mut summary = Summary { dry_run: a.dry_run, ..Summary::default() };
 
+    let mut rejected_errors: Vec<RowError> = Vec::new();
     if a.skip_invalid {
-        // One pass: invalid rows go to the rejects file, valid ones are committed in
-        // batches; a re-run after an interruption completes the import exactly.
-        let mut rejects = Rejects::open(a.rejects.as_deref())?;
+        // One pass: invalid rows are set aside, valid ones are committed in batches; a
+        // re-run after an interruption completes the import exactly.
         let bar = progress(None);
         let mut invalid: Vec<RowError> = Vec::new();
         let mut rejected_rows = 0u64;
@@ -271,13 +315,10 @@ fn import<T>(
         bar.finish_and_clear();
         summary.rows += rejected_rows;
         summary.rejected += rejected_rows;
-        let mut all: Vec<RowError> = invalid.into_iter().chain(refused).collect();
-        all.sort_by_key(|e| e.line);
-        for e in &all {
-            rejects.write(e)?;
-        }
-        if let Some(w) = &mut rejects.0 {
-            w.flush()?;
+        rejected_errors = invalid.into_iter().chain(refused).collect();
+        rejected_errors.sort_by_key(|e| e.line);
+        if let Some(out) = a.rejects.as_deref() {
+            write_rejects(&path, format, out, &reasons_by_line(&rejected_errors))?;
         }
     } else {
         // Pass 1: validate every row, keeping none of them in memory.
@@ -333,6 +374,20 @@ fn import<T>(
         summary.rows_per_sec
     );
     out.message(&text, serde_json::to_value(&summary)?)?;
+    if summary.rejected > 0 {
+        report_errors(&rejected_errors, rejected_errors.len() as u64);
+        let whither = match &a.rejects {
+            Some(p) => format!("written to {} to fix and import again", p.display()),
+            None => "listed above (--rejects FILE writes them to fix and import again)".to_owned(),
+        };
+        bail!(Error::validation(
+            "import",
+            format!(
+                "{} of {} rows were rejected, {whither}; the other rows were written",
+                summary.rejected, summary.rows
+            )
+        ));
+    }
     Ok(())
 }
 

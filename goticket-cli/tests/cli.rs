@@ -569,6 +569,15 @@ impl TestDb {
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
     }
+    /// Runs an import expected to reject rows: exit 5, its summary on stdout.
+    fn rejected(&self, args: &[&str]) -> (Value, String) {
+        let mut all = vec!["--format", "json"];
+        all.extend_from_slice(args);
+        let out = self.run(&all);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(5), "{args:?}: {err}");
+        (serde_json::from_slice(&out.stdout).expect("the summary"), err)
+    }
     fn count(&self) -> usize {
         self.ok(&["event", "list", "--limit", "1000"])["items"].as_array().map_or(0, Vec::len)
     }
@@ -849,13 +858,41 @@ ev-5,Backwards,2030-05-01T19:00:00Z,2030-05-01T18:00:00Z,10,5 EUR
         }
         assert_eq!(s.count(), 0, "all-or-nothing: the good row was not written either");
         let rejects = s.dir.path().join("rejects.csv");
-        let r = s.ok(&["import", "events", &bad, "--skip-invalid", "--rejects", &rejects.display().to_string()]);
-        assert_eq!(counts(&r), (1, 0, 0, 2));
+        let (r, err) =
+            s.rejected(&["import", "events", &bad, "--skip-invalid", "--rejects", &rejects.display().to_string()]);
+        assert_eq!(counts(&r), (1, 0, 0, 2), "the summary still says what was written");
+        assert!(err.contains("2 of 3 rows were rejected, written to"), "{err}");
         let text = std::fs::read_to_string(&rejects).expect("rejects file");
-        assert!(text.starts_with("line,column,reason\n3,name,is required\n3,starts_at,"), "{text}");
-        assert_eq!(text.lines().filter(|l| l.starts_with("3,")).count(), 4, "every error of a row is listed: {text}");
-        assert!(text.contains("\n4,ends_at,must be after starts_at"), "{text}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "external_id,name,starts_at,ends_at,capacity,price,error", "the input's header: {text}");
+        assert!(lines[1].starts_with("ev-4,,tomorrow,2030-05-01T22:00:00Z,0,-5 EUR,\"name: is required; starts_at:"));
+        assert!(lines[1].contains("capacity:") && lines[1].contains("price:"), "every error of a row: {text}");
+        assert!(lines[2].starts_with("ev-5,Backwards,") && lines[2].contains("ends_at: must be after starts_at"));
+        assert_eq!(lines.len(), 3, "only the rejected rows: {text}");
         assert_eq!(s.count(), 1);
+        // Fixed, the rejects file imports as it is (its error column is ignored).
+        let fixed = text
+            .replace(
+                "ev-4,,tomorrow,2030-05-01T22:00:00Z,0,-5 EUR",
+                "ev-4,Mended,2030-05-01T19:00:00Z,2030-05-01T22:00:00Z,10,5 EUR",
+            )
+            .replace("2030-05-01T18:00:00Z", "2030-05-01T23:00:00Z");
+        let fixed = s.file("fixed.csv", &fixed);
+        assert_eq!(counts(&s.ok(&["import", "events", &fixed, "--skip-invalid"])), (2, 0, 0, 0));
+        assert_eq!(s.count(), 3);
+        // The same in JSON Lines: the rejected objects with an "error" key.
+        let jl = s.file(
+            "bad.jsonl",
+            "{\"external_id\":\"ev-6\",\"name\":\"Ok\",\"starts_at\":\"2030-05-01T19:00:00Z\",\"ends_at\":\"2030-05-01T22:00:00Z\",\"capacity\":3,\"price\":\"1 EUR\"}\n\
+             {\"external_id\":\"ev-7\",\"name\":\"No\",\"starts_at\":\"2030-05-01T19:00:00Z\",\"ends_at\":\"2030-05-01T22:00:00Z\",\"capacity\":0,\"price\":\"1 EUR\"}\n",
+        );
+        let jrejects = s.dir.path().join("rejects.jsonl").display().to_string();
+        let (r, _) = s.rejected(&["import", "events", &jl, "--skip-invalid", "--rejects", &jrejects]);
+        assert_eq!(counts(&r), (1, 0, 0, 1));
+        let row: Value =
+            serde_json::from_str(std::fs::read_to_string(&jrejects).expect("rejects").trim()).expect("json");
+        assert_eq!((super::s(&row["external_id"]), row["capacity"].as_u64()), ("ev-7", Some(0)));
+        assert!(super::s(&row["error"]).starts_with("capacity: must be between 1 and"), "{row}");
         let header = s.file("header.csv", "external_id,name,colour\n");
         let err = s.run(&["import", "events", &header]);
         assert_eq!(err.status.code(), Some(5));
@@ -977,7 +1014,7 @@ b-1,ev-1,ann@example.com,5,confirmed
         assert_eq!(sold("Jazz, late"), 3, "an import that would oversell wrote nothing");
         let rejects = s.dir.path().join("brejects.csv").display().to_string();
         assert_eq!(
-            counts(&s.ok(&["import", "bookings", &over, "--skip-invalid", "--rejects", &rejects])),
+            counts(&s.rejected(&["import", "bookings", &over, "--skip-invalid", "--rejects", &rejects]).0),
             (1, 0, 0, 4)
         );
         assert_eq!(sold("Jazz, late"), 103);

@@ -40,7 +40,12 @@ pub fn check_event_columns(columns: &[String]) -> std::result::Result<(), Vec<Ro
     check_columns(columns, &EventField::columns())
 }
 
-/// Checks a file's columns: every required one present, nothing unknown, no repeats.
+/// The column (or JSON key) a rejects file adds to each rejected row, with its
+/// errors. Imports ignore it, so a rejects file can be fixed and imported again.
+pub const REASON_COLUMN: &str = "error";
+
+/// Checks a file's columns: every required one present, nothing unknown (beyond
+/// [`REASON_COLUMN`]), no repeats.
 pub fn check_columns(columns: &[String], known: &Columns) -> std::result::Result<(), Vec<RowError>> {
     let (required, optional) = (&known.required, &known.optional);
     let mut errors = Vec::new();
@@ -51,7 +56,7 @@ pub fn check_columns(columns: &[String], known: &Columns) -> std::result::Result
         }
     }
     for (i, c) in columns.iter().enumerate() {
-        if !known.contains(c) {
+        if !known.contains(c) && c != REASON_COLUMN {
             let all = [required.as_slice(), optional.as_slice()].concat().join(", ");
             errors.push(err(c, format!("is not a known column (known: {all})")));
         }
