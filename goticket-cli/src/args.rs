@@ -12,9 +12,9 @@ pub struct Cli {
     #[arg(long, global = true, env = "GOTICKET_DB", default_value = "./goticket.db")]
     pub db: String,
 
-    /// Output format.
-    #[arg(long, global = true, env = "GOTICKET_FORMAT", value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output format [default: table on a terminal, tsv when piped].
+    #[arg(long, global = true, env = "GOTICKET_FORMAT", value_enum)]
+    pub format: Option<Format>,
 
     /// Act as this user (their role from `goticket user`; a customer if they have no
     /// account) instead of as the admin.
@@ -35,6 +35,9 @@ pub enum Format {
     Json,
     /// CSV with a header row.
     Csv,
+    /// Tab-separated lines with a header row (the default when stdout is not a
+    /// terminal).
+    Tsv,
 }
 
 /// Top-level commands.

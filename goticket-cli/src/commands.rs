@@ -1,7 +1,7 @@
 //! One function per command: parse the arguments with core's types, call the
 //! service, render.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -12,7 +12,9 @@ use goticket_core::{
 use goticket_store_pg::PgStore;
 use goticket_store_sqlite::SqliteStore;
 
-use crate::args::{BookingCmd, Cli, Command, EventCmd, ExportCmd, HoldsCmd, ImportCmd, PageArgs, ReportCmd, UserCmd};
+use crate::args::{
+    BookingCmd, Cli, Command, EventCmd, ExportCmd, Format, HoldsCmd, ImportCmd, PageArgs, ReportCmd, UserCmd,
+};
 #[cfg(feature = "http")]
 use crate::http::keys::Signer;
 use crate::output::Out;
@@ -198,7 +200,16 @@ pub fn run(cli: Cli, w: impl Write) -> Result<()> {
         }
         return Ok(w.flush()?);
     }
-    let mut out = Out::new(cli.format, w);
+    if cli.format == Some(Format::Tsv) && matches!(cli.command, Command::Export(_)) {
+        return Err(Error::validation(
+            "--format",
+            "export writes CSV or JSON Lines, not tsv: give --format csv|json or --output-format csv|jsonl",
+        )
+        .into());
+    }
+    // Tables for people, tab-separated lines for pipes, unless --format says.
+    let format = cli.format.unwrap_or(if std::io::stdout().is_terminal() { Format::Table } else { Format::Tsv });
+    let mut out = Out::new(format, w);
     #[cfg(feature = "http")]
     if let Command::Bench(crate::args::BenchCmd::Http(a)) = &cli.command {
         out.one(&crate::bench::http(a)?)?;

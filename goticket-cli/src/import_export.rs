@@ -410,7 +410,7 @@ impl Sink {
         let format = match (format, by_extension, global) {
             (Some(f), _, _) | (None, Some(f), _) => f,
             (None, None, Format::Json) => FileFormat::Jsonl,
-            (None, None, Format::Csv | Format::Table) => FileFormat::Csv,
+            (None, None, Format::Csv | Format::Table | Format::Tsv) => FileFormat::Csv,
         };
         let file: Box<dyn Write> = match output {
             Some(path) => Box::new(io::BufWriter::new(

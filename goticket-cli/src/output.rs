@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use comfy_table::{ContentArrangement, Table, presets};
+use comfy_table::{ColumnConstraint, ContentArrangement, Table, Width, presets};
 use goticket_core::{
     Booking, BookingField, BookingStatus, CheckIn, Event, EventField, InTable, Page, Reservation, SalesRow, Timestamp,
 };
@@ -21,6 +21,11 @@ pub trait Tabular: Serialize {
     }
     /// The values, in header order.
     fn row(&self) -> Vec<String>;
+    /// List-table columns to leave out, in this order, when the table is wider than
+    /// the terminal (the least useful first).
+    fn drop_first() -> Vec<&'static str> {
+        Vec::new()
+    }
 }
 
 fn opt<T: ToString>(v: &Option<T>) -> String {
@@ -42,6 +47,9 @@ impl Tabular for Event {
     fn row(&self) -> Vec<String> {
         EventField::ALL.iter().map(|f| f.value(self).text()).collect()
     }
+    fn drop_first() -> Vec<&'static str> {
+        vec!["held", "sold", "capacity", "slug", "status", "price", "available"]
+    }
 }
 
 /// A booking's columns are its fields, as core describes them.
@@ -60,6 +68,9 @@ impl Tabular for Booking {
             _ => f.value(self).text(),
         };
         BookingField::ALL.iter().map(shown).collect()
+    }
+    fn drop_first() -> Vec<&'static str> {
+        vec!["unit_price", "expires_at", "quantity"]
     }
 }
 
@@ -156,7 +167,7 @@ impl<W: Write> Out<W> {
         Out { format, headed: false, w }
     }
 
-    /// The output format asked for with `--format`.
+    /// The output format: `--format`, else a table on a terminal and TSV elsewhere.
     pub fn format(&self) -> Format {
         self.format
     }
@@ -175,13 +186,26 @@ impl<W: Write> Out<W> {
         c.flush()
     }
 
-    /// One item: a two-column table, a JSON object, or a CSV header and row.
+    /// Tab-separated lines, a header first; a tab, newline, carriage return or
+    /// backslash in a value is written `\t`, `\n`, `\r`, `\\` (as PostgreSQL's text
+    /// COPY does), so every record is one line for `cut`, `awk` and `sort`.
+    fn tsv<T: Tabular>(&mut self, items: &[T]) -> io::Result<()> {
+        writeln!(self.w, "{}", T::headers().join("\t"))?;
+        for item in items {
+            let cells: Vec<String> = item.row().iter().map(|c| tsv_cell(c)).collect();
+            writeln!(self.w, "{}", cells.join("\t"))?;
+        }
+        Ok(())
+    }
+
+    /// One item: a two-column table, a JSON object, or a CSV/TSV header and row.
     pub fn one<T: Tabular>(&mut self, item: &T) -> io::Result<()> {
         match self.format {
             Format::Json => self.json(item),
             Format::Csv => self.csv(std::slice::from_ref(item)),
+            Format::Tsv => self.tsv(std::slice::from_ref(item)),
             Format::Table => {
-                let mut t = new_table();
+                let mut t = new_table(terminal_width());
                 for (h, v) in T::headers().iter().zip(item.row()) {
                     if !v.is_empty() {
                         t.add_row(vec![h.to_string(), v]);
@@ -192,55 +216,95 @@ impl<W: Write> Out<W> {
         }
     }
 
-    /// A page of items: a table and the next cursor, `{"items", "next_cursor"}`, or CSV.
+    /// A page of items: a table and the next cursor, `{"items", "next_cursor"}`, or
+    /// CSV/TSV rows (with the cursor on stderr, so the rows stay machine-readable).
     pub fn page<T: Tabular>(&mut self, page: &Page<T>) -> io::Result<()> {
+        let hint = match &page.next_cursor {
+            Some(c) => format!("{} shown; more with --cursor {c}", page.items.len()),
+            None => format!("{} shown", page.items.len()),
+        };
         match self.format {
             Format::Json => self.json(page),
-            Format::Csv => self.csv(&page.items),
+            Format::Csv | Format::Tsv => {
+                if self.format == Format::Csv { self.csv(&page.items) } else { self.tsv(&page.items) }?;
+                if page.next_cursor.is_some() {
+                    eprintln!("goticket: {hint}");
+                }
+                Ok(())
+            }
             Format::Table => {
                 self.table(&page.items)?;
-                match &page.next_cursor {
-                    Some(c) => writeln!(self.w, "{} shown; more with --cursor {c}", page.items.len()),
-                    None => writeln!(self.w, "{} shown", page.items.len()),
-                }
+                writeln!(self.w, "{hint}")
             }
         }
     }
 
-    /// A whole list (no paging): a table, `{"items": [...]}`, or CSV.
+    /// A whole list (no paging): a table, `{"items": [...]}`, or CSV/TSV.
     pub fn list<T: Tabular>(&mut self, items: &[T]) -> io::Result<()> {
         match self.format {
             Format::Json => self.json(&serde_json::json!({ "items": items })),
             Format::Csv => self.csv(items),
+            Format::Tsv => self.tsv(items),
             Format::Table => self.table(items),
         }
     }
 
+    /// A list table that fits the terminal: the record's detail columns left out,
+    /// timestamps to the minute, then columns dropped in the record's
+    /// [`Tabular::drop_first`] order until the columns that cannot wrap (ids,
+    /// timestamps, amounts) fit; what still does not fit wraps inside text columns.
     fn table<T: Tabular>(&mut self, items: &[T]) -> io::Result<()> {
+        let width = terminal_width();
         let (headers, wide) = (T::headers(), T::wide());
-        let keep: Vec<usize> = headers.iter().enumerate().filter(|(_, h)| !wide.contains(h)).map(|(i, _)| i).collect();
-        let mut t = new_table();
-        t.set_header(keep.iter().map(|&i| headers[i]));
-        for item in items {
-            let row = item.row();
-            t.add_row(keep.iter().map(|&i| row[i].clone()));
+        let mut names: Vec<&str> = headers.iter().copied().filter(|h| !wide.contains(h)).collect();
+        let mut rows: Vec<Vec<String>> = items
+            .iter()
+            .map(|item| {
+                let row = item.row();
+                headers.iter().zip(row).filter(|(h, _)| names.contains(h)).map(|(_, v)| short_time(v)).collect()
+            })
+            .collect();
+        for candidate in T::drop_first() {
+            if needed_width(&names, &rows) <= usize::from(width) {
+                break;
+            }
+            if let Some(i) = names.iter().position(|n| *n == candidate) {
+                names.remove(i);
+                for r in &mut rows {
+                    r.remove(i);
+                }
+            }
+        }
+        let mut t = new_table(width);
+        t.set_header(names.iter().copied());
+        for r in rows {
+            t.add_row(r);
+        }
+        for (i, col) in t.column_max_content_widths().into_iter().enumerate() {
+            // Ids, codes, amounts and timestamps read only whole.
+            let unbreakable = names.get(i).is_some_and(|n| {
+                n.ends_with("_at") || t.column_cells_iter(i).flatten().all(|c| !c.content().trim().contains(" "))
+            });
+            if unbreakable && let Some(c) = t.column_mut(i) {
+                c.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(col.saturating_add(2))));
+            }
         }
         writeln!(self.w, "{t}")
     }
 
-    /// A plain result: `text` for tables and CSV readers, `json` for scripts.
+    /// A plain result: `text` for tables, CSV and TSV readers, `json` for scripts.
     pub fn message(&mut self, text: &str, json: serde_json::Value) -> io::Result<()> {
         match self.format {
             Format::Json => self.json(&json),
-            Format::Table | Format::Csv => writeln!(self.w, "{text}"),
+            Format::Table | Format::Csv | Format::Tsv => writeln!(self.w, "{text}"),
         }
     }
 
-    /// A line of prose in table mode only (headings in the demo).
+    /// A line of prose for people, in table and TSV output (headings in the demo).
     /// Headings after the first are set off by a blank line; the output never starts
     /// with one.
     pub fn heading(&mut self, text: &str) -> io::Result<()> {
-        if self.format != Format::Table {
+        if !matches!(self.format, Format::Table | Format::Tsv) {
             return Ok(());
         }
         let gap = if self.headed { "\n" } else { "" };
@@ -264,8 +328,52 @@ impl<W: Write> Out<W> {
     }
 }
 
-fn new_table() -> Table {
+fn new_table(width: u16) -> Table {
     let mut t = Table::new();
-    t.load_style(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    t.load_style(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_width(width);
     t
+}
+
+/// The width tables fit: `COLUMNS` if set, else the terminal's, else 80 (a terminal
+/// that reports less than 40 columns, or 0, gets 80 too).
+pub fn terminal_width() -> u16 {
+    let given = std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<u16>().ok());
+    let probed = || Table::new().width();
+    given.or_else(probed).filter(|w| *w >= 40).unwrap_or(80)
+}
+
+/// Columns' content plus borders and padding, counting a column that can wrap (one
+/// whose cells have spaces) at most 16 wide.
+fn needed_width(names: &[&str], rows: &[Vec<String>]) -> usize {
+    let chars = |s: &str| s.chars().count();
+    let mut total = 1;
+    for (i, name) in names.iter().enumerate() {
+        let cells = rows.iter().map(|r| r[i].as_str());
+        let widest = cells.clone().map(chars).max().unwrap_or(0).max(chars(name));
+        let wraps = !name.ends_with("_at") && cells.clone().any(|c| c.contains(' '));
+        total += if wraps { widest.min(16) } else { widest } + 3;
+    }
+    total
+}
+
+/// An RFC 3339 UTC timestamp to the minute (`2030-03-01 19:00Z`) for list tables;
+/// anything else as it is.
+fn short_time(v: String) -> String {
+    let b = v.as_bytes();
+    let looks = b.len() >= 20 && b[4] == b'-' && b[10] == b'T' && b[13] == b':' && v.ends_with('Z');
+    if looks && v.is_char_boundary(16) { format!("{} {}Z", &v[..10], &v[11..16]) } else { v }
+}
+
+fn tsv_cell(c: &str) -> String {
+    let mut out = String::with_capacity(c.len());
+    for ch in c.chars() {
+        match ch {
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\\' => out.push_str("\\\\"),
+            other => out.push(other),
+        }
+    }
+    out
 }

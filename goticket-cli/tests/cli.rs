@@ -146,6 +146,40 @@ fn event_list_filters_and_pages() {
     db.fails(&["event", "list", "--offset", "1", "--cursor", &cursor], 2);
 }
 
+/// Tables fit the terminal (80 columns, or 80 when it reports 0) without breaking an
+/// id or a timestamp; piped output is tab-separated, one line per record.
+#[test]
+fn tables_fit_the_terminal_and_pipes_get_tsv() {
+    let db = Db::new();
+    let long = db.event(&["--name", "A rather long name for a late jazz night with guests", "--slug", "jazz"]);
+    db.event(&["--description", "tab\there\nand a new line"]);
+    let id = s(&long["id"]).to_owned();
+    for columns in ["80", "0"] {
+        let out = db.cmd(&["--format", "table", "event", "list"]).env("COLUMNS", columns).output().expect("runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success());
+        for line in text.lines() {
+            assert!(line.chars().count() <= 80, "COLUMNS={columns}: {} wide: {line}", line.chars().count());
+        }
+        assert!(text.contains(&id), "the id is never broken: {text}");
+        assert!(text.contains("2030-03-01 18:30Z"), "timestamps to the minute: {text}");
+    }
+    let wide = db.cmd(&["--format", "table", "event", "list"]).env("COLUMNS", "200").output().expect("runs");
+    assert!(String::from_utf8_lossy(&wide.stdout).contains("available"), "a wide terminal keeps the counters");
+    // Piped, with no --format: a header and one tab-separated line per event.
+    let out = db.run(&["event", "list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].starts_with("id\texternal_id\tslug\tname\t"), "{text}");
+    assert!(!text.contains('│') && !text.contains("shown"), "no box drawing, no prose: {text}");
+    let description = lines[0].split('\t').position(|h| h == "description").expect("a description column");
+    assert!(lines.iter().any(|l| l.split('\t').nth(description) == Some("tab\\there\\nand a new line")), "{text}");
+    let refused = db.run(&["--format", "tsv", "export", "events"]);
+    assert_eq!(refused.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--output-format"));
+}
+
 #[test]
 fn csv_output_has_a_header_and_one_row_per_item() {
     let db = Db::new();

@@ -198,7 +198,7 @@ record_fields! {
     /// A field of an [`Event`].
     pub enum EventField {
         /// Its id (an export writes it as the external id of an event without one).
-        Id = "id", No, Detail;
+        Id = "id", No, List;
         /// Its key in the system it came from; an import file's key.
         ExternalId = "external_id", Required("external_id"), Detail;
         /// Its unique short name.
