@@ -87,6 +87,14 @@ pub enum Command {
     /// Print a new Ed25519 private key (PKCS#8 PEM) for `serve --jwt-key-file`.
     #[cfg(feature = "http")]
     Keygen,
+    /// Print a shell completion script: `goticket completions bash > /etc/bash_completion.d/goticket`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `goticket man > goticket.1 && man ./goticket.1`.
+    Man,
 }
 
 /// `serve`.

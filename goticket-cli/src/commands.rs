@@ -189,6 +189,16 @@ fn page(args: &PageArgs) -> Result<PageRequest, Error> {
 
 /// Runs one parsed command line, writing results to `w`.
 pub fn run(cli: Cli, w: impl Write) -> Result<()> {
+    // Generated from the command definition itself, so they never fall behind it.
+    if let Command::Completions { .. } | Command::Man = cli.command {
+        let mut w = w;
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        match cli.command {
+            Command::Completions { shell } => clap_complete::generate(shell, &mut cmd, "goticket", &mut w),
+            _ => clap_mangen::Man::new(cmd).render(&mut w)?,
+        }
+        return Ok(w.flush()?);
+    }
     // The API's document is made from the code, and the HTTP load test talks only to a
     // server: neither has a database to open.
     #[cfg(feature = "http")]
@@ -269,6 +279,7 @@ fn dispatch(service: &Service, cli: Cli, out: &mut Out<impl Write>) -> Result<()
         Command::Serve(a) => serve(service.clone(), &a)?,
         #[cfg(feature = "http")]
         Command::Openapi | Command::Keygen => {} // answered above, before a store is opened
+        Command::Completions { .. } | Command::Man => {} // likewise
         Command::Import(ImportCmd::Bookings(a)) => crate::import_export::import_bookings(s, &p, &a, out)?,
         Command::Export(ExportCmd::Events(a)) => crate::import_export::export_events(s, &p, &a, out)?,
         Command::Export(ExportCmd::Bookings(a)) => crate::import_export::export_bookings(s, &p, &a, out)?,

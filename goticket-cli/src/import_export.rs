@@ -152,18 +152,41 @@ fn progress(len: Option<u64>) -> ProgressBar {
     if !io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
+    let style = |template: &str, fallback: ProgressStyle| {
+        ProgressStyle::with_template(template)
+            .map(|s| {
+                s.with_key("rate", |st: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{}", rate(st.per_sec()));
+                })
+            })
+            .unwrap_or(fallback)
+    };
     let bar = match len {
-        Some(n) => ProgressBar::new(n).with_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        ),
-        None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} {pos} rows  {per_sec}  {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        ),
+        Some(n) => ProgressBar::new(n)
+            .with_style(style("{bar:40} {pos}/{len} rows  {rate}  eta {eta}", ProgressStyle::default_bar())),
+        None => ProgressBar::new_spinner()
+            .with_style(style("{spinner} {pos} rows  {rate}  {elapsed}", ProgressStyle::default_spinner())),
     };
     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
     bar
+}
+
+/// A rate people read: `78,544 rows/s` (whole rows, thousands grouped).
+fn rate(per_sec: f64) -> String {
+    let n = if per_sec.is_finite() && per_sec > 0.0 { per_sec.round() as u64 } else { 0 };
+    format!("{} rows/s", grouped(n))
+}
+
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[derive(Default, serde::Serialize)]
@@ -363,7 +386,7 @@ fn import<T>(
     summary.seconds = started.elapsed().as_secs_f64();
     summary.rows_per_sec = if summary.seconds > 0.0 { summary.rows as f64 / summary.seconds } else { 0.0 };
     let text = format!(
-        "{}{} rows: {} created, {} updated, {} unchanged, {} rejected, in {:.2} s ({:.0} rows/s)",
+        "{}{} rows: {} created, {} updated, {} unchanged, {} rejected, in {:.2} s ({})",
         if summary.dry_run { "dry run, nothing written: " } else { "" },
         summary.rows,
         summary.created,
@@ -371,7 +394,7 @@ fn import<T>(
         summary.unchanged,
         summary.rejected,
         summary.seconds,
-        summary.rows_per_sec
+        rate(summary.rows_per_sec)
     );
     out.message(&text, serde_json::to_value(&summary)?)?;
     if summary.rejected > 0 {
@@ -563,3 +586,15 @@ pub fn export_bookings(s: &Service, p: &Principal, a: &ExportBookingsArgs, out: 
 
 #[cfg(test)]
 mod round_trip;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rates_read_as_whole_grouped_rows() {
+        assert_eq!(super::rate(78_543.7498), "78,544 rows/s");
+        assert_eq!(super::rate(999.4), "999 rows/s");
+        assert_eq!(super::rate(1_000.0), "1,000 rows/s");
+        assert_eq!(super::rate(f64::NAN), "0 rows/s");
+        assert_eq!(super::grouped(1_234_567), "1,234,567");
+    }
+}

@@ -180,6 +180,24 @@ fn tables_fit_the_terminal_and_pipes_get_tsv() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--output-format"));
 }
 
+/// Completions for three shells and a man page, generated from the command itself.
+#[test]
+fn completions_and_man_page_are_generated() {
+    let db = Db::new();
+    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef goticket"), ("fish", "complete -c goticket")] {
+        let out = db.run(&["completions", shell]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{shell}");
+        assert!(text.contains(marker) && text.contains("import"), "{shell}: {}", &text[..text.len().min(300)]);
+    }
+    let bad = db.run(&["completions", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let man = db.run(&["man"]);
+    let text = String::from_utf8_lossy(&man.stdout);
+    assert!(man.status.success() && text.contains(".TH goticket 1") && text.contains("export"), "{text}");
+    assert!(!db.path.exists(), "neither opens a database");
+}
+
 #[test]
 fn csv_output_has_a_header_and_one_row_per_item() {
     let db = Db::new();
