@@ -591,7 +591,7 @@ mod round_trip;
 mod tests {
     #[test]
     fn rates_read_as_whole_grouped_rows() {
-        assert_eq!(super::rate(78_543.7498), "78,544 rows/s");
+        assert_eq!(super::rate(78_543.749_8), "78,544 rows/s");
         assert_eq!(super::rate(999.4), "999 rows/s");
         assert_eq!(super::rate(1_000.0), "1,000 rows/s");
         assert_eq!(super::rate(f64::NAN), "0 rows/s");
