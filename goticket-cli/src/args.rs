@@ -522,6 +522,9 @@ pub struct EventOptions {
     /// When sales close (when the event ends if never set).
     #[arg(long, allow_hyphen_values = true)]
     pub sales_end: Option<String>,
+    /// Allow a start in the past (entering an event that has already happened).
+    #[arg(long)]
+    pub allow_past: bool,
 }
 
 /// `book`.

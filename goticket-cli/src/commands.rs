@@ -179,6 +179,16 @@ fn user(s: &Service, p: &Principal, cmd: UserCmd, out: &mut Out<impl Write>) -> 
     Ok(())
 }
 
+/// Core's refusal of a start in the past, named by its flag.
+fn start_flag(e: Error) -> Error {
+    match e {
+        Error::Validation { field, reason } if field == "starts_at" && reason.ends_with("allow the past") => {
+            Error::Validation { field: "--starts-at".into(), reason: format!("{reason} with --allow-past") }
+        }
+        other => other,
+    }
+}
+
 fn page(args: &PageArgs) -> Result<PageRequest, Error> {
     PageRequest::parse(Some(&args.limit), args.cursor.as_deref(), args.offset.as_deref()).map_err(|e| match e {
         // Core names the field; here it came from a flag.
@@ -303,6 +313,7 @@ fn with_options(o: crate::args::EventOptions, fields: EventFields) -> EventField
 fn event(s: &Service, p: &Principal, cmd: EventCmd, out: &mut Out<impl Write>) -> Result<()> {
     match cmd {
         EventCmd::Create(a) => {
+            let allow_past = a.options.allow_past;
             let fields = with_options(
                 a.options,
                 EventFields {
@@ -315,7 +326,9 @@ fn event(s: &Service, p: &Principal, cmd: EventCmd, out: &mut Out<impl Write>) -
                     ..EventFields::default()
                 },
             );
-            out.one(&s.create_event(p, fields.parse().map_err(flag_error)?)?)?;
+            let mut new = fields.parse().map_err(flag_error)?;
+            new.allow_past = allow_past;
+            out.one(&s.create_event(p, new).map_err(start_flag)?)?;
         }
         EventCmd::List(a) => {
             let filter = EventFilter {
@@ -330,6 +343,7 @@ fn event(s: &Service, p: &Principal, cmd: EventCmd, out: &mut Out<impl Write>) -
         }
         EventCmd::Show { event } => out.one(&s.event(p, &parse("event", &event)?)?)?,
         EventCmd::Update(a) => {
+            let allow_past = a.options.allow_past;
             let fields = with_options(
                 a.options,
                 EventFields {
@@ -342,8 +356,9 @@ fn event(s: &Service, p: &Principal, cmd: EventCmd, out: &mut Out<impl Write>) -
                 },
             );
             let clear: Vec<&str> = a.clear.iter().map(|c| c.field()).collect();
-            let patch = fields.parse_patch(&clear).map_err(flag_error)?;
-            out.one(&s.update_event(p, &parse("event", &a.event)?, &patch)?)?;
+            let mut patch = fields.parse_patch(&clear).map_err(flag_error)?;
+            patch.allow_past = allow_past;
+            out.one(&s.update_event(p, &parse("event", &a.event)?, &patch).map_err(start_flag)?)?;
         }
         EventCmd::Cancel { event } => out.one(&s.cancel_event(p, &parse("event", &event)?)?)?,
     }

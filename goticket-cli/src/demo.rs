@@ -114,6 +114,20 @@ fn sell_out(
     })
 }
 
+/// `demo`, or `demo-2`, `demo-3`... for the next runs on the same database, so the
+/// event can be named by its slug afterwards (`goticket event show demo`).
+fn free_slug(s: &Service, p: &Principal) -> Result<goticket_core::Slug> {
+    for n in 1..=10_000u32 {
+        let slug: goticket_core::Slug = if n == 1 { "demo".parse()? } else { format!("demo-{n}").parse()? };
+        match s.event(p, &EventKey::Slug(slug.clone())) {
+            Err(e) if e.kind() == goticket_core::ErrorKind::NotFound => return Ok(slug),
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+    }
+    Err(Error::conflict("every demo slug up to demo-10000 is taken").into())
+}
+
 /// Runs the demo.
 pub fn run(s: &Service, p: &Principal, args: &DemoArgs, out: &mut Out<impl Write>) -> Result<()> {
     if args.buyers == 0 || args.buyers > 256 {
@@ -129,6 +143,7 @@ pub fn run(s: &Service, p: &Principal, args: &DemoArgs, out: &mut Out<impl Write
         "25.00 EUR".parse()?,
     );
     n.venue = Some("The Demo Hall".into());
+    n.slug = Some(free_slug(s, p)?);
     n.max_per_customer = Some(PER_CUSTOMER.try_into()?);
     let event = s.create_event(p, n)?;
     let key = EventKey::Id(event.id);

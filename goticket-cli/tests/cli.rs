@@ -198,6 +198,34 @@ fn completions_and_man_page_are_generated() {
     assert!(!db.path.exists(), "neither opens a database");
 }
 
+/// A start in the past is a typo until said otherwise: refused on create and on a
+/// change of the start (naming the flag that allows it), taken with --allow-past, and
+/// imports of history are not asked.
+#[test]
+fn a_start_in_the_past_needs_allow_past() {
+    let db = Db::new();
+    let past = ["--starts-at", "2020-01-01T19:00:00Z", "--ends-at", "2020-01-01T22:00:00Z"];
+    let mut args = vec!["event", "create", "--name", "Old", "--capacity", "5", "--price", "1 EUR"];
+    args.extend(past);
+    let out = db.run(&args);
+    assert_eq!(out.status.code(), Some(5));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--starts-at") && err.contains("in the past") && err.contains("--allow-past"), "{err}");
+    args.push("--allow-past");
+    let old = db.json(&args);
+    assert_eq!(s(&old["starts_at"]), "2020-01-01T19:00:00Z");
+    let e = db.event(&[]);
+    let id = s(&e["id"]).to_owned();
+    let back =
+        db.run(&["event", "update", &id, "--starts-at", "2020-01-01T18:00:00Z", "--ends-at", "2030-03-01T23:00:00Z"]);
+    assert_eq!(back.status.code(), Some(5), "{}", String::from_utf8_lossy(&back.stderr));
+    db.json(&["event", "update", &id, "--capacity", "20"]);
+    let history = db.path.with_file_name("history.csv");
+    let rows = "external_id,name,starts_at,ends_at,capacity,price\nh1,Then,2019-05-01T19:00:00Z,2019-05-01T22:00:00Z,9,3 EUR\n";
+    std::fs::write(&history, rows).expect("write");
+    db.json(&["import", "events", &history.display().to_string()]);
+}
+
 #[test]
 fn csv_output_has_a_header_and_one_row_per_item() {
     let db = Db::new();

@@ -581,6 +581,7 @@ pub fn update_event_fields(f: Fixture) {
         max_per_customer: Some(Some(2u32.try_into().expect("valid"))),
         sales_start: Some(Some("2027-01-01T00:00:00Z".parse().expect("valid"))),
         sales_end: Some(Some("2027-07-31T00:00:00Z".parse().expect("valid"))),
+        allow_past: false,
     };
     let updated = h.service.update_event(&a, &e, &patch).expect("update");
     let read = h.service.event(&a, &"after".parse().expect("valid")).expect("by new slug");

@@ -148,6 +148,25 @@ pub struct NewEvent {
     pub organizer: Option<Email>,
     /// The id in the system it was imported from.
     pub external_id: Option<ExternalId>,
+    /// Whether it may start in the past (history being entered). Without it,
+    /// [`crate::Service::create_event`] refuses a start that has passed: a typo in the
+    /// year should not create an event that can never sell. Imports are history and
+    /// are not asked.
+    pub allow_past: bool,
+}
+
+/// The rule for a start given by hand (a new event, or a change of its start): it must
+/// lie ahead unless the caller says it may not.
+pub(crate) fn check_start(starts_at: Timestamp, now: Timestamp, allow_past: bool) -> Result<()> {
+    if allow_past || starts_at > now {
+        return Ok(());
+    }
+    Err(Error::validation(
+        "starts_at",
+        format!(
+            "{starts_at} is in the past (it is now {now}); to enter an event that has already started, allow the past"
+        ),
+    ))
 }
 
 impl NewEvent {
@@ -167,6 +186,7 @@ impl NewEvent {
             sales_end: None,
             organizer: None,
             external_id: None,
+            allow_past: false,
         }
     }
 
@@ -280,12 +300,15 @@ pub struct EventPatch {
     pub sales_start: Option<Option<Timestamp>>,
     /// New or cleared sales end.
     pub sales_end: Option<Option<Timestamp>>,
+    /// Whether a new start may lie in the past (see [`NewEvent::allow_past`]); not a
+    /// change by itself.
+    pub allow_past: bool,
 }
 
 impl EventPatch {
     /// Whether the patch changes nothing.
     pub fn is_empty(&self) -> bool {
-        *self == EventPatch::default()
+        EventPatch { allow_past: false, ..self.clone() } == EventPatch::default()
     }
 
     /// The rule for changing an event: applied to the current state, read inside the
@@ -368,6 +391,54 @@ mod tests {
             ts("2027-01-01T00:00:00Z"),
         )
         .unwrap()
+    }
+
+    /// A start typed by hand must lie ahead, on create and on a change of the start,
+    /// unless the caller allows the past; an import (history) is not asked.
+    #[test]
+    fn a_start_in_the_past_is_refused_unless_allowed() {
+        use std::sync::Arc;
+        let clock = Arc::new(crate::ManualClock::new(ts("2027-06-01T00:00:00Z")));
+        let service = crate::Service::with_sources(
+            Arc::new(crate::MemoryStore::new()),
+            clock.clone(),
+            Arc::new(crate::SeededEntropy::new(1)),
+        );
+        let admin = crate::Principal::new("a@example.com".parse().unwrap(), crate::Role::Admin);
+        let past = || {
+            NewEvent::new(
+                "Gig".parse().unwrap(),
+                ts("2027-05-01T19:00:00Z"),
+                ts("2027-05-01T23:00:00Z"),
+                "10".parse().unwrap(),
+                "1 EUR".parse().unwrap(),
+            )
+        };
+        let err = service.create_event(&admin, past()).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Validation);
+        assert!(err.to_string().contains("starts_at") && err.to_string().contains("in the past"), "{err}");
+        let mut allowed = past();
+        allowed.allow_past = true;
+        let e = service.create_event(&admin, allowed).expect("history, when asked for");
+        let key = crate::EventKey::Id(e.id);
+        let mut now_exactly = past();
+        now_exactly.starts_at = ts("2027-06-01T00:00:00Z");
+        now_exactly.ends_at = ts("2027-06-01T01:00:00Z");
+        assert!(service.create_event(&admin, now_exactly).is_err(), "starting this instant is not ahead");
+        let back = EventPatch { starts_at: Some(ts("2027-05-01T18:00:00Z")), ..EventPatch::default() };
+        assert!(service.update_event(&admin, &key, &back).unwrap_err().to_string().contains("in the past"));
+        let other = EventPatch { capacity: Some("20".parse().unwrap()), ..EventPatch::default() };
+        service.update_event(&admin, &key, &other).expect("a past event's other fields still change");
+        let forward = EventPatch {
+            starts_at: Some(ts("2027-07-01T19:00:00Z")),
+            ends_at: Some(ts("2027-07-01T23:00:00Z")),
+            ..EventPatch::default()
+        };
+        service.update_event(&admin, &key, &forward).expect("a start moved ahead");
+        let only_flag = EventPatch { allow_past: true, ..EventPatch::default() };
+        assert!(only_flag.is_empty(), "allowing the past changes nothing by itself");
+        let allowed = EventPatch { allow_past: true, ..back };
+        service.update_event(&admin, &key, &allowed).expect("moved back, when asked for");
     }
 
     #[test]
@@ -654,6 +725,7 @@ impl EventFields {
                 .or(cleared(clear, "max_per_customer")),
             sales_start: f.time("sales_start", self.sales_start.as_ref()).map(Some).or(cleared(clear, "sales_start")),
             sales_end: f.time("sales_end", self.sales_end.as_ref()).map(Some).or(cleared(clear, "sales_end")),
+            allow_past: false,
         };
         if f.0.is_empty() { Ok(patch) } else { Err(f.0) }
     }

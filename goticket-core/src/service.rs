@@ -157,6 +157,7 @@ impl Service {
         let owner = new.organizer.clone().unwrap_or_else(|| p.email().clone());
         p.require_create_event(&owner)?;
         let now = self.now();
+        crate::event::check_start(new.starts_at, now, new.allow_past)?;
         let event = new.into_event(EventId::generate(&*self.clock, &*self.entropy), owner, now)?;
         engine::create_event(&*self.store, &event)?;
         Ok(event)
@@ -188,6 +189,9 @@ impl Service {
         let now = self.now();
         let current = self.load_event(key, now)?;
         p.require_manage(&current, "update")?;
+        if let Some(start) = patch.starts_at {
+            crate::event::check_start(start, now, patch.allow_past)?;
+        }
         engine::update_event(&*self.store, current.id, now, &|e| patch.apply(e, now))
     }
 

@@ -72,6 +72,10 @@ pub(super) struct EventBody {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<goticket_core::Email>)]
     organizer: Option<Option<String>>,
+    /// Allow a start in the past (entering an event that has already happened); a
+    /// start that has passed is refused otherwise. Not a change by itself.
+    #[serde(default)]
+    allow_past: bool,
 }
 
 /// Money in a request: the text every other input takes, or the structured form.
@@ -109,7 +113,8 @@ fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resu
 impl EventBody {
     /// The body as core's event fields (numbers and money back to text, so core parses
     /// every face's input the same way), and the fields sent as `null`.
-    fn fields(self) -> (EventFields, Vec<&'static str>) {
+    fn fields(self) -> (EventFields, Vec<&'static str>, bool) {
+        let allow_past = self.allow_past;
         let mut nulls = Vec::new();
         let mut take = |name: &'static str, v: Option<Option<String>>| {
             if v == Some(None) {
@@ -132,7 +137,7 @@ impl EventBody {
             organizer: take("organizer", self.organizer),
             external_id: None,
         };
-        (fields, nulls)
+        (fields, nulls, allow_past)
     }
 }
 
@@ -188,7 +193,9 @@ pub(super) async fn create_event(
     // Who may create comes before what the body says.
     app.service.may_create_events(&p)?;
     // On creation a null is the same as leaving the field out.
-    let new = body::<EventBody>(raw)?.fields().0.parse().map_err(Problem::all)?;
+    let (fields, _, allow_past) = body::<EventBody>(raw)?.fields();
+    let mut new = fields.parse().map_err(Problem::all)?;
+    new.allow_past = allow_past;
     let e = blocking(move || app.service.create_event(&p, new)).await?;
     Ok((StatusCode::CREATED, Json(e)))
 }
@@ -216,8 +223,9 @@ pub(super) async fn update_event(
     raw: Result<Bytes, BytesRejection>,
 ) -> Reply<impl IntoResponse> {
     let key = path.key()?;
-    let (fields, nulls) = body::<EventBody>(raw)?.fields();
-    let patch = fields.parse_patch(&nulls).map_err(Problem::all)?;
+    let (fields, nulls, allow_past) = body::<EventBody>(raw)?.fields();
+    let mut patch = fields.parse_patch(&nulls).map_err(Problem::all)?;
+    patch.allow_past = allow_past;
     Ok(Json(blocking(move || app.service.update_event(&p, &key, &patch)).await?))
 }
 
