@@ -11,7 +11,7 @@ mod import_export;
 mod output;
 mod parse;
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -19,7 +19,18 @@ use clap::Parser;
 use crate::args::Cli;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go to stdout as clap prints them; a usage error gets the
+        // prefix every other error has (`goticket: error: ...`) and exit 2.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let styled = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            let text = if styled { e.render().ansi().to_string() } else { e.render().to_string() };
+            let _ = write!(io::stderr(), "goticket: {text}");
+            return ExitCode::from(2);
+        }
+    };
     let stdout = io::stdout().lock();
     match commands::run(cli, stdout) {
         Ok(()) => ExitCode::SUCCESS,

@@ -226,6 +226,23 @@ fn a_start_in_the_past_needs_allow_past() {
     db.json(&["import", "events", &history.display().to_string()]);
 }
 
+/// One voice for errors: a usage error (clap's) and a refused command (ours) both
+/// start `goticket: error:`; usage is exit 2, and no colour codes reach a pipe.
+#[test]
+fn usage_and_command_errors_share_one_prefix() {
+    let db = Db::new();
+    let usage = db.run(&["event", "lst"]);
+    let text = String::from_utf8_lossy(&usage.stderr);
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(text.starts_with("goticket: error: unrecognized subcommand 'lst'"), "{text}");
+    assert!(!text.contains('\u{1b}'), "no escape codes in a pipe: {text:?}");
+    let refused = db.run(&["event", "show", "nope"]);
+    assert_eq!(refused.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&refused.stderr).starts_with("goticket: error: "));
+    let help = db.run(&["event", "--help"]);
+    assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("Usage: goticket event"));
+}
+
 #[test]
 fn csv_output_has_a_header_and_one_row_per_item() {
     let db = Db::new();
