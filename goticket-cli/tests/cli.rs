@@ -1776,6 +1776,37 @@ mod http {
     on_both_stores!(the_whole_flow);
 
     #[test]
+    fn requests_the_document_calls_valid_are_not_refused_for_their_shape() {
+        let db = Db::new();
+        let path = db.path.display().to_string();
+        add_user(&path, "boss@example.com", "admin");
+        let srv = Server::start(&path);
+        let boss = srv.token("boss@example.com", "long enough password");
+        let event = r#"{"name":"M","starts_at":"2030-01-01T19:00:00Z","ends_at":"2030-01-01T22:00:00Z","capacity":2,"price":"20 EUR","slug":"m"}"#;
+        assert_eq!(srv.call("POST", "/v1/events", Some(&boss), Some(event), &[]).0, 201);
+        // Empty optional query parameters are the same as absent ones.
+        for q in [
+            "/v1/events?min_price=&max_price=&cursor=&from=&status=",
+            "/v1/bookings?event=&cursor=&customer=",
+            "/v1/reports/sales?event=",
+        ] {
+            let (status, body, _) = srv.call("GET", q, Some(&boss), None, &[]);
+            assert_eq!(status, 200, "{q}: {body}");
+        }
+        let (status, body, _) = srv.call("GET", "/v1/events?cursor=&limit=1", Some(&boss), None, &[]);
+        assert_eq!((status, body["items"].as_array().map(Vec::len)), (200, Some(1)), "{body}");
+        // A slug in any case, as the EventKey pattern allows.
+        assert_eq!(srv.call("GET", "/v1/events/M", Some(&boss), None, &[]).0, 200);
+        // A required field sent as null is refused, as the document (no null) says.
+        let null_name = event.replace(r#""name":"M""#, r#""name":null"#);
+        assert_eq!(srv.call("POST", "/v1/events", Some(&boss), Some(&null_name), &[]).0, 422);
+        let doc = srv.openapi();
+        let create = &doc["components"]["schemas"]["NewEventBody"]["properties"];
+        assert_eq!(create["name"]["$ref"], "#/components/schemas/EventName", "required, so not nullable: {create}");
+        assert!(doc["components"]["schemas"]["EventKey"]["pattern"].is_string());
+    }
+
+    #[test]
     fn request_ids_and_metrics() {
         let db = Db::new();
         let path = db.path.display().to_string();
@@ -2111,6 +2142,12 @@ mod http {
         let db = Db::new();
         let srv = Server::start(&db.path.display().to_string());
         assert_eq!(srv.openapi(), made, "the server answers the document the code makes");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let defined = made["components"]["schemas"].as_object().expect("schemas");
+        for r in text.split("\"#/components/schemas/").skip(1) {
+            let name = &r[..r.find('"').expect("a closing quote")];
+            assert!(defined.contains_key(name), "the document refers to {name}, which it does not define");
+        }
         let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
         if std::env::var_os("GOTICKET_BLESS").is_some() {
             std::fs::write(&file, &out.stdout).expect("write openapi.json");

@@ -17,6 +17,24 @@ use crate::users::Password;
 /// Crockford base-32 digits: no I, L, O or U.
 const CROCKFORD: &str = "[0-9A-HJKMNP-TV-Z]";
 
+/// What a slug may be (the parser also lowercases and refuses one shaped like an id).
+pub(crate) const SLUG: &str = "^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$";
+
+/// An event named in a path or a query: its id or its slug (any case).
+pub(crate) const EVENT_KEY: &str = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}[a-zA-Z0-9])?)$";
+
+/// An address in ASCII (the parser takes more: NFKC-equal forms and letters of other
+/// scripts), at most 64 characters before the @ and a dotted domain.
+pub(crate) const EMAIL: &str = concat!(
+    "^[!-?A-~]{1,64}@",
+    "[!-,/-?A-~]([!--/-?A-~]{0,61}[!-,/-?A-~])?",
+    "(\\.[!-,/-?A-~]([!--/-?A-~]{0,61}[!-,/-?A-~])?)+$"
+);
+
+/// One-line or multi-line text with something visible in it and no control character
+/// but tab and newline (the rule of names, venues and descriptions).
+pub(crate) const TEXT: &str = "^[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*$";
+
 fn schema_of(build: ObjectBuilder) -> RefOr<Schema> {
     RefOr::T(Schema::Object(build.build()))
 }
@@ -62,14 +80,19 @@ value_schema! {
         .examples(["7K3M-Q9TX-2BHD"]);
     TicketSecret => text("A ticket's check-in secret: 128 random bits as 26 Crockford base-32 digits.")
         .pattern(Some(format!("^[0-7]{CROCKFORD}{{25}}$")));
-    Email => text("An email address (stored lowercase).")
-        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
+    Email => text("An email address (stored lowercase and NFKC-normalized; the pattern gives the \
+            ASCII form, letters of other scripts are taken too).")
+        .pattern(Some(EMAIL))
         .max_length(Some(254));
     Slug => text("An event's unique short name: lowercase letters, digits and dashes.")
-        .pattern(Some("^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"))
+        .pattern(Some(SLUG))
         .min_length(Some(1))
         .max_length(Some(64));
-    EventName => text("An event's name.").min_length(Some(1)).max_length(Some(200));
+    crate::EventKey => text("An event: its id (a UUID) or its slug.").pattern(Some(EVENT_KEY)).max_length(Some(64));
+    EventName => text("An event's name: 1 to 200 characters, not all white space, no control characters.")
+        .pattern(Some(TEXT))
+        .min_length(Some(1))
+        .max_length(Some(200));
     ExternalId => text("The id in the system the row was imported from.").min_length(Some(1)).max_length(Some(200));
     IdempotencyKey => text("The client's retry key: 1 to 200 printable ASCII characters without spaces.")
         .pattern(Some("^[!-~]{1,200}$"));
@@ -80,4 +103,35 @@ value_schema! {
     Currency => text("An ISO 4217 currency code (case-insensitive on input).")
         .pattern(Some("^[A-Z]{3}$"))
         .examples(["EUR"]);
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    /// A pattern without its anchors, for proptest's generator.
+    fn body(p: &str) -> String {
+        p.trim_start_matches('^').trim_end_matches('$').to_owned()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+        /// The document promises nothing the server refuses: every string the
+        /// published patterns describe parses.
+        #[test]
+        fn what_the_patterns_describe_parses(
+            slug in proptest::string::string_regex(&body(super::SLUG)).unwrap(),
+            key in proptest::string::string_regex(&body(super::EVENT_KEY)).unwrap(),
+            email in proptest::string::string_regex(&body(super::EMAIL)).unwrap(),
+            name in proptest::string::string_regex(&format!("({}){{1,3}}", &body(super::TEXT))).unwrap(),
+        ) {
+            let looks_like_id = uuid::Uuid::try_parse(&slug).is_ok();
+            prop_assert!(looks_like_id || slug.parse::<crate::Slug>().is_ok(), "slug {slug:?}");
+            prop_assert!(key.parse::<crate::EventKey>().is_ok(), "key {key:?}");
+            prop_assert!(email.len() > 254 || email.parse::<crate::Email>().is_ok(), "email {email:?}");
+            let n = name.trim().chars().count();
+            prop_assert!(n > 200 || name.parse::<crate::EventName>().is_ok(), "name {name:?}");
+        }
+    }
 }

@@ -97,6 +97,7 @@ paged_query!(
     /// Which bookings to list, and which page.
     BookingQuery {
         /// Only bookings of this event (id or slug).
+        #[param(value_type = Option<goticket_core::EventKey>)]
         event: Option<String>,
         /// Only bookings of this customer (customers see only their own anyway).
         #[param(value_type = Option<goticket_core::Email>)]
@@ -144,7 +145,8 @@ pub(super) async fn list_bookings(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub(super) struct CodePath {
-    /// The booking's code (case and dashes are ignored).
+    /// The booking's code.
+    #[param(value_type = goticket_core::BookingCode)]
     code: String,
 }
 
@@ -259,6 +261,7 @@ pub(super) async fn check_in(
 #[into_params(parameter_in = Query)]
 pub(super) struct ReportQuery {
     /// Only this event (id or slug); else every event the caller manages.
+    #[param(value_type = Option<goticket_core::EventKey>)]
     event: Option<String>,
 }
 

@@ -27,11 +27,11 @@ use super::users::Caller;
 pub(super) struct EventBody {
     /// 1 to 200 characters.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<goticket_core::EventName>)]
     name: Option<Option<String>>,
     /// A unique short name to use instead of the id: lowercase letters, digits, dashes.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<goticket_core::Slug>)]
     slug: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
@@ -149,6 +149,12 @@ impl PartialSchema for NewEventBody {
         let mut schema = EventBody::schema();
         if let RefOr::T(Schema::Object(object)) = &mut schema {
             object.required = EventFields::REQUIRED.iter().map(|f| (*f).to_owned()).collect();
+            // A required field is also not null here (the update body's null clears).
+            for field in EventFields::REQUIRED {
+                if let Some(property) = object.properties.get_mut(field) {
+                    not_null(property);
+                }
+            }
             object.description = Some("A new event; name, starts_at, ends_at, capacity and price are required.".into());
         }
         schema
@@ -157,11 +163,36 @@ impl PartialSchema for NewEventBody {
 
 impl ToSchema for NewEventBody {}
 
+/// The property without its `null` alternative: `["string", "null"]` becomes
+/// `"string"`, and `oneOf: [null, X]` becomes `X`.
+fn not_null(property: &mut RefOr<Schema>) {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    match property {
+        RefOr::T(Schema::Object(o)) => {
+            if let SchemaType::Array(types) = &o.schema_type {
+                let kept: Vec<Type> = types.iter().filter(|t| **t != Type::Null).cloned().collect();
+                if let [one] = kept.as_slice() {
+                    o.schema_type = SchemaType::Type(one.clone());
+                }
+            }
+        }
+        RefOr::T(Schema::OneOf(one)) => {
+            let is_null = |s: &RefOr<Schema>| matches!(s, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null));
+            let kept: Vec<RefOr<Schema>> = one.items.iter().filter(|s| !is_null(s)).cloned().collect();
+            if let [only] = kept.as_slice() {
+                *property = only.clone();
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The `{event}` path parameter.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub(super) struct EventPath {
     /// The event's id or slug.
+    #[param(value_type = goticket_core::EventKey)]
     event: String,
 }
 

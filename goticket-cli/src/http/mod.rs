@@ -139,6 +139,9 @@ impl utoipa::Modify for Components {
                     .build(),
             ),
         );
+        // Parameters refer to value schemas by name; the ones no body carries are added
+        // here (a test fails on a reference the document does not define).
+        components.schemas.insert("EventKey".into(), <goticket_core::EventKey as utoipa::PartialSchema>::schema());
         for status in PROBLEM_STATUSES {
             let (name, response) = problem_response(status);
             components.responses.insert(name.to_owned(), response.into());

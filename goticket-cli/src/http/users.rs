@@ -226,7 +226,7 @@ pub(super) struct UserChange {
     path = "/v1/users/{email}",
     tag = "users",
     security(("bearer" = [])),
-    params(("email" = String, Path, description = "The account's email.")),
+    params(("email" = goticket_core::Email, Path, description = "The account's email.")),
     request_body = UserChange,
     responses(
         (status = 200, description = "The account, changed.", body = User),
