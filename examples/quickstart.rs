@@ -1,7 +1,10 @@
 //! Embedding goticket in your own program: open a store, create an event, hold two
-//! seats, confirm them, and print what you got. Run it with
-//! `cargo run -p goticket-examples --bin quickstart [DB_FILE]`.
+//! seats, confirm them, and print what you got. Run it from the repository with
+//! `cargo run --example quickstart [DB_FILE]`. In your own crate it needs
+//! `goticket-core` and `goticket-store-sqlite` and nothing else.
 
+use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 
 use goticket_core::{
@@ -9,11 +12,9 @@ use goticket_core::{
 };
 use goticket_store_sqlite::SqliteStore;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // A database file: the first argument, or a fresh one in a temp dir.
-    let dir = tempfile::tempdir()?;
-    let path = std::env::args().nth(1).map_or_else(|| dir.path().join("quickstart.db"), Into::into);
-    let store = SqliteStore::open(&path)?;
+/// The whole flow on the SQLite file at `path`, reported to `out`.
+pub fn run(path: &Path, out: &mut impl Write) -> Result<(), Box<dyn std::error::Error>> {
+    let store = SqliteStore::open(path)?;
     store.migrate()?;
     let service = Service::new(Arc::new(store));
 
@@ -38,8 +39,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let booking = service.confirm(&customer, &held.code)?;
 
     let event = service.event(&customer, &EventKey::Id(event.id))?;
-    println!("event {} ({}): {} sold, {} available", event.name, event.id, event.sold, event.available);
-    println!(
+    writeln!(out, "event {} ({}): {} sold, {} available", event.name, event.id, event.sold, event.available)?;
+    writeln!(
+        out,
         "booking {} for {}: {} x {} = {} [{}]",
         booking.code,
         booking.customer,
@@ -47,9 +49,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         booking.unit_price,
         booking.total(),
         booking.status
-    );
+    )?;
     for ticket in &booking.tickets {
-        println!("  ticket {}: {}", ticket.seq, ticket.secret);
+        writeln!(out, "  ticket {}: {}", ticket.seq, ticket.secret)?;
     }
+    Ok(())
+}
+
+#[allow(dead_code)] // the tests include this file for `run` only
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // A database file: the first argument, or a new one in the temp directory.
+    let path = std::env::args().nth(1).map_or_else(
+        || std::env::temp_dir().join(format!("goticket-quickstart-{}.db", std::process::id())),
+        Into::into,
+    );
+    run(&path, &mut std::io::stdout().lock())?;
+    println!("(database: {})", path.display());
     Ok(())
 }

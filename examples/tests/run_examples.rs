@@ -1,15 +1,16 @@
-//! Every example is built and run, and its output checked, so the code a library user
-//! copies keeps working.
+//! Every example is built (cargo builds examples for `cargo test`) and run here, its
+//! output checked, so the code a library user copies keeps working.
 
-use std::process::Command;
+#[path = "../quickstart.rs"]
+mod quickstart;
 
 #[test]
 fn quickstart_books_and_confirms() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("q.db");
-    let out = Command::new(env!("CARGO_BIN_EXE_quickstart")).arg(&db).output().expect("runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let mut out = Vec::new();
+    quickstart::run(&db, &mut out).expect("the example runs");
+    let text = String::from_utf8_lossy(&out);
     assert!(text.contains("Rust meetup"), "{text}");
     assert!(text.contains(": 2 sold, 78 available"), "{text}");
     assert!(text.contains("2 x 12.50 EUR = 25.00 EUR [confirmed]"), "{text}");

@@ -5,21 +5,46 @@
 //! (`goticket-store-sqlite`, `goticket-store-pg`), and time and randomness come in
 //! through the [`Clock`] and [`Entropy`] traits.
 //!
-//! ```
-//! use goticket_core::{Capacity, Email, Money, NewEvent, Principal, Role};
+//! The whole flow, on the in-memory store (a program uses `goticket-store-sqlite` or
+//! `goticket-store-pg` the same way):
 //!
-//! let price: Money = "12.50 EUR".parse()?;
-//! assert_eq!(price.amount_minor(), 1250);
-//! let event = NewEvent::new(
+//! ```
+//! use std::sync::Arc;
+//! use goticket_core::{BookingRequest, BookingStatus, EventKey, MemoryStore, NewEvent, Principal, Role, Service};
+//!
+//! let service = Service::new(Arc::new(MemoryStore::new()));
+//! let org = Principal::new("org@example.com".parse()?, Role::Organizer);
+//! let ann = Principal::new("ann@example.com".parse()?, Role::Customer);
+//!
+//! // An organizer creates an event: 2 seats at 12.50 EUR.
+//! let mut new = NewEvent::new(
 //!     "Jazz night".parse()?,
-//!     goticket_core::parse_timestamp("starts_at", "2027-03-01T19:30:00Z")?,
-//!     goticket_core::parse_timestamp("ends_at", "2027-03-01T23:00:00+01:00")?,
-//!     "200".parse::<Capacity>()?,
-//!     price,
+//!     goticket_core::parse_timestamp("starts_at", "2030-03-01T19:30:00+01:00")?,
+//!     goticket_core::parse_timestamp("ends_at", "2030-03-01T23:00:00+01:00")?,
+//!     "2".parse()?,
+//!     "12.50 EUR".parse()?,
 //! );
-//! let admin = Principal::new("admin@example.com".parse::<Email>()?, Role::Admin);
-//! // With a store: `Service::new(store).create_event(&admin, event)?`.
-//! # let _ = (event, admin);
+//! new.slug = Some("jazz".parse()?);
+//! service.create_event(&org, new)?;
+//! let jazz: EventKey = "jazz".parse()?;
+//!
+//! // A customer holds both seats for 15 minutes, then confirms.
+//! let mut hold = BookingRequest::buy(jazz.clone(), "2".parse()?);
+//! hold.hold = Some("15m".parse()?);
+//! let held = service.reserve(&ann, hold)?.booking;
+//! assert_eq!(held.status, BookingStatus::Held);
+//! let booking = service.confirm(&ann, &held.code)?;
+//! assert_eq!(booking.total().to_string(), "25.00 EUR");
+//!
+//! // Nothing is oversold: the next buyer is refused.
+//! let bob = Principal::new("bob@example.com".parse()?, Role::Customer);
+//! let refused = service.reserve(&bob, BookingRequest::buy(jazz.clone(), "1".parse()?)).unwrap_err();
+//! assert_eq!(refused.kind(), goticket_core::ErrorKind::SoldOut);
+//!
+//! // At the door, each ticket's secret admits once.
+//! let secret = &booking.tickets[0].secret;
+//! service.check_in(&org, secret)?;
+//! assert!(service.check_in(&org, secret).is_err(), "a second scan is refused");
 //! # Ok::<(), goticket_core::Error>(())
 //! ```
 #![forbid(unsafe_code)]
