@@ -215,39 +215,45 @@ impl Summary {
 
 /// Writes the rows an import rejected to `out`, in the input's format and columns,
 /// each with an [`REASON_COLUMN`] cell (key) holding every reason: the file can be
-/// fixed and imported again as it is (imports ignore that column). A second pass over
-/// the input finds the rows by line, so nothing but the reasons is kept in memory.
-fn write_rejects(input: &Path, format: FileFormat, out: &Path, reasons: &BTreeMap<u64, String>) -> Result<()> {
-    let open = || -> Result<BufReader<File>> {
-        Ok(BufReader::with_capacity(
-            1 << 16,
-            File::open(input).with_context(|| format!("opening {}", input.display()))?,
-        ))
-    };
-    let create = || File::create(out).with_context(|| format!("creating {}", out.display()));
+/// fixed and imported again as it is (imports ignore that column; a rejects file made
+/// from a rejects file overwrites it). A second pass over the input finds the rows by
+/// line, so nothing but the reasons is kept in memory.
+fn write_rejects(input: &Path, format: FileFormat, out: &File, reasons: &BTreeMap<u64, String>) -> Result<()> {
+    let file =
+        BufReader::with_capacity(1 << 16, File::open(input).with_context(|| format!("opening {}", input.display()))?);
     match format {
         FileFormat::Csv => {
-            let mut r = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(open()?);
-            let mut w = csv::Writer::from_writer(io::BufWriter::new(create()?));
+            let mut r = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(file);
+            let mut w = csv::Writer::from_writer(io::BufWriter::new(out));
             let mut header = r.byte_headers()?.clone();
-            header.push_field(REASON_COLUMN.as_bytes());
+            let reason_at = match header.iter().position(|h| h == REASON_COLUMN.as_bytes()) {
+                Some(i) => i,
+                None => {
+                    header.push_field(REASON_COLUMN.as_bytes());
+                    header.len() - 1
+                }
+            };
             w.write_byte_record(&header)?;
-            let width = header.len() - 1;
             for rec in r.byte_records() {
                 let Ok(rec) = rec else { continue };
                 let Some(why) = rec.position().and_then(|p| reasons.get(&p.line())) else { continue };
-                let mut row: Vec<&[u8]> = rec.iter().take(width).collect();
-                row.resize(width, b"");
-                row.push(why.as_bytes());
+                // Every cell the row had (a row with too many is kept whole, to be seen).
+                let mut row: Vec<&[u8]> = rec.iter().collect();
+                if row.len() < header.len() {
+                    row.resize(header.len(), b"");
+                }
+                row[reason_at] = why.as_bytes();
                 w.write_record(row)?;
             }
             w.flush()?;
         }
         FileFormat::Jsonl => {
-            let mut w = io::BufWriter::new(create()?);
-            for (bytes, line) in open()?.split(b'\n').zip(1u64..) {
+            let mut w = io::BufWriter::new(out);
+            for (bytes, line) in file.split(b'\n').zip(1u64..) {
                 let Some(why) = reasons.get(&line) else { continue };
                 let text = String::from_utf8_lossy(&bytes?).into_owned();
+                // A line that is not a JSON object is kept as text under "raw", to be
+                // rewritten by hand.
                 let mut obj = match serde_json::from_str::<serde_json::Map<String, Value>>(&text) {
                     Ok(obj) => obj,
                     Err(_) => serde_json::Map::from_iter([("raw".to_owned(), Value::String(text))]),
@@ -260,6 +266,21 @@ fn write_rejects(input: &Path, format: FileFormat, out: &Path, reasons: &BTreeMa
         }
     }
     Ok(())
+}
+
+/// The rejects file, made before the import writes anything (so a path that cannot
+/// be written fails first), as a temporary file beside it that is renamed into place
+/// when complete. It may not be the input.
+fn open_rejects(path: &Path, input: &Path) -> Result<tempfile::NamedTempFile> {
+    let same = |a: &Path, b: &Path| a.canonicalize().ok().zip(b.canonicalize().ok()).is_some_and(|(a, b)| a == b);
+    if same(path, input) {
+        return Err(Error::validation("--rejects", format!("{} is the input file", path.display())).into());
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating {}", path.display()))
 }
 
 /// Every reason of each rejected row, by line, as one text per row.
@@ -312,6 +333,10 @@ fn import<T>(
     let mut summary = Summary { dry_run: a.dry_run, ..Summary::default() };
 
     let mut rejected_errors: Vec<RowError> = Vec::new();
+    let rejects = match a.rejects.as_deref() {
+        Some(p) if a.skip_invalid => Some((p, open_rejects(p, &path)?)),
+        _ => None,
+    };
     if a.skip_invalid {
         // One pass: invalid rows are set aside, valid ones are committed in batches; a
         // re-run after an interruption completes the import exactly.
@@ -340,9 +365,6 @@ fn import<T>(
         summary.rejected += rejected_rows;
         rejected_errors = invalid.into_iter().chain(refused).collect();
         rejected_errors.sort_by_key(|e| e.line);
-        if let Some(out) = a.rejects.as_deref() {
-            write_rejects(&path, format, out, &reasons_by_line(&rejected_errors))?;
-        }
     } else {
         // Pass 1: validate every row, keeping none of them in memory.
         let mut errors = Vec::new();
@@ -397,6 +419,11 @@ fn import<T>(
         rate(summary.rows_per_sec)
     );
     out.message(&text, serde_json::to_value(&summary)?)?;
+    if let Some((dest, file)) = rejects {
+        write_rejects(&path, format, file.as_file(), &reasons_by_line(&rejected_errors))
+            .and_then(|()| file.persist(dest).map(drop).map_err(|e| e.error.into()))
+            .with_context(|| format!("writing the rejected rows to {}", dest.display()))?;
+    }
     if summary.rejected > 0 {
         report_errors(&rejected_errors, rejected_errors.len() as u64);
         let whither = match &a.rejects {

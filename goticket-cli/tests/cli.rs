@@ -967,16 +967,33 @@ ev-5,Backwards,2030-05-01T19:00:00Z,2030-05-01T18:00:00Z,10,5 EUR
         assert!(lines[2].starts_with("ev-5,Backwards,") && lines[2].contains("ends_at: must be after starts_at"));
         assert_eq!(lines.len(), 3, "only the rejected rows: {text}");
         assert_eq!(s.count(), 1);
-        // Fixed, the rejects file imports as it is (its error column is ignored).
-        let fixed = text
-            .replace(
-                "ev-4,,tomorrow,2030-05-01T22:00:00Z,0,-5 EUR",
-                "ev-4,Mended,2030-05-01T19:00:00Z,2030-05-01T22:00:00Z,10,5 EUR",
-            )
-            .replace("2030-05-01T18:00:00Z", "2030-05-01T23:00:00Z");
-        let fixed = s.file("fixed.csv", &fixed);
-        assert_eq!(counts(&s.ok(&["import", "events", &fixed, "--skip-invalid"])), (2, 0, 0, 0));
+        // Half fixed, the rejects file imports as it is (its error column is ignored),
+        // and what is still wrong goes to a new rejects file with one error column.
+        let half = text.replace(
+            "ev-4,,tomorrow,2030-05-01T22:00:00Z,0,-5 EUR",
+            "ev-4,Mended,2030-05-01T19:00:00Z,2030-05-01T22:00:00Z,10,5 EUR",
+        );
+        let half = s.file("half.csv", &half);
+        let again = s.dir.path().join("again.csv").display().to_string();
+        let (r, _) = s.rejected(&["import", "events", &half, "--skip-invalid", "--rejects", &again]);
+        assert_eq!(counts(&r), (1, 0, 0, 1));
+        let text = std::fs::read_to_string(&again).expect("second rejects file");
+        assert!(text.starts_with("external_id,name,starts_at,ends_at,capacity,price,error\n"), "{text}");
+        assert_eq!(text.lines().count(), 2, "{text}");
+        let fixed = s.file("fixed.csv", &text.replace("2030-05-01T18:00:00Z", "2030-05-01T23:00:00Z"));
+        assert_eq!(counts(&s.ok(&["import", "events", &fixed, "--skip-invalid"])), (1, 0, 0, 0));
         assert_eq!(s.count(), 3);
+        // The rejects file may not be the input, and is refused before anything is written.
+        let same = s.run(&["import", "events", &fixed, "--skip-invalid", "--rejects", &fixed]);
+        assert_eq!(same.status.code(), Some(5), "{}", String::from_utf8_lossy(&same.stderr));
+        assert!(String::from_utf8_lossy(&same.stderr).contains("is the input file"));
+        let fresh = s.file(
+            "fresh.csv",
+            "external_id,name,starts_at,ends_at,capacity,price\nev-9,New,2030-05-01T19:00:00Z,2030-05-01T22:00:00Z,10,5 EUR\n",
+        );
+        let nowhere = s.run(&["import", "events", &fresh, "--skip-invalid", "--rejects", "/nonexistent-dir/r.csv"]);
+        assert_eq!(nowhere.status.code(), Some(1));
+        assert_eq!(s.count(), 3, "an unwritable rejects file stops the import before it writes");
         // The same in JSON Lines: the rejected objects with an "error" key.
         let jl = s.file(
             "bad.jsonl",
@@ -1793,6 +1810,8 @@ mod http {
             let (status, body, _) = srv.call("GET", q, Some(&boss), None, &[]);
             assert_eq!(status, 200, "{q}: {body}");
         }
+        let (status, body, _) = srv.call("GET", "/v1/events?staus=", Some(&boss), None, &[]);
+        assert_eq!(status, 422, "an unknown parameter is refused even when empty: {body}");
         let (status, body, _) = srv.call("GET", "/v1/events?cursor=&limit=1", Some(&boss), None, &[]);
         assert_eq!((status, body["items"].as_array().map(Vec::len)), (200, Some(1)), "{body}");
         // A slug in any case, as the EventKey pattern allows.

@@ -262,6 +262,7 @@ pub(super) async fn check_in(
 pub(super) struct ReportQuery {
     /// Only this event (id or slug); else every event the caller manages.
     #[param(value_type = Option<goticket_core::EventKey>)]
+    #[serde(default, deserialize_with = "super::problem::empty_as_none")]
     event: Option<String>,
 }
 

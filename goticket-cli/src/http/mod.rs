@@ -15,14 +15,17 @@ macro_rules! paged_query {
         #[serde(deny_unknown_fields)]
         #[into_params(parameter_in = Query)]
         pub(super) struct $name {
-            $($(#[$fmeta])* $field: $ty,)*
+            $($(#[$fmeta])* #[serde(default, deserialize_with = "crate::http::problem::empty_as_none")] $field: $ty,)*
             /// Items per page, 1 to 1000; 50 if absent.
             #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+            #[serde(default, deserialize_with = "crate::http::problem::empty_as_none")]
             limit: Option<String>,
             /// The `next_cursor` of the page before.
+            #[serde(default, deserialize_with = "crate::http::problem::empty_as_none")]
             cursor: Option<String>,
             /// Items to skip, where no cursor is given.
             #[param(value_type = Option<u64>, minimum = 0)]
+            #[serde(default, deserialize_with = "crate::http::problem::empty_as_none")]
             offset: Option<String>,
         }
 

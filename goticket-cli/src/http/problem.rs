@@ -387,6 +387,12 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathOf<
     }
 }
 
+/// An optional query parameter given empty (`?event=&cursor=`, as forms and generated
+/// clients send) is the same as one left out; an unknown one is still refused.
+pub(crate) fn empty_as_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(<Option<String> as serde::Deserialize>::deserialize(d)?.filter(|v| !v.is_empty()))
+}
+
 /// A query string, with unknown or malformed parameters answered as a 422 problem.
 #[derive(Debug)]
 pub(super) struct QueryOf<T>(pub(super) T);
@@ -394,16 +400,10 @@ pub(super) struct QueryOf<T>(pub(super) T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryOf<T> {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
-        // An optional parameter given empty (`?event=&cursor=`, as forms and generated
-        // clients send) is the same as one left out.
-        let query = parts.uri.query().unwrap_or("");
-        let given = |pair: &&str| pair.split_once('=').is_some_and(|(_, value)| !value.is_empty());
-        let kept: Vec<&str> = query.split('&').filter(given).collect();
-        let uri: axum::http::Uri = format!("/?{}", kept.join("&"))
-            .parse()
-            .map_err(|_| Problem::from(Error::validation("query", "is not a valid query string")))?;
-        let Query(t) = Query::<T>::try_from_uri(&uri).map_err(|r| Problem::from(query_error(&r.body_text())))?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let Query(t) = Query::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|r| Problem::from(query_error(&r.body_text())))?;
         Ok(QueryOf(t))
     }
 }
