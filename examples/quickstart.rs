@@ -24,8 +24,8 @@ pub fn run(path: &Path, out: &mut impl Write) -> Result<(), Box<dyn std::error::
 
     let mut new = NewEvent::new(
         "Rust meetup".parse()?,
-        parse_timestamp("starts_at", "2030-05-04T18:00:00+02:00")?,
-        parse_timestamp("ends_at", "2030-05-04T21:00:00+02:00")?,
+        parse_timestamp("starts_at", "2090-05-04T18:00:00+02:00")?,
+        parse_timestamp("ends_at", "2090-05-04T21:00:00+02:00")?,
         "80".parse()?,
         "12.50 EUR".parse()?,
     );

@@ -220,16 +220,9 @@ pub fn run(cli: Cli, w: impl Write) -> Result<()> {
         }
         return Ok(w.flush()?);
     }
-    if cli.format == Some(Format::Tsv) && matches!(cli.command, Command::Export(_)) {
-        return Err(Error::validation(
-            "--format",
-            "export writes CSV or JSON Lines, not tsv: give --format csv|json or --output-format csv|jsonl",
-        )
-        .into());
-    }
     // Tables for people, tab-separated lines for pipes, unless --format says.
     let format = cli.format.unwrap_or(if std::io::stdout().is_terminal() { Format::Table } else { Format::Tsv });
-    let mut out = Out::new(format, w);
+    let mut out = Out::new(format, w).chosen(cli.format.is_some());
     #[cfg(feature = "http")]
     if let Command::Bench(crate::args::BenchCmd::Http(a)) = &cli.command {
         out.one(&crate::bench::http(a)?)?;

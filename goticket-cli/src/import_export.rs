@@ -453,14 +453,19 @@ impl Sink {
     fn open(
         output: Option<&Path>,
         format: Option<FileFormat>,
-        global: Format,
+        global: (Format, bool),
         names: Vec<&'static str>,
     ) -> Result<Self> {
         let by_extension = output.and_then(|path| format_of(&path.display().to_string(), None).ok());
         let format = match (format, by_extension, global) {
             (Some(f), _, _) | (None, Some(f), _) => f,
-            (None, None, Format::Json) => FileFormat::Jsonl,
-            (None, None, Format::Csv | Format::Table | Format::Tsv) => FileFormat::Csv,
+            (None, None, (Format::Json, _)) => FileFormat::Jsonl,
+            (None, None, (Format::Tsv, true)) => {
+                let why = "export writes CSV or JSON Lines, not tsv: give --output-format csv|jsonl, \
+                           an --output file ending .csv or .jsonl, or --format csv|json";
+                return Err(Error::validation("--format", why).into());
+            }
+            (None, None, (Format::Csv | Format::Table | Format::Tsv, _)) => FileFormat::Csv,
         };
         let file: Box<dyn Write> = match output {
             Some(path) => Box::new(io::BufWriter::new(
@@ -533,7 +538,8 @@ pub fn export_events(s: &Service, p: &Principal, a: &ExportEventsArgs, out: &mut
         status: parse_opt("--status", a.status.as_deref())?,
         ..EventFilter::default()
     };
-    let mut sink = Sink::open(a.output.as_deref(), a.output_format, out.format(), EventField::file_order())?;
+    let mut sink =
+        Sink::open(a.output.as_deref(), a.output_format, (out.format(), out.was_chosen()), EventField::file_order())?;
     let mut count = 0u64;
     each_item(
         |page| s.list_events(p, &filter, page),
@@ -587,7 +593,8 @@ pub fn export_bookings(s: &Service, p: &Principal, a: &ExportBookingsArgs, out: 
         customer: parse_opt("--customer", a.customer.as_deref())?,
         ..goticket_core::BookingFilter::default()
     };
-    let mut sink = Sink::open(a.output.as_deref(), a.output_format, out.format(), BookingField::file_order())?;
+    let mut sink =
+        Sink::open(a.output.as_deref(), a.output_format, (out.format(), out.was_chosen()), BookingField::file_order())?;
     let mut event_refs: HashMap<goticket_core::EventId, String> = HashMap::new();
     let mut count = 0u64;
     each_item(

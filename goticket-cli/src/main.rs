@@ -24,6 +24,8 @@ fn main() -> ExitCode {
         // Help and version go to stdout as clap prints them; a usage error gets the
         // prefix every other error has (`goticket: error: ...`) and exit 2.
         Err(e) if !e.use_stderr() => e.exit(),
+        // `goticket` or `goticket event` alone: the help, as clap shows it.
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
         Err(e) => {
             let styled = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
             let text = if styled { e.render().ansi().to_string() } else { e.render().to_string() };

@@ -52,10 +52,13 @@ impl Tabular for Event {
     }
 }
 
-/// A booking's columns are its fields, as core describes them.
+/// A booking's columns are its fields, as core describes them, and its total (the
+/// amount people look for; JSON has the unit price and the quantity).
 impl Tabular for Booking {
     fn headers() -> Vec<&'static str> {
-        BookingField::ALL.iter().map(|f| f.name()).collect()
+        let mut h: Vec<&'static str> = BookingField::ALL.iter().map(|f| f.name()).collect();
+        h.push("total");
+        h
     }
     fn wide() -> Vec<&'static str> {
         BookingField::ALL.iter().filter(|f| f.in_table() == InTable::Detail).map(|f| f.name()).collect()
@@ -67,10 +70,12 @@ impl Tabular for Booking {
             (BookingField::ExpiresAt, BookingStatus::Confirmed | BookingStatus::Cancelled) => String::new(),
             _ => f.value(self).text(),
         };
-        BookingField::ALL.iter().map(shown).collect()
+        let mut row: Vec<String> = BookingField::ALL.iter().map(shown).collect();
+        row.push(self.total().to_string());
+        row
     }
     fn drop_first() -> Vec<&'static str> {
-        vec!["unit_price", "expires_at", "quantity"]
+        vec!["unit_price", "expires_at", "quantity", "total"]
     }
 }
 
@@ -156,6 +161,8 @@ impl Tabular for CheckIn {
 /// Where results go, in the chosen format.
 pub struct Out<W: Write> {
     format: Format,
+    /// Whether the format was asked for, not the default for what stdout is.
+    chosen: bool,
     /// Whether a heading was written (the first has no blank line before it).
     headed: bool,
     w: W,
@@ -164,7 +171,19 @@ pub struct Out<W: Write> {
 impl<W: Write> Out<W> {
     /// Output to `w`.
     pub fn new(format: Format, w: W) -> Self {
-        Out { format, headed: false, w }
+        Out { format, chosen: true, headed: false, w }
+    }
+
+    /// Whether the format was asked for (`--format`, `GOTICKET_FORMAT`) rather than
+    /// taken from what stdout is.
+    pub fn chosen(mut self, chosen: bool) -> Self {
+        self.chosen = chosen;
+        self
+    }
+
+    /// See [`Out::chosen`].
+    pub fn was_chosen(&self) -> bool {
+        self.chosen
     }
 
     /// The output format: `--format`, else a table on a terminal and TSV elsewhere.
@@ -281,11 +300,10 @@ impl<W: Write> Out<W> {
             t.add_row(r);
         }
         for (i, col) in t.column_max_content_widths().into_iter().enumerate() {
-            // Ids, codes, amounts and timestamps read only whole.
-            let unbreakable = names.get(i).is_some_and(|n| {
-                n.ends_with("_at") || t.column_cells_iter(i).flatten().all(|c| !c.content().trim().contains(" "))
-            });
-            if unbreakable && let Some(c) = t.column_mut(i) {
+            // Ids, codes and timestamps read only whole; names, emails and amounts wrap.
+            if names.get(i).is_some_and(|n| unbreakable(n))
+                && let Some(c) = t.column_mut(i)
+            {
                 c.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(col.saturating_add(2))));
             }
         }
@@ -300,11 +318,11 @@ impl<W: Write> Out<W> {
         }
     }
 
-    /// A line of prose for people, in table and TSV output (headings in the demo).
+    /// A line of prose in table mode only (headings in the demo).
     /// Headings after the first are set off by a blank line; the output never starts
     /// with one.
     pub fn heading(&mut self, text: &str) -> io::Result<()> {
-        if !matches!(self.format, Format::Table | Format::Tsv) {
+        if self.format != Format::Table {
             return Ok(());
         }
         let gap = if self.headed { "\n" } else { "" };
@@ -350,13 +368,18 @@ fn needed_width(names: &[&str], rows: &[Vec<String>]) -> usize {
     for (i, name) in names.iter().enumerate() {
         let cells = rows.iter().map(|r| r[i].as_str());
         let widest = cells.clone().map(chars).max().unwrap_or(0).max(chars(name));
-        let wraps = !name.ends_with("_at") && cells.clone().any(|c| c.contains(' '));
+        let wraps = !unbreakable(name);
         total += if wraps { widest.min(16) } else { widest } + 3;
     }
     total
 }
 
-/// An RFC 3339 UTC timestamp to the minute (`2030-03-01 19:00Z`) for list tables;
+/// Columns a table never breaks across lines: ids, codes and timestamps.
+fn unbreakable(column: &str) -> bool {
+    matches!(column, "id" | "code" | "event_id" | "booking_code") || column.ends_with("_at")
+}
+
+/// An RFC 3339 UTC timestamp to the minute (`2090-03-01 19:00Z`) for list tables;
 /// anything else as it is.
 fn short_time(v: String) -> String {
     let b = v.as_bytes();

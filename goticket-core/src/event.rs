@@ -214,6 +214,8 @@ impl NewEvent {
             created_at: now,
             updated_at: now,
         };
+        check_text("description", event.description.as_ref(), 10_000)?;
+        check_text("venue", event.venue.as_ref(), 200)?;
         check_event(&event)?;
         Ok(event)
     }
@@ -227,6 +229,20 @@ impl Event {
 }
 
 const _: () = assert!(Event::MAX_PRICE_MINOR.checked_mul(Capacity::MAX as i64).is_some());
+
+/// The rule of every face's free text (see `EventFields`), for a venue or description
+/// set in code too, so that what a store keeps is what an import of its export reads
+/// back: trimmed, not empty, no control character but tab and newline. Checked where
+/// the text is set (a new event, a change of that field), so an event stored before
+/// the rule can still change its other fields.
+fn check_text(field: &str, text: Option<&String>, max: usize) -> Result<()> {
+    let Some(t) = text else { return Ok(()) };
+    let clean = crate::types::bounded_text(field, t, max, true)?;
+    if clean.as_deref() != Some(t.as_str()) {
+        return Err(Error::validation(field, "must not be empty or start or end with white space"));
+    }
+    Ok(())
+}
 
 /// The rules every stored event obeys, whether new or changed.
 fn check_event(e: &Event) -> Result<()> {
@@ -261,14 +277,11 @@ fn check_event(e: &Event) -> Result<()> {
     {
         return Err(Error::validation("sales_end", format!("must not be after the event ends ({})", e.ends_at)));
     }
-    // The rules every face's input passes (see `EventFields`), for values built in code
-    // too: what a store keeps is what an import of its export reads back.
     for (field, text, max) in [("description", &e.description, 10_000), ("venue", &e.venue, 200)] {
-        if let Some(t) = text {
-            let clean = crate::types::bounded_text(field, t, max, true)?;
-            if clean.as_deref() != Some(t.as_str()) {
-                return Err(Error::validation(field, "must not be empty or start or end with white space"));
-            }
+        if let Some(t) = text
+            && t.chars().count() > max
+        {
+            return Err(Error::validation(field, format!("must be at most {max} characters")));
         }
     }
     Ok(())
@@ -325,9 +338,11 @@ impl EventPatch {
             e.slug = v.clone();
         }
         if let Some(v) = &self.description {
+            check_text("description", v.as_ref(), 10_000)?;
             e.description = v.clone();
         }
         if let Some(v) = &self.venue {
+            check_text("venue", v.as_ref(), 200)?;
             e.venue = v.clone();
         }
         if let Some(v) = self.starts_at {
@@ -393,6 +408,40 @@ mod tests {
         .unwrap()
     }
 
+    /// Text set in code must obey the faces' rule, where it is set; an event stored
+    /// before the rule (with a venue like " Hall ") can still change other fields.
+    #[test]
+    fn text_rules_apply_where_text_is_set() {
+        use std::sync::Arc;
+        let store = Arc::new(crate::MemoryStore::new());
+        let service = crate::Service::new(store.clone());
+        let admin = crate::Principal::new("a@example.com".parse().unwrap(), crate::Role::Admin);
+        let mut n = NewEvent::new(
+            "Gig".parse().unwrap(),
+            ts("2090-05-01T19:00:00Z"),
+            ts("2090-05-01T23:00:00Z"),
+            "10".parse().unwrap(),
+            "1 EUR".parse().unwrap(),
+        );
+        n.venue = Some(" Hall ".into());
+        assert!(service.create_event(&admin, n.clone()).unwrap_err().to_string().contains("venue"));
+        n.venue = None;
+        let mut old = n
+            .into_event(
+                crate::EventId::generate(&crate::SystemClock, &crate::OsEntropy),
+                admin.email().clone(),
+                ts("2026-01-01T00:00:00Z"),
+            )
+            .unwrap();
+        old.venue = Some(" Hall ".into());
+        crate::engine::create_event(&*store, &old).unwrap();
+        let key = crate::EventKey::Id(old.id);
+        let more = EventPatch { capacity: Some("20".parse().unwrap()), ..EventPatch::default() };
+        service.update_event(&admin, &key, &more).expect("another field changes");
+        let bad = EventPatch { description: Some(Some("x\u{7}".into())), ..EventPatch::default() };
+        assert!(service.update_event(&admin, &key, &bad).is_err(), "a changed text obeys the rule");
+    }
+
     /// A start typed by hand must lie ahead, on create and on a change of the start,
     /// unless the caller allows the past; an import (history) is not asked.
     #[test]
@@ -429,6 +478,9 @@ mod tests {
         assert!(service.update_event(&admin, &key, &back).unwrap_err().to_string().contains("in the past"));
         let other = EventPatch { capacity: Some("20".parse().unwrap()), ..EventPatch::default() };
         service.update_event(&admin, &key, &other).expect("a past event's other fields still change");
+        let same =
+            EventPatch { starts_at: Some(e.starts_at), venue: Some(Some("Hall".into())), ..EventPatch::default() };
+        service.update_event(&admin, &key, &same).expect("the whole event sent back, its past start unchanged");
         let forward = EventPatch {
             starts_at: Some(ts("2027-07-01T19:00:00Z")),
             ends_at: Some(ts("2027-07-01T23:00:00Z")),
@@ -738,8 +790,8 @@ mod fields_tests {
     fn good() -> EventFields {
         EventFields {
             name: Some("Gig".into()),
-            starts_at: Some("2030-01-01T19:00:00Z".into()),
-            ends_at: Some("2030-01-01T22:00:00Z".into()),
+            starts_at: Some("2090-01-01T19:00:00Z".into()),
+            ends_at: Some("2090-01-01T22:00:00Z".into()),
             capacity: Some("10".into()),
             price: Some("12.50 EUR".into()),
             ..EventFields::default()
@@ -780,7 +832,7 @@ mod fields_tests {
     #[test]
     fn dates_are_checked_together() {
         let mut f = good();
-        f.ends_at = Some("2030-01-01T18:00:00Z".into());
+        f.ends_at = Some("2090-01-01T18:00:00Z".into());
         assert!(f.parse().unwrap_err()[0].to_string().starts_with("invalid ends_at: must be after starts_at"));
     }
 

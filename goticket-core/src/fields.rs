@@ -298,7 +298,25 @@ impl EventField {
     pub fn export_value(self, e: &Event) -> FieldValue {
         match self {
             EventField::ExternalId => FieldValue::Text(crate::import::event_reference(e)),
-            other => other.value(e),
+            EventField::Id
+            | EventField::Slug
+            | EventField::Name
+            | EventField::StartsAt
+            | EventField::EndsAt
+            | EventField::Capacity
+            | EventField::Held
+            | EventField::Sold
+            | EventField::Available
+            | EventField::Price
+            | EventField::MaxPerCustomer
+            | EventField::Status
+            | EventField::Venue
+            | EventField::SalesStart
+            | EventField::SalesEnd
+            | EventField::Organizer
+            | EventField::Description
+            | EventField::CreatedAt
+            | EventField::UpdatedAt => self.value(e),
         }
     }
 }
@@ -377,7 +395,17 @@ impl BookingField {
         match self {
             BookingField::ExternalId => FieldValue::Text(crate::import::booking_reference(b)),
             BookingField::EventId => FieldValue::Text(event_ref.to_owned()),
-            other => other.value(b),
+            BookingField::Code
+            | BookingField::Id
+            | BookingField::Customer
+            | BookingField::Quantity
+            | BookingField::Status
+            | BookingField::UnitPrice
+            | BookingField::ExpiresAt
+            | BookingField::IdempotencyKey
+            | BookingField::CreatedAt
+            | BookingField::UpdatedAt
+            | BookingField::Tickets => self.value(b),
         }
     }
 }
@@ -392,8 +420,8 @@ mod tests {
         let admin = Principal::new("a@example.com".parse().unwrap(), Role::Admin);
         let mut new = NewEvent::new(
             "Gig".parse().unwrap(),
-            "2030-01-01T19:00:00Z".parse().unwrap(),
-            "2030-01-01T22:00:00Z".parse().unwrap(),
+            "2090-01-01T19:00:00Z".parse().unwrap(),
+            "2090-01-01T22:00:00Z".parse().unwrap(),
             9u32.try_into().unwrap(),
             "12.50 EUR".parse().unwrap(),
         );

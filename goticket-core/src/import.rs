@@ -256,8 +256,22 @@ pub fn parse_booking_row(
         }
         v
     };
-    let (x, event, customer, quantity, status) =
-        (need(F::ExternalId), need(F::EventId), need(F::Customer), need(F::Quantity), need(F::Status));
+    // Every field of the description, read or not: a new one does not compile until
+    // it is decided here.
+    let (mut x, mut event, mut customer, mut quantity, mut status) = (None, None, None, None, None);
+    for &f in BookingField::ALL {
+        match f {
+            F::ExternalId => x = need(f),
+            F::EventId => event = need(f),
+            F::Customer => customer = need(f),
+            F::Quantity => quantity = need(f),
+            F::Status => status = need(f),
+            // Read below: the hold's end, and what moves a booking exactly.
+            F::ExpiresAt | F::Code | F::UnitPrice | F::Tickets => {}
+            // The store's own, never read from a file (a retry key is not moved).
+            F::Id | F::IdempotencyKey | F::CreatedAt | F::UpdatedAt => {}
+        }
+    }
     let external_id = x.and_then(|v| v.parse::<ExternalId>().map_err(|e| bad(F::ExternalId, e)).ok());
     let customer = customer.and_then(|v| v.parse::<crate::Email>().map_err(|e| bad(F::Customer, e)).ok());
     let quantity = quantity.and_then(|v| v.parse::<crate::Quantity>().map_err(|e| bad(F::Quantity, e)).ok());
@@ -609,8 +623,8 @@ mod tests {
     const GOOD: &[(&str, &str)] = &[
         ("external_id", "ev-1"),
         ("name", "Gig"),
-        ("starts_at", "2030-01-01T19:00:00Z"),
-        ("ends_at", "2030-01-01T22:00:00Z"),
+        ("starts_at", "2090-01-01T19:00:00Z"),
+        ("ends_at", "2090-01-01T22:00:00Z"),
         ("capacity", "100"),
         ("price", "12.50 EUR"),
     ];
@@ -628,7 +642,7 @@ mod tests {
             ("external_id", ""),
             ("name", "Gig"),
             ("starts_at", "tomorrow"),
-            ("ends_at", "2030-01-01T22:00:00Z"),
+            ("ends_at", "2090-01-01T22:00:00Z"),
             ("capacity", "0"),
             ("price", "-3 EUR"),
             ("slug", "Not A Slug"),
@@ -643,7 +657,7 @@ mod tests {
     #[test]
     fn dates_are_checked_together() {
         let mut r = GOOD.to_vec();
-        r[3] = ("ends_at", "2030-01-01T18:00:00Z");
+        r[3] = ("ends_at", "2090-01-01T18:00:00Z");
         let errs = parse_event_row(3, &row(&r)).unwrap_err();
         assert_eq!(errs[0].column, "ends_at");
     }
@@ -743,7 +757,29 @@ mod tests {
 pub fn fuzz_parsers(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let values: Vec<&str> = text.split('\n').collect();
-    let columns = EventField::file_order();
+    // The order the committed corpus was made with (each input line feeds one column);
+    // a column the description adds is fed after them.
+    let mut columns = vec![
+        "external_id",
+        "name",
+        "starts_at",
+        "ends_at",
+        "capacity",
+        "price",
+        "slug",
+        "venue",
+        "description",
+        "max_per_customer",
+        "sales_start",
+        "sales_end",
+        "status",
+        "organizer",
+    ];
+    for c in EventField::file_order() {
+        if !columns.contains(&c) {
+            columns.push(c);
+        }
+    }
     let get = |c: &str| columns.iter().position(|k| *k == c).and_then(|i| values.get(i)).map(|v| (*v).to_owned());
     let _ = parse_event_row(1, &get);
     for v in &values {

@@ -19,8 +19,8 @@
 //! // An organizer creates an event: 2 seats at 12.50 EUR.
 //! let mut new = NewEvent::new(
 //!     "Jazz night".parse()?,
-//!     goticket_core::parse_timestamp("starts_at", "2030-03-01T19:30:00+01:00")?,
-//!     goticket_core::parse_timestamp("ends_at", "2030-03-01T23:00:00+01:00")?,
+//!     goticket_core::parse_timestamp("starts_at", "2090-03-01T19:30:00+01:00")?,
+//!     goticket_core::parse_timestamp("ends_at", "2090-03-01T23:00:00+01:00")?,
 //!     "2".parse()?,
 //!     "12.50 EUR".parse()?,
 //! );
@@ -82,6 +82,8 @@ pub use fields::{BookingField, Columns, EventField, FieldValue, InFile, InTable}
 pub use jiff::{SignedDuration, Timestamp};
 pub use memory::MemoryStore;
 pub use money::{Currency, Money};
+#[cfg(feature = "openapi")]
+pub use openapi::TEXT_PATTERN;
 pub use query::{BookingFilter, Cursor, EventFilter, Page, PageRequest, PageStart};
 pub use service::{BookingRequest, Service};
 pub use store::{Commit, CounterDelta, EventKey, Retry, SalesRow, Store, Tx, TxBody};

@@ -17,8 +17,16 @@ use crate::users::Password;
 /// Crockford base-32 digits: no I, L, O or U.
 const CROCKFORD: &str = "[0-9A-HJKMNP-TV-Z]";
 
-/// What a slug may be (the parser also lowercases and refuses one shaped like an id).
-pub(crate) const SLUG: &str = "^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$";
+/// A slug's letters (the parser also lowercases input).
+#[cfg(test)]
+const SLUG_BODY: &str = "[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?";
+
+/// What a slug may be: its letters, and not shaped like an event id (32 hex digits,
+/// or in the 8-4-4-4-12 groups), which the parser refuses.
+pub(crate) const SLUG: &str = concat!(
+    "^(?![0-9a-f]{32}$)(?![0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$)",
+    "[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$"
+);
 
 /// An event named in a path or a query: its id or its slug (any case).
 pub(crate) const EVENT_KEY: &str = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}[a-zA-Z0-9])?)$";
@@ -32,8 +40,9 @@ pub(crate) const EMAIL: &str = concat!(
 );
 
 /// One-line or multi-line text with something visible in it and no control character
-/// but tab and newline (the rule of names, venues and descriptions).
-pub(crate) const TEXT: &str = "^[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*$";
+/// but tab and newline (the rule of names, venues and descriptions), as a JSON Schema
+/// pattern.
+pub const TEXT_PATTERN: &str = "^[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*$";
 
 fn schema_of(build: ObjectBuilder) -> RefOr<Schema> {
     RefOr::T(Schema::Object(build.build()))
@@ -90,7 +99,7 @@ value_schema! {
         .max_length(Some(64));
     crate::EventKey => text("An event: its id (a UUID) or its slug.").pattern(Some(EVENT_KEY)).max_length(Some(64));
     EventName => text("An event's name: 1 to 200 characters, not all white space, no control characters.")
-        .pattern(Some(TEXT))
+        .pattern(Some(TEXT_PATTERN))
         .min_length(Some(1))
         .max_length(Some(200));
     ExternalId => text("The id in the system the row was imported from.").min_length(Some(1)).max_length(Some(200));
@@ -114,6 +123,13 @@ mod tests {
         p.trim_start_matches('^').trim_end_matches('$').to_owned()
     }
 
+    /// The slug pattern is its body behind lookaheads for exactly the id shapes.
+    #[test]
+    fn the_slug_pattern_is_its_body_less_id_shapes() {
+        let not_id = "(?![0-9a-f]{32}$)(?![0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$)";
+        assert_eq!(super::SLUG, format!("^{not_id}{}$", super::SLUG_BODY));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
 
@@ -121,13 +137,22 @@ mod tests {
         /// published patterns describe parses.
         #[test]
         fn what_the_patterns_describe_parses(
-            slug in proptest::string::string_regex(&body(super::SLUG)).unwrap(),
+            slug in proptest::string::string_regex(super::SLUG_BODY).unwrap(),
+            id_like in proptest::string::string_regex("[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").unwrap(),
             key in proptest::string::string_regex(&body(super::EVENT_KEY)).unwrap(),
             email in proptest::string::string_regex(&body(super::EMAIL)).unwrap(),
-            name in proptest::string::string_regex(&format!("({}){{1,3}}", &body(super::TEXT))).unwrap(),
+            name in proptest::string::string_regex(&format!("({}){{1,3}}", &body(super::TEXT_PATTERN))).unwrap(),
         ) {
-            let looks_like_id = uuid::Uuid::try_parse(&slug).is_ok();
-            prop_assert!(looks_like_id || slug.parse::<crate::Slug>().is_ok(), "slug {slug:?}");
+            // The published pattern is the body less the two id shapes its lookaheads
+            // exclude: every other string of the body parses, and those do not.
+            let id_shaped = |s: &str| {
+                let hex = |t: &str| t.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+                let groups: Vec<&str> = s.split('-').collect();
+                (s.len() == 32 && hex(s))
+                    || (groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12]) && groups.iter().all(|g| hex(g)))
+            };
+            prop_assert!(id_shaped(&slug) || slug.parse::<crate::Slug>().is_ok(), "slug {slug:?}");
+            prop_assert!(id_shaped(&id_like) && id_like.parse::<crate::Slug>().is_err(), "id-like {id_like:?}");
             prop_assert!(key.parse::<crate::EventKey>().is_ok(), "key {key:?}");
             prop_assert!(email.len() > 254 || email.parse::<crate::Email>().is_ok(), "email {email:?}");
             let n = name.trim().chars().count();

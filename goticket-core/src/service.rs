@@ -189,7 +189,11 @@ impl Service {
         let now = self.now();
         let current = self.load_event(key, now)?;
         p.require_manage(&current, "update")?;
-        if let Some(start) = patch.starts_at {
+        // Only a start that moves is checked: a client sending the whole event back
+        // with a start already past changes nothing there.
+        if let Some(start) = patch.starts_at
+            && start != current.starts_at
+        {
             crate::event::check_start(start, now, patch.allow_past)?;
         }
         engine::update_event(&*self.store, current.id, now, &|e| patch.apply(e, now))

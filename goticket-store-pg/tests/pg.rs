@@ -140,7 +140,7 @@ fn migrating_normalizes_stored_emails_and_reports_look_alikes() {
            ('ＢＯＢ@example.com', 'organizer', '{hash}', '2027-01-03Z', '2027-01-03Z');
          INSERT INTO events (id, name, starts_at, ends_at, capacity, price_minor, currency, status, organizer,
            held, sold, created_at, updated_at)
-         VALUES ('0190a0b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b', 'Old', '2030-01-01Z', '2030-01-02Z', 10, 100, 'EUR',
+         VALUES ('0190a0b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b', 'Old', '2090-01-01Z', '2090-01-02Z', 10, 100, 'EUR',
                  'scheduled', 'ＢＯＢ@example.com', 0, 2, now(), now());
          INSERT INTO bookings (id, code, event_id, customer, quantity, status, unit_price_minor, currency,
            idempotency_key, created_at, updated_at) VALUES

@@ -156,12 +156,58 @@ impl PartialSchema for NewEventBody {
                 }
             }
             object.description = Some("A new event; name, starts_at, ends_at, capacity and price are required.".into());
+            text_rules(object);
         }
         schema
     }
 }
 
-impl ToSchema for NewEventBody {}
+impl ToSchema for NewEventBody {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        EventBody::schemas(schemas);
+    }
+}
+
+/// The body that changes an event: [`EventBody`] where only the clearable fields may
+/// be `null`, and without the organizer (who cannot change).
+pub(super) struct UpdateEventBody;
+
+impl PartialSchema for UpdateEventBody {
+    fn schema() -> RefOr<Schema> {
+        let mut schema = EventBody::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            object.properties.remove("organizer");
+            for (name, property) in object.properties.iter_mut() {
+                if !EventFields::CLEARABLE.contains(&name.as_str()) {
+                    not_null(property);
+                }
+            }
+            object.description = Some(
+                "A change: only the fields given change; null clears slug, description, venue, \
+                 max_per_customer, sales_start or sales_end."
+                    .into(),
+            );
+            text_rules(object);
+        }
+        schema
+    }
+}
+
+impl ToSchema for UpdateEventBody {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        EventBody::schemas(schemas);
+    }
+}
+
+/// Venue and description obey the rule of every free text (core's `TEXT_PATTERN`).
+fn text_rules(object: &mut utoipa::openapi::schema::Object) {
+    for (field, max) in [("venue", 200), ("description", 10_000)] {
+        if let Some(RefOr::T(Schema::Object(o))) = object.properties.get_mut(field) {
+            o.pattern = Some(goticket_core::TEXT_PATTERN.into());
+            o.max_length = Some(max);
+        }
+    }
+}
 
 /// The property without its `null` alternative: `["string", "null"]` becomes
 /// `"string"`, and `oneOf: [null, X]` becomes `X`.
@@ -241,7 +287,7 @@ pub(super) async fn create_event(
     tag = "events",
     security(("bearer" = [])),
     params(EventPath),
-    request_body = EventBody,
+    request_body = UpdateEventBody,
     responses(
         (status = 200, description = "The event, changed.", body = Event),
         Problems<{ UNAUTHENTICATED | FORBIDDEN | NOT_FOUND | REFUSED | INVALID | BODY }>,

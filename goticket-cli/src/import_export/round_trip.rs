@@ -109,8 +109,8 @@ fn populate(s: &Service, clock: &ManualClock, specs: &[EventSpec]) {
         let day = i % 28 + 1;
         let mut new = NewEvent::new(
             format!("Event {i}").parse().expect("name"),
-            at(&format!("2030-03-{day:02}T19:00:00Z")),
-            at(&format!("2030-03-{day:02}T23:00:00Z")),
+            at(&format!("2090-03-{day:02}T19:00:00Z")),
+            at(&format!("2090-03-{day:02}T23:00:00Z")),
             spec.capacity.try_into().expect("capacity"),
             spec.price.parse().expect("price"),
         );
@@ -119,7 +119,7 @@ fn populate(s: &Service, clock: &ManualClock, specs: &[EventSpec]) {
         new.description.clone_from(&spec.description);
         new.max_per_customer = spec.max_per_customer.map(|m| m.try_into().expect("limit"));
         new.sales_start = spec.sales_start.then(|| at("2028-06-01T00:00:00Z"));
-        new.sales_end = spec.sales_end.then(|| at(&format!("2030-03-{day:02}T18:00:00Z")));
+        new.sales_end = spec.sales_end.then(|| at(&format!("2090-03-{day:02}T18:00:00Z")));
         new.organizer = Some(format!("org{}@example.com", i % 2).parse().expect("email"));
         let e = s.create_event(&p, new).expect("create");
         for &(qty, fate, keyed) in &spec.bookings {

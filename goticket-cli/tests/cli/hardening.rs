@@ -15,9 +15,9 @@ fn moved_to(from: &TestDb, to: &TestDb) {
         "--name",
         "Gala",
         "--starts-at",
-        "2030-05-01T19:00:00Z",
+        "2090-05-01T19:00:00Z",
         "--ends-at",
-        "2030-05-01T23:00:00Z",
+        "2090-05-01T23:00:00Z",
         "--capacity",
         "50",
         "--price",
@@ -25,7 +25,7 @@ fn moved_to(from: &TestDb, to: &TestDb) {
         "--sales-start",
         "2026-01-01T00:00:00Z",
         "--sales-end",
-        "2030-05-01T18:00:00Z",
+        "2090-05-01T18:00:00Z",
     ]);
     let id = s(&from.ok(&["event", "list"])["items"][0]["id"]).to_owned();
     from.ok(&["book", &id, "--customer", "ann@example.com", "--qty", "2"]);
@@ -42,7 +42,7 @@ fn moved_to(from: &TestDb, to: &TestDb) {
     assert_eq!(moved["external_id"], id.as_str(), "the old id is the new event's external id");
     assert_eq!((moved["sold"].as_u64(), moved["held"].as_u64()), (Some(2), Some(1)));
     assert_eq!(moved["sales_start"], "2026-01-01T00:00:00Z");
-    assert_eq!(moved["sales_end"], "2030-05-01T18:00:00Z");
+    assert_eq!(moved["sales_end"], "2090-05-01T18:00:00Z");
     // A re-run is a no-op, on both files.
     assert_eq!(n(&to.ok(&["import", "events", &events]), "unchanged"), 1);
     assert_eq!(n(&to.ok(&["import", "bookings", &bookings]), "unchanged"), 2);
@@ -67,8 +67,8 @@ fn refused_imports_exit_as_their_first_refusal(s: &TestDb) {
     let twice = s.file(
         "twice.csv",
         "external_id,name,starts_at,ends_at,capacity,price
-ev-1,One,2030-04-01T19:00:00Z,2030-04-01T22:00:00Z,10,1 EUR
-ev-1,One again,2030-04-01T19:00:00Z,2030-04-01T22:00:00Z,20,1 EUR
+ev-1,One,2090-04-01T19:00:00Z,2090-04-01T22:00:00Z,10,1 EUR
+ev-1,One again,2090-04-01T19:00:00Z,2090-04-01T22:00:00Z,20,1 EUR
 ",
     );
     let out = s.run(&["import", "events", &twice]);
@@ -79,7 +79,7 @@ ev-1,One again,2030-04-01T19:00:00Z,2030-04-01T22:00:00Z,20,1 EUR
     let good = s.file(
         "good.csv",
         "external_id,name,starts_at,ends_at,capacity,price
-ev-1,One,2030-04-01T19:00:00Z,2030-04-01T22:00:00Z,10,1 EUR
+ev-1,One,2090-04-01T19:00:00Z,2090-04-01T22:00:00Z,10,1 EUR
 ",
     );
     s.ok(&["import", "events", &good]);

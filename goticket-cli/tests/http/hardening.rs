@@ -182,7 +182,7 @@ fn the_edges_the_probe_found() {
     // form; what a bad body is told names no Rust type.
     let event = |price: &str| {
         format!(
-            r#"{{"name":"Priced","starts_at":"2030-01-01T19:00:00Z","ends_at":"2030-01-01T22:00:00Z","capacity":5,"price":{price}}}"#
+            r#"{{"name":"Priced","starts_at":"2090-01-01T19:00:00Z","ends_at":"2090-01-01T22:00:00Z","capacity":5,"price":{price}}}"#
         )
     };
     for (price, minor) in [(r#""20 EUR""#, 2000), (r#""12.50 EUR""#, 1250), (r#"{"amount_minor":700,"currency":"EUR"}"#, 700)] {
@@ -274,7 +274,7 @@ fn the_edges_the_probe_found() {
     );
 
     // PATCH: null clears, empty text is refused, absent leaves alone.
-    let event = r#"{"name":"E","starts_at":"2030-01-01T19:00:00Z","ends_at":"2030-01-01T22:00:00Z","capacity":2,"price":{"amount_minor":100,"currency":"EUR"},"slug":"e","venue":"Hall","max_per_customer":2,"sales_start":"2029-01-01T00:00:00Z","sales_end":"2030-01-01T18:00:00Z"}"#;
+    let event = r#"{"name":"E","starts_at":"2090-01-01T19:00:00Z","ends_at":"2090-01-01T22:00:00Z","capacity":2,"price":{"amount_minor":100,"currency":"EUR"},"slug":"e","venue":"Hall","max_per_customer":2,"sales_start":"2029-01-01T00:00:00Z","sales_end":"2090-01-01T18:00:00Z"}"#;
     assert_eq!(srv.call("POST", "/v1/events", Some(&boss), Some(event), &[]).0, 201);
     let (status, e, _) = srv.call("GET", "/v1/events/e", Some(&boss), None, &[]);
     assert_eq!(status, 200);
@@ -309,7 +309,7 @@ fn the_edges_the_probe_found() {
         "validation",
     );
     // A sales window that opens after the event ends is refused.
-    let late = r#"{"sales_start":"2030-01-02T00:00:00Z"}"#;
+    let late = r#"{"sales_start":"2090-01-02T00:00:00Z"}"#;
     assert_problem(srv.call("PATCH", &format!("/v1/events/{id}"), Some(&boss), Some(late), &[]), 422, "validation");
     // A price past the bound is refused, so reports keep adding up.
     let dear = r#"{"price":{"amount_minor":9223372036854775807,"currency":"EUR"}}"#;
