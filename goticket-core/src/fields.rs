@@ -128,11 +128,6 @@ impl Columns {
         c
     }
 
-    /// Every column, in the record's field order (an export's header).
-    pub fn all(&self, order: &[&'static str]) -> Vec<&'static str> {
-        order.iter().copied().filter(|c| self.required.contains(c) || self.optional.contains(c)).collect()
-    }
-
     /// Whether `name` is one of them.
     pub fn contains(&self, name: &str) -> bool {
         self.required.contains(&name) || self.optional.contains(&name)

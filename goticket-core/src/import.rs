@@ -747,6 +747,78 @@ mod tests {
         assert!(msgs.iter().any(|m| m.contains("column ends_at: is missing")), "{msgs:?}");
         assert!(msgs.iter().any(|m| m.contains("column colour: is not a known column")), "{msgs:?}");
         assert!(msgs.iter().any(|m| m.contains("column name: appears twice")), "{msgs:?}");
+        assert_eq!(errs.len(), 3, "the known columns pass: {msgs:?}");
+        let with_reasons: Vec<String> = [EventField::columns().required, vec![REASON_COLUMN, "venue"]]
+            .concat()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert!(check_event_columns(&with_reasons).is_ok(), "a rejects file's error column is ignored");
+    }
+
+    #[test]
+    fn an_event_row_needs_its_external_id_and_keeps_its_status() {
+        let without: Vec<(&str, &str)> = GOOD[1..].to_vec();
+        let errs = parse_event_row(4, &row(&without)).unwrap_err();
+        assert_eq!((errs.len(), errs[0].column.as_str()), (1, "external_id"), "{errs:?}");
+        let mut cancelled = GOOD.to_vec();
+        cancelled.push(("status", "cancelled"));
+        assert_eq!(parse_event_row(2, &row(&cancelled)).unwrap().status, crate::EventStatus::Cancelled);
+        let mut blank = GOOD.to_vec();
+        blank.push(("status", " "));
+        assert_eq!(parse_event_row(2, &row(&blank)).unwrap().status, crate::EventStatus::Scheduled);
+    }
+
+    const BOOKING: &[(&str, &str)] = &[
+        ("external_id", "b-1"),
+        ("event", "ev-1"),
+        ("customer", "ann@example.com"),
+        ("quantity", "2"),
+        ("status", "confirmed"),
+    ];
+
+    fn booking(extra: &[(&str, &str)]) -> std::result::Result<BookingRow, Vec<RowError>> {
+        let mut pairs = BOOKING.to_vec();
+        for (k, v) in extra {
+            pairs.retain(|(c, _)| c != k);
+            pairs.push((k, v));
+        }
+        parse_booking_row(3, &row(&pairs))
+    }
+
+    fn columns_of(r: std::result::Result<BookingRow, Vec<RowError>>) -> Vec<String> {
+        r.map(|_| Vec::new())
+            .unwrap_or_else(|errs| errs.into_iter().map(|e| format!("{}: {}", e.column, e.reason)).collect())
+    }
+
+    /// The bookings-row rules: which statuses need which columns.
+    #[test]
+    fn booking_rows_follow_the_status_rules() {
+        assert!(booking(&[]).is_ok());
+        let held = columns_of(booking(&[("status", "held")]));
+        assert_eq!(held, ["hold_until: is required for a held booking"]);
+        assert!(booking(&[("status", "held"), ("hold_until", "2090-01-01T00:00:00Z")]).is_ok());
+        let unreadable = columns_of(booking(&[("status", "held"), ("hold_until", "tomorrow")]));
+        assert_eq!(unreadable.len(), 1, "a bad hold end is one error, not also a missing one: {unreadable:?}");
+        let confirmed_hold = columns_of(booking(&[("hold_until", "2090-01-01T00:00:00Z")]));
+        assert_eq!(confirmed_hold, ["hold_until: is only for held bookings"]);
+        let cancelled = columns_of(booking(&[("status", "cancelled")]));
+        assert!(cancelled[0].starts_with("status: cancelled and expired bookings move only with their tickets"));
+        // With its tickets (an export row), a booking moves in any status, hold end and all.
+        let moved = [
+            ("status", "cancelled"),
+            ("code", "7K3M-Q9TX-2BHD"),
+            ("unit_price", "5 EUR"),
+            ("tickets", "0123456789ABCDEFGHJKMNPQRS 0123456789ABCDEFGHJKMNPQRT"),
+            ("hold_until", "2090-01-01T00:00:00Z"),
+        ];
+        let r = booking(&moved).expect("an exported cancelled booking");
+        assert!(r.is_moved() && r.hold_until.is_some());
+        let mut bad_code = moved.to_vec();
+        bad_code[1] = ("code", "nope");
+        assert_eq!(columns_of(booking(&bad_code)).len(), 1, "one bad cell refuses the row");
+        let missing = columns_of(parse_booking_row(5, &row(&BOOKING[1..])));
+        assert_eq!(missing, ["external_id: is required"]);
     }
 }
 
