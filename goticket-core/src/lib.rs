@@ -83,7 +83,7 @@ pub use jiff::{SignedDuration, Timestamp};
 pub use memory::MemoryStore;
 pub use money::{Currency, Money};
 #[cfg(feature = "openapi")]
-pub use openapi::TEXT_PATTERN;
+pub use openapi::{MoneyText, TEXT_PATTERN, money_text_pattern};
 pub use query::{BookingFilter, Cursor, EventFilter, Page, PageRequest, PageStart};
 pub use service::{BookingRequest, Service};
 pub use store::{Commit, CounterDelta, EventKey, Retry, SalesRow, Store, Tx, TxBody};

@@ -44,6 +44,52 @@ pub(crate) const EMAIL: &str = concat!(
 /// pattern.
 pub const TEXT_PATTERN: &str = "^[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*$";
 
+/// Money as text (`12.50 EUR`, `EUR 12.50`), exactly as [`crate::Money`]'s parser takes
+/// it for a price: each ISO 4217 code with no more decimals than its minor unit, and
+/// at most [`crate::Event::MAX_PRICE_MINOR`] minor units (upper-case codes, spaces
+/// between; the parser is more forgiving). Built from the currency table, so a code
+/// the parser refuses is never offered.
+pub fn money_text_pattern() -> String {
+    use iso_currency::IntoEnumIterator;
+    use std::collections::BTreeMap;
+    let mut by_exponent: BTreeMap<u32, Vec<&'static str>> = BTreeMap::new();
+    for c in iso_currency::Currency::iter() {
+        if let Ok(ours) = c.code().parse::<Currency>() {
+            by_exponent.entry(ours.exponent()).or_default().push(c.code());
+        }
+    }
+    let max_digits = crate::Event::MAX_PRICE_MINOR.to_string().len() as u32 - 1;
+    let alternatives: Vec<String> = by_exponent
+        .iter()
+        .map(|(&exp, codes)| {
+            let fraction = if exp == 0 { String::new() } else { format!("([.][0-9]{{1,{exp}}})?") };
+            let amount = format!("[0-9]{{1,{}}}{fraction}", max_digits - exp);
+            let codes = codes.join("|");
+            format!("{amount} +({codes})|({codes}) +{amount}")
+        })
+        .collect();
+    format!("^ *({}) *$", alternatives.join("|"))
+}
+
+/// Money as text in the OpenAPI document (see [`money_text_pattern`]).
+#[derive(Debug, Clone, Copy)]
+pub struct MoneyText;
+
+impl utoipa::PartialSchema for MoneyText {
+    fn schema() -> RefOr<Schema> {
+        schema_of(
+            text(
+                "An amount and an ISO 4217 currency code, like `20.00 EUR` or `20 EUR`: no more decimals \
+                  than the currency has.",
+            )
+            .pattern(Some(money_text_pattern()))
+            .examples(["20.00 EUR"]),
+        )
+    }
+}
+
+impl utoipa::ToSchema for MoneyText {}
+
 fn schema_of(build: ObjectBuilder) -> RefOr<Schema> {
     RefOr::T(Schema::Object(build.build()))
 }
@@ -121,6 +167,30 @@ mod tests {
     /// A pattern without its anchors, for proptest's generator.
     fn body(p: &str) -> String {
         p.trim_start_matches('^').trim_end_matches('$').to_owned()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// Every price text the document describes is a price the server takes.
+        #[test]
+        fn what_the_money_pattern_describes_is_a_price(
+            money in proptest::string::string_regex(&body(&super::money_text_pattern())).unwrap(),
+        ) {
+            let m = money.parse::<crate::Money>();
+            prop_assert!(m.is_ok(), "{money:?}: {m:?}");
+            prop_assert!(m.unwrap().amount_minor() <= crate::Event::MAX_PRICE_MINOR, "{money:?}");
+        }
+    }
+
+    #[test]
+    fn the_money_pattern_refuses_what_the_parser_refuses() {
+        let p = super::money_text_pattern();
+        for code in ["EUR", "JPY", "BHD"] {
+            assert!(p.contains(code), "{code}");
+        }
+        assert!(!p.contains("XXX"), "a code with no minor unit is not offered");
+        assert!(p.contains("[0-9]{1,9}([.][0-9]{1,2})? +("), "two-decimal currencies: {}", &p[..200.min(p.len())]);
     }
 
     /// The slug pattern is its body behind lookaheads for exactly the id shapes.

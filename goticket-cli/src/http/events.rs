@@ -83,15 +83,9 @@ pub(super) struct MoneyInput;
 
 impl PartialSchema for MoneyInput {
     fn schema() -> RefOr<Schema> {
-        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        use utoipa::openapi::schema::OneOfBuilder;
         OneOfBuilder::new()
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .description(Some("An amount and an ISO 4217 currency code, like `20.00 EUR` or `20 EUR`."))
-                    .pattern(Some(r"^\s*[0-9]+([.][0-9]+)?\s+[A-Za-z]{3}\s*$"))
-                    .examples(["20.00 EUR"]),
-            )
+            .item(utoipa::openapi::Ref::from_schema_name("MoneyText"))
             .item(utoipa::openapi::Ref::from_schema_name("Money"))
             .description(Some("Money as text or in minor units."))
             .into()
@@ -101,6 +95,7 @@ impl PartialSchema for MoneyInput {
 impl ToSchema for MoneyInput {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
         schemas.push((Money::name().into_owned(), Money::schema()));
+        schemas.push(("MoneyText".into(), goticket_core::MoneyText::schema()));
         Money::schemas(schemas);
     }
 }
@@ -316,8 +311,10 @@ paged_query!(
         #[param(value_type = Option<String>, format = DateTime)]
         to: Option<String>,
         /// Events at this price or more, like `10.00 EUR` (same currency only).
+        #[param(value_type = Option<goticket_core::MoneyText>)]
         min_price: Option<String>,
         /// Events at this price or less, like `50 EUR` (same currency only).
+        #[param(value_type = Option<goticket_core::MoneyText>)]
         max_price: Option<String>,
         /// Only events in this state.
         #[param(value_type = Option<EventStatus>)]
