@@ -1,8 +1,23 @@
-//! Marks the PostgreSQL tests ignored when no test server is configured. (The same
-//! function is in goticket-store-pg's build.rs: a build script included from outside
-//! its crate would not survive `cargo package`.)
+//! Marks the tests that need an outside server or tool ignored when it is not there:
+//! PostgreSQL (no test server configured; the same function is in goticket-store-pg's
+//! build.rs, as a build script included from outside its crate would not survive
+//! `cargo package`) and Prometheus (no `prometheus` or `promtool` on the PATH). Under
+//! `CI=true` nothing is ignored: a missing one fails its tests.
 fn main() {
     pg_tests();
+    tool_tests(&["prometheus", "promtool"], "prometheus_tests_skipped");
+}
+
+/// Ignores the tests behind `cfg` unless every tool in `tools` is on the PATH (or CI).
+fn tool_tests(tools: &[&str], cfg: &str) {
+    println!("cargo:rustc-check-cfg=cfg({cfg})");
+    println!("cargo:rerun-if-env-changed=PATH");
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = |tool: &str| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file());
+    if !ci && !tools.iter().all(|t| found(t)) {
+        println!("cargo:rustc-cfg={cfg}");
+    }
 }
 
 /// Without `GOTICKET_TEST_PG_URL` (and outside CI) the tests that need PostgreSQL are

@@ -1856,23 +1856,169 @@ mod http {
             srv.call("POST", "/v1/events/m/bookings", Some(&boss), Some(book), &[]);
         }
         srv.call("GET", "/v1/events", None, None, &[]);
+        srv.call("GET", "/v1/nope/at/all", None, None, &[]);
+        srv.call("BREW", "/v1/events", None, None, &[]);
         let (status, text, ct) = srv.call("GET", "/metrics", None, None, &[]);
-        assert_eq!((status, ct.as_str()), (200, "text/plain"));
+        assert_eq!((status, ct.as_str()), (200, "application/openmetrics-text"));
         let text = text.as_str().expect("text").to_owned();
-        let value = |name: &str| -> f64 {
+        // The sum of every series of `name` whose labels contain each of `having`.
+        let total = |name: &str, having: &[&str]| -> f64 {
             text.lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.rsplit(' ').next())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("{name} missing in:\n{text}"))
+                .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+                .filter(|l| having.iter().all(|h| l.contains(h)))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
         };
-        assert_eq!(value("goticket_bookings_total"), 2.0);
-        assert_eq!(value("goticket_booking_refusals_total"), 1.0, "the third was sold out");
-        assert!(value("goticket_http_requests_total{class=\"2xx\"}") >= 5.0);
-        assert!(value("goticket_http_requests_total{class=\"4xx\"}") >= 2.0);
-        assert!(value("goticket_http_request_duration_seconds_count") >= 7.0);
-        assert!(value("goticket_combiner_batches_total") >= 1.0, "reservations go through the combiner");
-        assert!(text.contains("goticket_http_request_duration_seconds_bucket{le=\"+Inf\"}"));
+        assert_eq!(total("goticket_reservations_total", &["outcome=\"created\""]), 2.0, "{text}");
+        assert_eq!(total("goticket_reservations_total", &["outcome=\"sold-out\""]), 1.0, "the third was sold out");
+        assert_eq!(total("goticket_http_problems_total", &["kind=\"sold-out\""]), 1.0, "{text}");
+        let booked = ["route=\"/v1/events/{event}/bookings\"", "method=\"POST\""];
+        assert_eq!(total("goticket_http_requests_total", &[&booked[..], &["status=\"201\""]].concat()), 2.0, "{text}");
+        assert_eq!(total("goticket_http_requests_total", &[&booked[..], &["status=\"409\""]].concat()), 1.0);
+        assert!(!text.contains("/v1/events/m") && !text.contains("/v1/nope"), "routes are templates, never raw paths");
+        assert!(total("goticket_http_requests_total", &["route=\"unmatched\""]) >= 1.0, "{text}");
+        assert!(!text.contains("BREW") && text.contains("method=\"other\""), "methods come from a fixed set");
+        assert!(total("goticket_http_request_duration_seconds_count", &["route=\"/v1/events\""]) >= 1.0, "{text}");
+        assert!(
+            text.contains(
+                "goticket_http_request_duration_seconds_bucket{le=\"+Inf\",method=\"GET\",route=\"/v1/events\"}"
+            ) || text.contains(
+                "goticket_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/events\",le=\"+Inf\"}"
+            ),
+            "{text}"
+        );
+        assert!(total("goticket_combiner_batches_total", &[]) >= 1.0, "reservations go through the combiner");
+        assert!(text.ends_with("# EOF\n"), "OpenMetrics text");
+    }
+
+    /// A real Prometheus scrapes a running server, and a booking counter is read back
+    /// through Prometheus's own query API.
+    #[test]
+    #[cfg_attr(
+        prometheus_tests_skipped,
+        ignore = "needs prometheus and promtool on the PATH (apt-get install prometheus)"
+    )]
+    fn a_real_prometheus_scrapes_the_server() {
+        let db = Db::new();
+        let path = db.path.display().to_string();
+        add_user(&path, "boss@example.com", "admin");
+        let srv = Server::start(&path);
+        let boss = srv.token("boss@example.com", "long enough password");
+        let event = r#"{"name":"P","starts_at":"2090-01-01T19:00:00Z","ends_at":"2090-01-01T22:00:00Z","capacity":5,"price":"1 EUR","slug":"p"}"#;
+        srv.call("POST", "/v1/events", Some(&boss), Some(event), &[]);
+        for _ in 0..3 {
+            let (status, _, _) = srv.call(
+                "POST",
+                "/v1/events/p/bookings",
+                Some(&boss),
+                Some(r#"{"quantity":1,"customer":"a@example.com"}"#),
+                &[],
+            );
+            assert_eq!(status, 201);
+        }
+        let dir = tempfile::tempdir().expect("dir");
+        let target = srv.base.trim_start_matches("http://").to_owned();
+        let config = dir.path().join("prometheus.yml");
+        let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus/alerts.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: goticket\n    \
+                 static_configs:\n      - targets: ['{target}']\n",
+                rules.display()
+            ),
+        )
+        .expect("config");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
+        let mut prometheus = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus runs");
+        let query = format!(
+            "http://127.0.0.1:{port}/api/v1/query?query=sum(goticket_reservations_total%7Boutcome%3D%22created%22%7D)"
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let seen = loop {
+            let answer = ureq::get(&query).call().ok().and_then(|r| r.into_json::<Value>().ok());
+            let value = answer.as_ref().and_then(|a| a["data"]["result"][0]["value"][1].as_str().map(str::to_owned));
+            if value.as_deref() == Some("3") || std::time::Instant::now() > deadline {
+                break value;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        };
+        let rules_loaded = ureq::get(&format!("http://127.0.0.1:{port}/api/v1/rules"))
+            .call()
+            .ok()
+            .and_then(|r| r.into_json::<Value>().ok())
+            .map(|v| v["data"]["groups"][0]["rules"].as_array().map_or(0, Vec::len));
+        let _ = prometheus.kill();
+        let _ = prometheus.wait();
+        assert_eq!(seen.as_deref(), Some("3"), "Prometheus read the three bookings from /metrics");
+        assert_eq!(rules_loaded, Some(4), "Prometheus loaded the alerting rules");
+    }
+
+    /// The alerting rules pass `promtool check rules`, and every metric they and the
+    /// dashboard query is one the server exports.
+    #[test]
+    #[cfg_attr(
+        prometheus_tests_skipped,
+        ignore = "needs prometheus and promtool on the PATH (apt-get install prometheus)"
+    )]
+    fn alerts_and_dashboard_query_metrics_that_exist() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let rules = root.join("deploy/prometheus/alerts.yml");
+        let check = Command::new("promtool").arg("check").arg("rules").arg(&rules).output().expect("promtool runs");
+        assert!(
+            check.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let db = Db::new();
+        let path = db.path.display().to_string();
+        add_user(&path, "boss@example.com", "admin");
+        let srv = Server::start(&path);
+        let boss = srv.token("boss@example.com", "long enough password");
+        let event = r#"{"name":"D","starts_at":"2090-01-01T19:00:00Z","ends_at":"2090-01-01T22:00:00Z","capacity":1,"price":"1 EUR","slug":"d"}"#;
+        srv.call("POST", "/v1/events", Some(&boss), Some(event), &[]);
+        for _ in 0..2 {
+            srv.call(
+                "POST",
+                "/v1/events/d/bookings",
+                Some(&boss),
+                Some(r#"{"quantity":1,"customer":"a@example.com"}"#),
+                &[],
+            );
+        }
+        let (_, text, _) = srv.call("GET", "/metrics", None, None, &[]);
+        let exported: std::collections::BTreeSet<String> = text
+            .as_str()
+            .expect("text")
+            .lines()
+            .filter(|l| l.starts_with("# TYPE "))
+            .filter_map(|l| l.split_whitespace().nth(2).map(str::to_owned))
+            .collect();
+        let dashboard = std::fs::read_to_string(root.join("deploy/grafana/goticket.json")).expect("dashboard");
+        let _: Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+        let queried = std::fs::read_to_string(&rules).expect("rules") + &dashboard;
+        let mut names: Vec<&str> = queried
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("goticket_"))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        assert!(names.len() >= 6, "{names:?}");
+        for name in names {
+            // A family `x` is exported as x_total (counters), x_bucket/_sum/_count
+            // (histograms) or x (gauges); # TYPE names the family.
+            let family =
+                ["_total", "_bucket", "_count", "_sum"].iter().fold(name, |n, s| n.strip_suffix(s).unwrap_or(n));
+            assert!(exported.contains(family), "{name} is queried but {family} is not exported: {exported:?}");
+        }
     }
 
     /// The load test, from a separate process: 16 connections sell a 300-seat event

@@ -1,8 +1,6 @@
 //! Booking routes: reserve, list, show, confirm, cancel; check-in at the door; the
 //! sales report.
 
-use std::sync::atomic::Ordering;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -80,15 +78,11 @@ pub(super) async fn book(
     let r = match blocking(move || service.reserve(&p, req)).await {
         Ok(r) => r,
         Err(e) => {
-            if e.status() == 409 {
-                app.metrics.refusals.fetch_add(1, Ordering::Relaxed);
-            }
+            app.metrics.reservation(e.kind());
             return Err(e);
         }
     };
-    if !r.replayed {
-        app.metrics.bookings.fetch_add(1, Ordering::Relaxed);
-    }
+    app.metrics.reservation(if r.replayed { "replayed" } else { "created" });
     let status = if r.replayed { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, Json(r)))
 }

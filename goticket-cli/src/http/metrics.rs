@@ -1,97 +1,193 @@
-//! `/metrics`: request, latency, booking and combiner figures in the Prometheus text
-//! format, counted as requests go by.
+//! `/metrics`: what the server does, for Prometheus, through the Prometheus project's
+//! own client (`prometheus-client`): counters, histograms in seconds, and labels drawn
+//! only from small fixed sets (route templates, methods, status codes, outcome and
+//! problem kinds), never from ids, slugs, emails or raw paths, so a client cannot grow
+//! the series without bound.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::header;
+use axum::extract::{MatchedPath, State};
+use axum::http::{Method, header};
 use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
 
 use super::App;
+use super::problem::ProblemKind;
 
 /// Upper bounds (seconds) of the request-latency histogram's buckets.
 const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-/// What `/metrics` reports, counted as requests go by.
-#[derive(Default)]
+/// A request's labels: its method (one of the HTTP methods, else `other`), the route
+/// template it matched (`/v1/events/{event}`, or `unmatched`) and its status code.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: &'static str,
+    route: String,
+}
+
+/// How a reservation ended: `created`, `replayed`, or the problem kind that refused it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// A problem's kind (`sold-out`, `storage`, `busy`...): core's fixed set.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+/// Every figure `/metrics` reports.
 pub(super) struct Metrics {
-    by_class: [AtomicU64; 5],
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    micros: AtomicU64,
-    pub(super) bookings: AtomicU64,
-    pub(super) refusals: AtomicU64,
-    pub(super) holds_expired: AtomicU64,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    problems: Family<KindLabels, Counter>,
+    reservations: Family<OutcomeLabels, Counter>,
+    holds_expired: Counter,
+    combiner_batches: Counter,
+    combiner_requests: Counter,
+    combiner_largest: Gauge,
+    /// The combiner's totals at the last scrape: its counters grow by the difference.
+    combiner_seen: Mutex<goticket_core::CombinerSnapshot>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("goticket");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by method, route template and status",
+            requests.clone(),
+        );
+        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        registry.register_with_unit(
+            "http_request_duration",
+            "Time to answer a request, by method and route template",
+            Unit::Seconds,
+            latency.clone(),
+        );
+        let problems = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "http_problems",
+            "Problem responses by kind (storage and busy are the store's errors; the rest are refusals)",
+            problems.clone(),
+        );
+        let reservations = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "reservations",
+            "Reservation requests over HTTP by outcome: created, replayed, or the kind of refusal",
+            reservations.clone(),
+        );
+        let holds_expired = Counter::default();
+        registry.register("holds_expired", "Overdue holds the background sweeper expired", holds_expired.clone());
+        let combiner_batches = Counter::default();
+        registry.register(
+            "combiner_batches",
+            "Transactions the reservation combiner committed",
+            combiner_batches.clone(),
+        );
+        let combiner_requests = Counter::default();
+        registry.register("combiner_requests", "Reservations the combiner answered", combiner_requests.clone());
+        let combiner_largest = Gauge::default();
+        registry.register(
+            "combiner_largest_batch",
+            "The largest batch the combiner has committed",
+            combiner_largest.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            problems,
+            reservations,
+            holds_expired,
+            combiner_batches,
+            combiner_requests,
+            combiner_largest,
+            combiner_seen: Mutex::default(),
+        }
+    }
+}
+
+/// The method as one of a fixed set of label values.
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PATCH => "PATCH",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 impl Metrics {
-    fn record(&self, status: u16, took: Duration) {
-        let class = usize::from(status / 100).clamp(1, 5) - 1;
-        self.by_class[class].fetch_add(1, Ordering::Relaxed);
-        let secs = took.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+    fn record(&self, method: &'static str, route: String, status: u16, took: Duration, problem: Option<ProblemKind>) {
+        self.requests.get_or_create(&RequestLabels { method, route: route.clone(), status }).inc();
+        self.latency.get_or_create(&RouteLabels { method, route }).observe(took.as_secs_f64());
+        if let Some(ProblemKind(kind)) = problem {
+            self.problems.get_or_create(&KindLabels { kind }).inc();
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.micros.fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// A reservation's outcome: `created`, `replayed`, or the kind of its refusal.
+    pub(super) fn reservation(&self, outcome: &'static str) {
+        self.reservations.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// Holds the sweeper expired.
+    pub(super) fn holds_expired(&self, n: u64) {
+        self.holds_expired.inc_by(n);
     }
 
     fn render(&self, combiner: Option<goticket_core::CombinerSnapshot>) -> String {
-        use std::fmt::Write as _;
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        if let Some(now) = combiner {
+            let mut seen = self.combiner_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.combiner_batches.inc_by(now.batches.saturating_sub(seen.batches));
+            self.combiner_requests.inc_by(now.requests.saturating_sub(seen.requests));
+            self.combiner_largest.set(i64::try_from(now.largest_batch).unwrap_or(i64::MAX));
+            *seen = now;
+        }
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP goticket_http_requests_total HTTP requests answered, by status class.");
-        let _ = writeln!(out, "# TYPE goticket_http_requests_total counter");
-        for (i, n) in self.by_class.iter().enumerate() {
-            let _ = writeln!(out, "goticket_http_requests_total{{class=\"{}xx\"}} {}", i + 1, get(n));
-        }
-        let _ = writeln!(out, "# HELP goticket_http_request_duration_seconds Time to answer a request.");
-        let _ = writeln!(out, "# TYPE goticket_http_request_duration_seconds histogram");
-        let mut cumulative = 0;
-        for (b, n) in BUCKETS.iter().zip(&self.buckets) {
-            cumulative += get(n);
-            let _ = writeln!(out, "goticket_http_request_duration_seconds_bucket{{le=\"{b}\"}} {cumulative}");
-        }
-        let _ = writeln!(out, "goticket_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {}", get(&self.count));
-        let _ = writeln!(out, "goticket_http_request_duration_seconds_sum {}", get(&self.micros) as f64 / 1e6);
-        let _ = writeln!(out, "goticket_http_request_duration_seconds_count {}", get(&self.count));
-        let _ = writeln!(out, "# HELP goticket_bookings_total Bookings made over HTTP.");
-        let _ = writeln!(out, "# TYPE goticket_bookings_total counter");
-        let _ = writeln!(out, "goticket_bookings_total {}", get(&self.bookings));
-        let _ = writeln!(
-            out,
-            "# HELP goticket_booking_refusals_total Booking requests refused by a rule (sold out, limit, ...)."
-        );
-        let _ = writeln!(out, "# TYPE goticket_booking_refusals_total counter");
-        let _ = writeln!(out, "goticket_booking_refusals_total {}", get(&self.refusals));
-        let _ = writeln!(out, "# HELP goticket_holds_expired_total Overdue holds the background sweeper expired.");
-        let _ = writeln!(out, "# TYPE goticket_holds_expired_total counter");
-        let _ = writeln!(out, "goticket_holds_expired_total {}", get(&self.holds_expired));
-        let c = combiner.unwrap_or_default();
-        let _ =
-            writeln!(out, "# HELP goticket_combiner_batches_total Transactions the reservation combiner committed.");
-        let _ = writeln!(out, "# TYPE goticket_combiner_batches_total counter");
-        let _ = writeln!(out, "goticket_combiner_batches_total {}", c.batches);
-        let _ = writeln!(out, "# HELP goticket_combiner_requests_total Reservations the combiner answered.");
-        let _ = writeln!(out, "# TYPE goticket_combiner_requests_total counter");
-        let _ = writeln!(out, "goticket_combiner_requests_total {}", c.requests);
-        let _ = writeln!(out, "# HELP goticket_combiner_largest_batch The largest batch so far.");
-        let _ = writeln!(out, "# TYPE goticket_combiner_largest_batch gauge");
-        let _ = writeln!(out, "goticket_combiner_largest_batch {}", c.largest_batch);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
 }
 
-/// Counts every request for `/metrics`.
+/// Counts every request for `/metrics`, labelled by the route template it matched.
 pub(super) async fn track(
     State(app): State<App>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let started = std::time::Instant::now();
+    let method = method_label(req.method());
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let resp = next.run(req).await;
-    app.metrics.record(resp.status().as_u16(), started.elapsed());
+    let problem = resp.extensions().get::<ProblemKind>().copied();
+    app.metrics.record(method, route, resp.status().as_u16(), started.elapsed(), problem);
     resp
 }
 
@@ -102,12 +198,13 @@ pub(super) async fn track(
     tag = "operations",
     responses((
         status = 200,
-        description = "Requests by status class, a latency histogram, bookings, refusals and the combiner's batches.",
+        description = "Requests by method, route and status; latency histograms by route; problems by kind; \
+            reservations by outcome; holds expired; the combiner's batches (OpenMetrics text).",
         body = String,
-        content_type = "text/plain",
+        content_type = "application/openmetrics-text",
     )),
 )]
 pub(super) async fn metrics(State(app): State<App>) -> impl IntoResponse {
     let body = app.metrics.render(app.service.combiner_stats());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
 }

@@ -374,7 +374,7 @@ pub fn serve(service: Service, settings: Settings) -> anyhow::Result<()> {
                 let (s, p) = (service.clone(), admin.clone());
                 match tokio::task::spawn_blocking(move || s.expire_holds(&p)).await {
                     Ok(Ok(n)) => {
-                        figures.holds_expired.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                        figures.holds_expired(n);
                     }
                     Ok(Err(e)) => tracing::warn!("expiring holds failed: {e}"),
                     Err(e) => tracing::warn!("the hold sweeper panicked: {e}"),

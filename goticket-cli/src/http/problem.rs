@@ -60,10 +60,11 @@ impl Problem {
     }
 
     /// The HTTP status it is answered with.
-    pub(super) fn status(&self) -> u16 {
+    /// Its kind's name (`sold-out`, `validation`...), one of a fixed set.
+    pub(super) fn kind(&self) -> &'static str {
         match self {
-            Problem::Errors { error, .. } => error.kind().http_status(),
-            Problem::Http { status, .. } => *status,
+            Problem::Errors { error, .. } => error.kind().as_str(),
+            Problem::Http { kind, .. } => kind,
         }
     }
 }
@@ -88,7 +89,11 @@ fn public_detail(kind: ErrorKind) -> Option<&'static str> {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let (error, more) = match self {
-            Problem::Http { status, kind, detail } => return render(problem_body(status, kind, &detail)),
+            Problem::Http { status, kind, detail } => {
+                let mut r = render(problem_body(status, kind, &detail));
+                r.extensions_mut().insert(ProblemKind(kind));
+                return r;
+            }
             Problem::Errors { error, more } => (error, more),
         };
         let kind = error.kind();
@@ -123,9 +128,16 @@ impl IntoResponse for Problem {
                 .collect();
             response["errors"] = serde_json::Value::Array(fields);
         }
-        render(response)
+        let mut r = render(response);
+        r.extensions_mut().insert(ProblemKind(kind.as_str()));
+        r
     }
 }
+
+/// The kind of problem a response carries (one of a fixed set of names), for the
+/// metrics middleware.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ProblemKind(pub(super) &'static str);
 
 /// The `type` of problems of kind `kind`.
 fn type_uri(kind: &str) -> String {
