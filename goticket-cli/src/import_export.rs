@@ -85,6 +85,8 @@ fn read_rows(path: &Path, format: FileFormat, columns: &Columns) -> Result<Box<d
                 let fields = match l {
                     Err(e) => Err(RowError { line, column: String::new(), reason: format!("cannot read: {e}") }),
                     Ok(text) if text.trim().is_empty() => return None,
+                    // A byte-order mark before the first line, as some editors write.
+                    Ok(text) if line == 1 => json_fields(line, text.trim_start_matches('\u{feff}'), &columns),
                     Ok(text) => json_fields(line, &text, &columns),
                 };
                 Some(RawRow { line, fields })
@@ -224,9 +226,10 @@ fn write_rejects(input: &Path, format: FileFormat, out: &File, reasons: &BTreeMa
     match format {
         FileFormat::Csv => {
             let mut r = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(file);
-            let mut w = csv::Writer::from_writer(io::BufWriter::new(out));
+            // Flexible: a rejected row with more cells than the header is kept whole.
+            let mut w = csv::WriterBuilder::new().flexible(true).from_writer(io::BufWriter::new(out));
             let mut header = r.byte_headers()?.clone();
-            let reason_at = match header.iter().position(|h| h == REASON_COLUMN.as_bytes()) {
+            let reason_at = match header.iter().position(|h| h.trim_ascii() == REASON_COLUMN.as_bytes()) {
                 Some(i) => i,
                 None => {
                     header.push_field(REASON_COLUMN.as_bytes());
@@ -276,11 +279,21 @@ fn open_rejects(path: &Path, input: &Path) -> Result<tempfile::NamedTempFile> {
     if same(path, input) {
         return Err(Error::validation("--rejects", format!("{} is the input file", path.display())).into());
     }
+    if path.is_dir() {
+        return Err(Error::validation("--rejects", format!("{} is a directory", path.display())).into());
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating {}", path.display()))
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // A file for people to edit: readable as a file they made would be.
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    builder.tempfile_in(dir).with_context(|| format!("creating {}", path.display()))
 }
 
 /// Every reason of each rejected row, by line, as one text per row.

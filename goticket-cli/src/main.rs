@@ -38,8 +38,14 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // A reader that went away (`goticket event list | head -1`) is not an error.
-            if err.chain().any(|c| c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe))
-            {
+            let broken = |c: &(dyn std::error::Error + 'static)| {
+                let pipe = io::ErrorKind::BrokenPipe;
+                c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == pipe)
+                    || c.downcast_ref::<serde_json::Error>().is_some_and(|e| e.io_error_kind() == Some(pipe))
+                    || c.downcast_ref::<csv::Error>()
+                        .is_some_and(|e| matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == pipe))
+            };
+            if err.chain().any(broken) {
                 return ExitCode::SUCCESS;
             }
             let code =

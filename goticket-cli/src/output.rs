@@ -115,6 +115,9 @@ impl Tabular for SalesRow {
     fn wide() -> Vec<&'static str> {
         vec!["event_id"]
     }
+    fn drop_first() -> Vec<&'static str> {
+        vec!["confirmed_bookings", "held", "capacity", "checked_in", "slug", "starts_at", "status"]
+    }
     fn row(&self) -> Vec<String> {
         vec![
             self.event_id.to_string(),
@@ -227,7 +230,7 @@ impl<W: Write> Out<W> {
                 let mut t = new_table(terminal_width());
                 for (h, v) in T::headers().iter().zip(item.row()) {
                     if !v.is_empty() {
-                        t.add_row(vec![h.to_string(), v]);
+                        t.add_row(vec![h.to_string(), cell(v)]);
                     }
                 }
                 writeln!(self.w, "{t}")
@@ -280,7 +283,7 @@ impl<W: Write> Out<W> {
             .iter()
             .map(|item| {
                 let row = item.row();
-                headers.iter().zip(row).filter(|(h, _)| names.contains(h)).map(|(_, v)| short_time(v)).collect()
+                headers.iter().zip(row).filter(|(h, _)| names.contains(h)).map(|(_, v)| cell(short_time(v))).collect()
             })
             .collect();
         for candidate in T::drop_first() {
@@ -372,6 +375,11 @@ fn needed_width(names: &[&str], rows: &[Vec<String>]) -> usize {
         total += if wraps { widest.min(16) } else { widest } + 3;
     }
     total
+}
+
+/// A value as a table cell: a tab would misalign the borders, so it shows as spaces.
+fn cell(v: String) -> String {
+    if v.contains('\t') { v.replace('\t', "    ") } else { v }
 }
 
 /// Columns a table never breaks across lines: ids, codes and timestamps.

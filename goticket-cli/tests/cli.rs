@@ -999,6 +999,20 @@ ev-5,Backwards,2090-05-01T19:00:00Z,2090-05-01T18:00:00Z,10,5 EUR
         let nowhere = s.run(&["import", "events", &fresh, "--skip-invalid", "--rejects", "/nonexistent-dir/r.csv"]);
         assert_eq!(nowhere.status.code(), Some(1));
         assert_eq!(s.count(), 3, "an unwritable rejects file stops the import before it writes");
+        let into_dir =
+            s.run(&["import", "events", &fresh, "--skip-invalid", "--rejects", &s.dir.path().display().to_string()]);
+        assert_eq!(into_dir.status.code(), Some(5), "{}", String::from_utf8_lossy(&into_dir.stderr));
+        assert_eq!(s.count(), 3, "a directory as the rejects file is refused before anything is written");
+        // A rejected row with more cells than the header is kept whole.
+        let wide = s.file(
+            "wide.csv",
+            "external_id,name,starts_at,ends_at,capacity,price\nev-w,W,2090-05-01T19:00:00Z,2090-05-01T22:00:00Z,10,5 EUR,x,y\n",
+        );
+        let wide_rejects = s.dir.path().join("wide-rejects.csv").display().to_string();
+        let (r, _) = s.rejected(&["import", "events", &wide, "--skip-invalid", "--rejects", &wide_rejects]);
+        assert_eq!(counts(&r), (0, 0, 0, 1));
+        let text = std::fs::read_to_string(&wide_rejects).expect("written");
+        assert!(text.lines().nth(1).is_some_and(|l| l.starts_with("ev-w,W,") && l.contains(",y")), "{text}");
         // The same in JSON Lines: the rejected objects with an "error" key.
         let jl = s.file(
             "bad.jsonl",

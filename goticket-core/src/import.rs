@@ -60,7 +60,7 @@ pub fn check_columns(columns: &[String], known: &Columns) -> std::result::Result
             let all = [required.as_slice(), optional.as_slice()].concat().join(", ");
             errors.push(err(c, format!("is not a known column (known: {all})")));
         }
-        if columns[..i].contains(c) {
+        if columns[..i].contains(c) && c != REASON_COLUMN {
             errors.push(err(c, "appears twice".into()));
         }
     }

@@ -61,6 +61,7 @@ impl<'de> Deserialize<'de> for Currency {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Money {
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     amount_minor: i64,
     currency: Currency,
 }

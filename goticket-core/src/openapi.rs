@@ -39,10 +39,10 @@ pub(crate) const EMAIL: &str = concat!(
     "(\\.[!-,/-?A-~]([!--/-?A-~]{0,61}[!-,/-?A-~])?)+$"
 );
 
-/// One-line or multi-line text with something visible in it and no control character
-/// but tab and newline (the rule of names, venues and descriptions), as a JSON Schema
-/// pattern.
-pub const TEXT_PATTERN: &str = "^[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*$";
+/// One-line or multi-line text with something visible in it (not white space, not a
+/// control, not one of core's invisible characters) and no control character but tab
+/// and newline: the rule of names, venues and descriptions, as a JSON Schema pattern.
+pub const TEXT_PATTERN: &str = "^[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u034F\\u061C\\u115F-\\u1160\\u17B4-\\u17B5\\u180B-\\u180F\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u206F\\u3164\\uFE00-\\uFE0F\\uFEFF\\uFFA0][^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*$";
 
 /// Money as text (`12.50 EUR`, `EUR 12.50`), exactly as [`crate::Money`]'s parser takes
 /// it for a price: each ISO 4217 code with no more decimals than its minor unit, and
@@ -191,6 +191,19 @@ mod tests {
         }
         assert!(!p.contains("XXX"), "a code with no minor unit is not offered");
         assert!(p.contains("[0-9]{1,9}([.][0-9]{1,2})? +("), "two-decimal currencies: {}", &p[..200.min(p.len())]);
+    }
+
+    /// The text pattern's "something visible" excludes exactly core's invisible set.
+    #[test]
+    fn the_text_pattern_excludes_the_invisible_characters() {
+        for &(a, b) in crate::types::INVISIBLE {
+            let range = if a == b {
+                format!("\\u{:04X}", u32::from(a))
+            } else {
+                format!("\\u{:04X}-\\u{:04X}", u32::from(a), u32::from(b))
+            };
+            assert!(super::TEXT_PATTERN.contains(&range), "{range} missing from the pattern");
+        }
     }
 
     /// The slug pattern is its body behind lookaheads for exactly the id shapes.

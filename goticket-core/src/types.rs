@@ -460,11 +460,34 @@ impl fmt::Display for Slug {
     }
 }
 
+/// Characters that render as nothing (soft hyphen, zero-width spaces and joiners,
+/// direction marks, fillers, variation selectors, the byte-order mark): a name,
+/// venue or description needs one character beyond these and white space.
+pub(crate) const INVISIBLE: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{034F}', '\u{034F}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{115F}', '\u{1160}'),
+    ('\u{17B4}', '\u{17B5}'),
+    ('\u{180B}', '\u{180F}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{206F}'),
+    ('\u{3164}', '\u{3164}'),
+    ('\u{FE00}', '\u{FE0F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFA0}', '\u{FFA0}'),
+];
+
 /// Trims `raw` and checks its length in characters; `None` when it is empty and
 /// `optional` is set.
 pub fn bounded_text(field: &str, raw: &str, max_chars: usize, optional: bool) -> Result<Option<String>> {
     let t = raw.trim();
-    if t.is_empty() {
+    // Text of nothing but white space and characters that render as nothing reads as
+    // empty; the OpenAPI text pattern says the same (see `INVISIBLE`).
+    let visible =
+        |c: char| !c.is_whitespace() && !c.is_control() && !INVISIBLE.iter().any(|&(a, b)| (a..=b).contains(&c));
+    if !t.chars().any(visible) {
         return if optional { Ok(None) } else { Err(Error::validation(field, "must not be empty")) };
     }
     let n = t.chars().count();
@@ -740,5 +763,19 @@ mod tests {
         assert!("order-42".parse::<IdempotencyKey>().is_ok());
         assert!("".parse::<IdempotencyKey>().is_err());
         assert!("a b".parse::<IdempotencyKey>().is_err());
+    }
+}
+
+#[cfg(test)]
+mod visible_tests {
+    /// A name of nothing but invisible characters is empty; one with a visible
+    /// character keeps its joiners (emoji sequences).
+    #[test]
+    fn names_need_a_visible_character() {
+        for blank in ["\u{feff}", "\u{200b}", " \u{00ad} ", "\u{180e}\u{3164}"] {
+            assert!(blank.parse::<super::EventName>().is_err(), "{blank:?}");
+        }
+        let family = "Family \u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467} day";
+        assert_eq!(family.parse::<super::EventName>().expect("visible").as_str(), family);
     }
 }

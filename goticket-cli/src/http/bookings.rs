@@ -48,7 +48,7 @@ pub(super) struct BookBody {
     security(("bearer" = [])),
     params(
         EventPath,
-        ("Idempotency-Key" = Option<String>, Header,
+        ("Idempotency-Key" = Option<goticket_core::IdempotencyKey>, Header,
             description = "Makes the request safe to retry: 1 to 200 printable ASCII characters without spaces."),
     ),
     request_body = BookBody,
