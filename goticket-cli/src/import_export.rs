@@ -24,6 +24,53 @@ use crate::args::{ExportBookingsArgs, ExportEventsArgs, FileFormat, Format, Impo
 use crate::output::Out;
 use crate::parse::{parse_opt, time_opt};
 
+/// Counts the lines of what it reads, so a CSV record's physical first line is known
+/// from its byte offset. (The csv crate's own line count is off after CRLF line
+/// ends.) Records come in file order, so only the newlines within the reader's
+/// read-ahead are kept.
+struct LineCounter<R> {
+    inner: R,
+    read: u64,
+    lines: Lines,
+}
+
+/// The newlines a [`LineCounter`] has seen and not yet passed.
+#[derive(Clone, Default)]
+struct Lines(std::rc::Rc<std::cell::RefCell<(u64, std::collections::VecDeque<u64>)>>);
+
+impl<R: io::Read> LineCounter<R> {
+    fn new(inner: R) -> (Self, Lines) {
+        let lines = Lines::default();
+        (LineCounter { inner, read: 0, lines: lines.clone() }, lines)
+    }
+}
+
+impl<R: io::Read> io::Read for LineCounter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut seen = self.lines.0.borrow_mut();
+        for (i, _) in buf[..n].iter().enumerate().filter(|(_, b)| **b == b'\n') {
+            seen.1.push_back(self.read + i as u64);
+        }
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+impl Lines {
+    /// The line (from 1) on which the record at `position` starts.
+    fn line_at(&self, position: Option<&csv::Position>) -> u64 {
+        let Some(start) = position.map(csv::Position::byte) else { return 0 };
+        let mut seen = self.0.borrow_mut();
+        // `<=`: after a CRLF the csv reader places the next record at its `\n`.
+        while seen.1.front().is_some_and(|&at| at <= start) {
+            seen.1.pop_front();
+            seen.0 += 1;
+        }
+        seen.0 + 1
+    }
+}
+
 /// One row as read: its line and its fields, or why it could not be read.
 struct RawRow {
     line: u64,
@@ -53,6 +100,7 @@ fn read_rows(path: &Path, format: FileFormat, columns: &Columns) -> Result<Box<d
         BufReader::with_capacity(1 << 16, File::open(path).with_context(|| format!("opening {}", path.display()))?);
     match format {
         FileFormat::Csv => {
+            let (file, lines) = LineCounter::new(file);
             let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(file);
             let headers: Vec<String> = reader
                 .headers()
@@ -66,17 +114,13 @@ fn read_rows(path: &Path, format: FileFormat, columns: &Columns) -> Result<Box<d
             }
             Ok(Box::new(reader.into_records().map(move |r| match r {
                 Ok(rec) => RawRow {
-                    line: rec.position().map_or(0, |p| p.line()),
+                    line: lines.line_at(rec.position()),
                     fields: Ok(headers.iter().cloned().zip(rec.iter().map(str::to_owned)).collect()),
                 },
-                Err(e) => RawRow {
-                    line: e.position().map_or(0, |p| p.line()),
-                    fields: Err(RowError {
-                        line: e.position().map_or(0, |p| p.line()),
-                        column: String::new(),
-                        reason: e.to_string(),
-                    }),
-                },
+                Err(e) => {
+                    let line = lines.line_at(e.position());
+                    RawRow { line, fields: Err(RowError { line, column: String::new(), reason: e.to_string() }) }
+                }
             })))
         }
         FileFormat::Jsonl => {
@@ -225,6 +269,7 @@ fn write_rejects(input: &Path, format: FileFormat, out: &File, reasons: &BTreeMa
         BufReader::with_capacity(1 << 16, File::open(input).with_context(|| format!("opening {}", input.display()))?);
     match format {
         FileFormat::Csv => {
+            let (file, lines) = LineCounter::new(file);
             let mut r = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(file);
             // Flexible: a rejected row with more cells than the header is kept whole.
             let mut w = csv::WriterBuilder::new().flexible(true).from_writer(io::BufWriter::new(out));
@@ -239,7 +284,7 @@ fn write_rejects(input: &Path, format: FileFormat, out: &File, reasons: &BTreeMa
             w.write_byte_record(&header)?;
             for rec in r.byte_records() {
                 let Ok(rec) = rec else { continue };
-                let Some(why) = rec.position().and_then(|p| reasons.get(&p.line())) else { continue };
+                let Some(why) = reasons.get(&lines.line_at(rec.position())) else { continue };
                 // Every cell the row had (a row with too many is kept whole, to be seen).
                 let mut row: Vec<&[u8]> = rec.iter().collect();
                 if row.len() < header.len() {

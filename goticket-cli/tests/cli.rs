@@ -1003,6 +1003,18 @@ ev-5,Backwards,2090-05-01T19:00:00Z,2090-05-01T18:00:00Z,10,5 EUR
             s.run(&["import", "events", &fresh, "--skip-invalid", "--rejects", &s.dir.path().display().to_string()]);
         assert_eq!(into_dir.status.code(), Some(5), "{}", String::from_utf8_lossy(&into_dir.stderr));
         assert_eq!(s.count(), 3, "a directory as the rejects file is refused before anything is written");
+        // Line numbers are physical lines, with CRLF line ends too.
+        let crlf = s.file(
+            "crlf.csv",
+            "external_id,name,starts_at,ends_at,capacity,price\r\nev-c,C,2090-05-01T19:00:00Z,2090-05-01T22:00:00Z,10,5 EUR\r\n\
+             ev-d,D,2090-05-01T19:00:00Z,2090-05-01T22:00:00Z,-3,5 EUR\r\n",
+        );
+        let out = s.run(&["import", "events", &crlf]);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("line 3, column capacity"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         // A rejected row with more cells than the header is kept whole.
         let wide = s.file(
             "wide.csv",
