@@ -21,6 +21,7 @@ macro_rules! paged_query {
             #[serde(default, deserialize_with = "crate::http::problem::empty_as_none")]
             limit: Option<String>,
             /// The `next_cursor` of the page before.
+            #[param(pattern = "^[0-9a-fA-F]{48}$")]
             #[serde(default, deserialize_with = "crate::http::problem::empty_as_none")]
             cursor: Option<String>,
             /// Items to skip, where no cursor is given.

@@ -206,10 +206,11 @@ pub(super) async fn add_user(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct UserChange {
-    #[schema(value_type = Option<Role>)]
+    /// The new role (admins only). Give it, the password, or both; never null.
+    #[schema(value_type = Role, required = false)]
     role: Option<String>,
-    /// The new password.
-    #[schema(value_type = Option<goticket_core::users::Password>)]
+    /// The new password; never null.
+    #[schema(value_type = goticket_core::users::Password, required = false)]
     password: Option<String>,
     /// Required to change one's own password (admins too): a stolen token alone does
     /// not take the account.
