@@ -1914,6 +1914,10 @@ mod http {
             "{text}"
         );
         assert!(total("goticket_combiner_batches_total", &[]) >= 1.0, "reservations go through the combiner");
+        let batches = total("goticket_combiner_batch_size_count", &[]);
+        assert!(batches >= 1.0, "{text}");
+        assert_eq!(total("goticket_combiner_batch_size_bucket", &["le=\"+Inf\""]), batches, "{text}");
+        assert_eq!(total("goticket_combiner_batch_size_sum", &[]), total("goticket_combiner_requests_total", &[]));
         assert!(text.ends_with("# EOF\n"), "OpenMetrics text");
     }
 

@@ -20,12 +20,17 @@ use crate::clock::Clock;
 use crate::error::{Error, Result, StoreError, StoreErrorKind};
 use crate::store::Store;
 
+/// The upper bounds of the batch-size buckets (a batch larger than the last is counted
+/// in one more bucket).
+pub const BATCH_SIZE_BOUNDS: [u64; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+
 /// Counters of what the combiner did, for benchmarks and metrics.
 #[derive(Debug, Default)]
 pub struct CombinerStats {
     batches: AtomicU64,
     requests: AtomicU64,
     largest: AtomicU64,
+    sizes: [AtomicU64; BATCH_SIZE_BOUNDS.len() + 1],
 }
 
 /// What the flash-sale combiner has done so far (see [`crate::Service::combiner_stats`]).
@@ -37,6 +42,9 @@ pub struct CombinerSnapshot {
     pub requests: u64,
     /// The largest batch so far.
     pub largest_batch: u64,
+    /// Batches by size: how many had at most [`BATCH_SIZE_BOUNDS`]`[i]` requests (and
+    /// more than the bound before); the last, how many had more than the last bound.
+    pub batch_sizes: [u64; BATCH_SIZE_BOUNDS.len() + 1],
 }
 
 impl CombinerStats {
@@ -46,6 +54,7 @@ impl CombinerStats {
             batches: self.batches.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
             largest_batch: self.largest.load(Ordering::Relaxed),
+            batch_sizes: std::array::from_fn(|i| self.sizes[i].load(Ordering::Relaxed)),
         }
     }
 
@@ -54,6 +63,8 @@ impl CombinerStats {
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.requests.fetch_add(size, Ordering::Relaxed);
         self.largest.fetch_max(size, Ordering::Relaxed);
+        let bucket = BATCH_SIZE_BOUNDS.iter().position(|&b| size <= b).unwrap_or(BATCH_SIZE_BOUNDS.len());
+        self.sizes[bucket].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -278,6 +289,8 @@ mod tests {
         assert_eq!(s.event(&admin, &e).unwrap().sold, 150);
         let stats = s.combiner_stats().expect("the combiner ran");
         assert!(stats.largest_batch > 1, "waiting buyers were combined: {stats:?}");
+        assert_eq!(stats.batch_sizes.iter().sum::<u64>(), stats.batches, "every batch is in one bucket: {stats:?}");
+        assert!(stats.batch_sizes[1..].iter().any(|&n| n > 0), "some batch had more than one request: {stats:?}");
         assert!(stats.batches < stats.requests, "{stats:?}");
         assert!(u64::from(store.writes.load(Ordering::SeqCst)) <= stats.batches + 1, "one write per batch");
     }

@@ -75,7 +75,7 @@ pub use booking::{
     Booking, BookingAction, BookingStatus, CheckIn, Reservation, ReserveRequest, Restored, Ticket, Transition,
 };
 pub use clock::{Clock, Entropy, HoldDuration, ManualClock, OsEntropy, SeededEntropy, SystemClock, parse_timestamp};
-pub use combiner::CombinerSnapshot;
+pub use combiner::{BATCH_SIZE_BOUNDS, CombinerSnapshot};
 pub use error::{Error, ErrorKind, Result, StoreError, StoreErrorKind, shown};
 pub use event::{Event, EventFields, EventPatch, EventStatus, NewEvent};
 pub use fields::{BookingField, Columns, EventField, FieldValue, InFile, InTable};

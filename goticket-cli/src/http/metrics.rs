@@ -10,7 +10,9 @@ use std::time::Duration;
 use axum::extract::{MatchedPath, State};
 use axum::http::{Method, header};
 use axum::response::{IntoResponse, Response};
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -50,6 +52,27 @@ struct KindLabels {
     kind: &'static str,
 }
 
+/// The combiner's batch sizes as a histogram: core counts them in fixed buckets, and
+/// each scrape encodes the latest counts (set by [`Metrics::render`]).
+#[derive(Debug, Default)]
+struct BatchSizes(Mutex<Option<goticket_core::CombinerSnapshot>>);
+
+impl Collector for BatchSizes {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Some(s) = *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) else { return Ok(()) };
+        let bounds = goticket_core::BATCH_SIZE_BOUNDS;
+        let mut buckets: Vec<(f64, u64)> = bounds.iter().zip(&s.batch_sizes).map(|(b, n)| (*b as f64, *n)).collect();
+        buckets.push((f64::MAX, s.batch_sizes[bounds.len()]));
+        let mut metric = encoder.encode_descriptor(
+            "combiner_batch_size",
+            "Reservations per transaction the combiner committed.",
+            None,
+            MetricType::Histogram,
+        )?;
+        metric.encode_histogram::<NoLabelSet>(s.requests as f64, s.batches, &buckets, None)
+    }
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new(BUCKETS)
 }
@@ -67,6 +90,7 @@ pub(super) struct Metrics {
     combiner_largest: Gauge,
     /// The combiner's totals at the last scrape: its counters grow by the difference.
     combiner_seen: Mutex<goticket_core::CombinerSnapshot>,
+    batch_sizes: std::sync::Arc<BatchSizes>,
 }
 
 impl Default for Metrics {
@@ -113,7 +137,10 @@ impl Default for Metrics {
             "The largest batch the combiner has committed",
             combiner_largest.clone(),
         );
+        let batch_sizes = std::sync::Arc::new(BatchSizes::default());
+        registry.register_collector(Box::new(batch_sizes.clone()));
         Metrics {
+            batch_sizes,
             registry,
             requests,
             latency,
@@ -169,6 +196,9 @@ impl Metrics {
             self.combiner_largest.set(i64::try_from(now.largest_batch).unwrap_or(i64::MAX));
             *seen = now;
         }
+        // Before the first reservation starts the combiner, every bucket is empty.
+        *self.batch_sizes.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(combiner.unwrap_or_default());
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
