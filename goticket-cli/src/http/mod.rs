@@ -321,22 +321,19 @@ async fn drop_unsafe_request_id(mut req: axum::extract::Request) -> axum::extrac
     req
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Resolves on SIGINT or SIGTERM. The handlers are installed here, when it is called
+/// (before the server says it is listening), not when the future is first polled: a
+/// signal that arrives before the accept loop polls it would otherwise take the
+/// default action and kill the process mid-request.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
+    })
 }
 
 /// Runs the server until SIGINT or SIGTERM, then finishes in-flight requests.
@@ -388,8 +385,9 @@ pub fn serve(service: Service, settings: Settings) -> anyhow::Result<()> {
             max_connections: settings.max_connections.unwrap_or_else(server::default_max_connections).max(1),
             shutdown_grace: settings.shutdown_grace,
         };
+        let stop = shutdown_signal()?;
         eprintln!("goticket: listening on http://{addr}");
-        server::run(listener, router(app, &settings.cors), limits, turned, shutdown_signal()).await;
+        server::run(listener, router(app, &settings.cors), limits, turned, stop).await;
         sweeper.abort();
         Ok(())
     });
