@@ -11,11 +11,12 @@ use axum::extract::{MatchedPath, State};
 use axum::http::{Method, header};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::collector::Collector;
+use prometheus_client::encoding::EncodeMetric;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
 use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
@@ -52,24 +53,38 @@ struct KindLabels {
     kind: &'static str,
 }
 
-/// The combiner's batch sizes as a histogram: core counts them in fixed buckets, and
-/// each scrape encodes the latest counts (set by [`Metrics::render`]).
+/// The combiner's figures, straight from its latest snapshot (set by
+/// [`Metrics::render`]): its counters only grow, so they are exported as they are,
+/// and the batch sizes, which core counts in fixed buckets, as a histogram.
 #[derive(Debug, Default)]
-struct BatchSizes(Mutex<Option<goticket_core::CombinerSnapshot>>);
+struct CombinerFigures(Mutex<goticket_core::CombinerSnapshot>);
 
-impl Collector for BatchSizes {
+impl Collector for CombinerFigures {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let Some(s) = *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) else { return Ok(()) };
+        let s = *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let counters = [
+            ("combiner_batches", "Transactions the reservation combiner committed.", s.batches),
+            ("combiner_requests", "Reservations the combiner answered.", s.requests),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
+        }
+        let largest = ConstGauge::new(i64::try_from(s.largest_batch).unwrap_or(i64::MAX));
+        let help = "The largest batch the combiner has committed.";
+        largest.encode(encoder.encode_descriptor("combiner_largest_batch", help, None, largest.metric_type())?)?;
         let bounds = goticket_core::BATCH_SIZE_BOUNDS;
         let mut buckets: Vec<(f64, u64)> = bounds.iter().zip(&s.batch_sizes).map(|(b, n)| (*b as f64, *n)).collect();
         buckets.push((f64::MAX, s.batch_sizes[bounds.len()]));
+        // The count is the buckets' sum, so it always agrees with +Inf.
+        let count = s.batch_sizes.iter().sum();
         let mut metric = encoder.encode_descriptor(
             "combiner_batch_size",
             "Reservations per transaction the combiner committed.",
             None,
             MetricType::Histogram,
         )?;
-        metric.encode_histogram::<NoLabelSet>(s.requests as f64, s.batches, &buckets, None)
+        metric.encode_histogram::<NoLabelSet>(s.requests as f64, count, &buckets, None)
     }
 }
 
@@ -85,12 +100,7 @@ pub(super) struct Metrics {
     problems: Family<KindLabels, Counter>,
     reservations: Family<OutcomeLabels, Counter>,
     holds_expired: Counter,
-    combiner_batches: Counter,
-    combiner_requests: Counter,
-    combiner_largest: Gauge,
-    /// The combiner's totals at the last scrape: its counters grow by the difference.
-    combiner_seen: Mutex<goticket_core::CombinerSnapshot>,
-    batch_sizes: std::sync::Arc<BatchSizes>,
+    combiner: std::sync::Arc<CombinerFigures>,
 }
 
 impl Default for Metrics {
@@ -123,35 +133,9 @@ impl Default for Metrics {
         );
         let holds_expired = Counter::default();
         registry.register("holds_expired", "Overdue holds the background sweeper expired", holds_expired.clone());
-        let combiner_batches = Counter::default();
-        registry.register(
-            "combiner_batches",
-            "Transactions the reservation combiner committed",
-            combiner_batches.clone(),
-        );
-        let combiner_requests = Counter::default();
-        registry.register("combiner_requests", "Reservations the combiner answered", combiner_requests.clone());
-        let combiner_largest = Gauge::default();
-        registry.register(
-            "combiner_largest_batch",
-            "The largest batch the combiner has committed",
-            combiner_largest.clone(),
-        );
-        let batch_sizes = std::sync::Arc::new(BatchSizes::default());
-        registry.register_collector(Box::new(batch_sizes.clone()));
-        Metrics {
-            batch_sizes,
-            registry,
-            requests,
-            latency,
-            problems,
-            reservations,
-            holds_expired,
-            combiner_batches,
-            combiner_requests,
-            combiner_largest,
-            combiner_seen: Mutex::default(),
-        }
+        let combiner = std::sync::Arc::new(CombinerFigures::default());
+        registry.register_collector(Box::new(combiner.clone()));
+        Metrics { combiner, registry, requests, latency, problems, reservations, holds_expired }
     }
 }
 
@@ -189,16 +173,8 @@ impl Metrics {
     }
 
     fn render(&self, combiner: Option<goticket_core::CombinerSnapshot>) -> String {
-        if let Some(now) = combiner {
-            let mut seen = self.combiner_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            self.combiner_batches.inc_by(now.batches.saturating_sub(seen.batches));
-            self.combiner_requests.inc_by(now.requests.saturating_sub(seen.requests));
-            self.combiner_largest.set(i64::try_from(now.largest_batch).unwrap_or(i64::MAX));
-            *seen = now;
-        }
-        // Before the first reservation starts the combiner, every bucket is empty.
-        *self.batch_sizes.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some(combiner.unwrap_or_default());
+        // Before the first reservation starts the combiner, every figure is zero.
+        *self.combiner.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = combiner.unwrap_or_default();
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

@@ -59,7 +59,6 @@ impl Problem {
         Problem::Errors { error, more: errors.collect() }
     }
 
-    /// The HTTP status it is answered with.
     /// Its kind's name (`sold-out`, `validation`...), one of a fixed set.
     pub(super) fn kind(&self) -> &'static str {
         match self {
@@ -146,8 +145,10 @@ fn type_uri(kind: &str) -> String {
 
 /// A problem response; `kind` is one of core's error kinds except for the answers to
 /// requests no route takes (see [`super::router`]).
-pub(super) fn problem(status: u16, kind: &str, detail: &str) -> Response {
-    render(problem_body(status, kind, detail))
+pub(super) fn problem(status: u16, kind: &'static str, detail: &str) -> Response {
+    let mut r = render(problem_body(status, kind, detail));
+    r.extensions_mut().insert(ProblemKind(kind));
+    r
 }
 
 fn problem_body(status: u16, kind: &str, detail: &str) -> serde_json::Value {
