@@ -548,16 +548,14 @@ impl Sink {
         let names = match self {
             Sink::Csv(_, n) | Sink::Jsonl(_, n) => n,
         };
-        if row.len() != names.len() || !row.iter().all(|(k, _)| names.contains(k)) {
+        // Both come from core's record description, in its order; a row that differs
+        // is a bug, refused rather than written shifted.
+        if !row.iter().map(|(k, _)| *k).eq(names.iter().copied()) {
             let keys: Vec<&str> = row.iter().map(|(k, _)| *k).collect();
             bail!("internal error: an export row has columns {keys:?} where the file has {names:?}");
         }
         match self {
-            Sink::Csv(w, names) => {
-                let cell = |name: &str| row.iter().find(|(k, _)| *k == name).map(|(_, v)| v.text()).unwrap_or_default();
-                let cells: Vec<String> = names.iter().map(|n| cell(n)).collect();
-                w.write_record(&cells)?;
-            }
+            Sink::Csv(w, _) => w.write_record(row.iter().map(|(_, v)| v.text()))?,
             Sink::Jsonl(w, _) => {
                 // Files carry text and counts (a price as `12.50 EUR`, as in CSV).
                 let obj: serde_json::Map<String, Value> = row

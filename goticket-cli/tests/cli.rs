@@ -1823,13 +1823,19 @@ mod http {
 
     on_both_stores!(the_whole_flow);
 
-    #[test]
-    fn requests_the_document_calls_valid_are_not_refused_for_their_shape() {
+    /// A server on a fresh SQLite database, and an admin's token.
+    fn admin_server() -> (Db, Server, String) {
         let db = Db::new();
         let path = db.path.display().to_string();
         add_user(&path, "boss@example.com", "admin");
         let srv = Server::start(&path);
         let boss = srv.token("boss@example.com", "long enough password");
+        (db, srv, boss)
+    }
+
+    #[test]
+    fn requests_the_document_calls_valid_are_not_refused_for_their_shape() {
+        let (_db, srv, boss) = admin_server();
         let event = r#"{"name":"M","starts_at":"2090-01-01T19:00:00Z","ends_at":"2090-01-01T22:00:00Z","capacity":2,"price":"20 EUR","slug":"m"}"#;
         assert_eq!(srv.call("POST", "/v1/events", Some(&boss), Some(event), &[]).0, 201);
         // Empty optional query parameters are the same as absent ones.
@@ -1930,11 +1936,7 @@ mod http {
         ignore = "needs prometheus and promtool on the PATH (apt-get install prometheus)"
     )]
     fn a_real_prometheus_scrapes_the_server() {
-        let db = Db::new();
-        let path = db.path.display().to_string();
-        add_user(&path, "boss@example.com", "admin");
-        let srv = Server::start(&path);
-        let boss = srv.token("boss@example.com", "long enough password");
+        let (_db, srv, boss) = admin_server();
         let event = r#"{"name":"P","starts_at":"2090-01-01T19:00:00Z","ends_at":"2090-01-01T22:00:00Z","capacity":5,"price":"1 EUR","slug":"p"}"#;
         srv.call("POST", "/v1/events", Some(&boss), Some(event), &[]);
         for _ in 0..3 {
@@ -2009,11 +2011,7 @@ mod http {
             String::from_utf8_lossy(&check.stdout),
             String::from_utf8_lossy(&check.stderr)
         );
-        let db = Db::new();
-        let path = db.path.display().to_string();
-        add_user(&path, "boss@example.com", "admin");
-        let srv = Server::start(&path);
-        let boss = srv.token("boss@example.com", "long enough password");
+        let (_db, srv, boss) = admin_server();
         let event = r#"{"name":"D","starts_at":"2090-01-01T19:00:00Z","ends_at":"2090-01-01T22:00:00Z","capacity":1,"price":"1 EUR","slug":"d"}"#;
         srv.call("POST", "/v1/events", Some(&boss), Some(event), &[]);
         for _ in 0..2 {
@@ -2054,11 +2052,7 @@ mod http {
     /// out; exactly 300 sold and nothing but 201 and 409 answered.
     #[test]
     fn bench_http_sells_out_exactly() {
-        let db = Db::new();
-        let path = db.path.display().to_string();
-        add_user(&path, "boss@example.com", "admin");
-        let srv = Server::start(&path);
-        let boss = srv.token("boss@example.com", "long enough password");
+        let (_db, srv, boss) = admin_server();
         let event = r#"{"name":"Hot","starts_at":"2090-01-01T19:00:00Z","ends_at":"2090-01-01T22:00:00Z","capacity":300,"price":{"amount_minor":100,"currency":"EUR"},"slug":"hot"}"#;
         assert_eq!(srv.call("POST", "/v1/events", Some(&boss), Some(event), &[]).0, 201);
         // From an empty directory and without --db: the load test opens no database.
@@ -2227,11 +2221,7 @@ mod http {
     /// against it when the server is dropped.
     #[test]
     fn openapi_describes_every_route_served() {
-        let db = Db::new();
-        let path = db.path.display().to_string();
-        add_user(&path, "boss@example.com", "admin");
-        let srv = Server::start(&path);
-        let boss = srv.token("boss@example.com", "long enough password");
+        let (_db, srv, boss) = admin_server();
         let doc = srv.openapi();
         assert_eq!(doc["openapi"], "3.1.0");
         let mut routes: Vec<(String, String)> = Vec::new();
@@ -2406,11 +2396,7 @@ mod http {
     fn random_bodies_never_break_the_server() {
         use proptest::prelude::*;
         use proptest::test_runner::{Config, TestRunner};
-        let db = Db::new();
-        let path = db.path.display().to_string();
-        add_user(&path, "boss@example.com", "admin");
-        let srv = Server::start(&path);
-        let boss = srv.token("boss@example.com", "long enough password");
+        let (_db, srv, boss) = admin_server();
         let event = r#"{"name":"E","starts_at":"2090-01-01T19:00:00Z","ends_at":"2090-01-01T22:00:00Z","capacity":1000,"price":{"amount_minor":100,"currency":"EUR"},"slug":"e"}"#;
         assert_eq!(srv.call("POST", "/v1/events", Some(&boss), Some(event), &[]).0, 201);
         let fields = [

@@ -44,11 +44,6 @@ impl FieldValue {
         v.map_or(FieldValue::Null, f)
     }
 
-    /// Whether it is unset.
-    pub fn is_null(&self) -> bool {
-        *self == FieldValue::Null
-    }
-
     /// The value as one cell of text (a table, CSV, an import file): empty when unset.
     pub fn text(&self) -> String {
         match self {

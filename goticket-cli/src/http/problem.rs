@@ -88,11 +88,7 @@ fn public_detail(kind: ErrorKind) -> Option<&'static str> {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let (error, more) = match self {
-            Problem::Http { status, kind, detail } => {
-                let mut r = render(problem_body(status, kind, &detail));
-                r.extensions_mut().insert(ProblemKind(kind));
-                return r;
-            }
+            Problem::Http { status, kind, detail } => return problem(status, kind, &detail),
             Problem::Errors { error, more } => (error, more),
         };
         let kind = error.kind();
@@ -127,9 +123,7 @@ impl IntoResponse for Problem {
                 .collect();
             response["errors"] = serde_json::Value::Array(fields);
         }
-        let mut r = render(response);
-        r.extensions_mut().insert(ProblemKind(kind.as_str()));
-        r
+        render(response, kind.as_str())
     }
 }
 
@@ -146,9 +140,7 @@ fn type_uri(kind: &str) -> String {
 /// A problem response; `kind` is one of core's error kinds except for the answers to
 /// requests no route takes (see [`super::router`]).
 pub(super) fn problem(status: u16, kind: &'static str, detail: &str) -> Response {
-    let mut r = render(problem_body(status, kind, detail));
-    r.extensions_mut().insert(ProblemKind(kind));
-    r
+    render(problem_body(status, kind, detail), kind)
 }
 
 fn problem_body(status: u16, kind: &str, detail: &str) -> serde_json::Value {
@@ -161,7 +153,8 @@ fn problem_body(status: u16, kind: &str, detail: &str) -> serde_json::Value {
     })
 }
 
-fn render(body: serde_json::Value) -> Response {
+/// The problem response, marked with its kind for the metrics middleware.
+fn render(body: serde_json::Value, kind: &'static str) -> Response {
     let status = body["status"]
         .as_u64()
         .and_then(|s| StatusCode::from_u16(u16::try_from(s).ok()?).ok())
@@ -170,6 +163,7 @@ fn render(body: serde_json::Value) -> Response {
     if status == StatusCode::SERVICE_UNAVAILABLE {
         response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static(RETRY_AFTER_SECS));
     }
+    response.extensions_mut().insert(ProblemKind(kind));
     response
 }
 
