@@ -153,6 +153,14 @@ pub struct ServeArgs {
     /// Defaults to the number of cores.
     #[arg(long)]
     pub hash_concurrency: Option<usize>,
+    /// Export traces to this OpenTelemetry collector over OTLP/HTTP, like
+    /// `http://127.0.0.1:4318` (`/v1/traces` is added). Nothing is exported without it.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// The share of traces exported, 0 to 1; a caller's `traceparent` that says
+    /// sampled (or not) decides for its request.
+    #[arg(long, env = "GOTICKET_TRACE_SAMPLE_RATIO", default_value = "1", value_name = "RATIO")]
+    pub trace_sample_ratio: String,
 }
 
 /// User subcommands. Passwords are read from a prompt or with --password-stdin,

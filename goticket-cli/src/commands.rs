@@ -119,6 +119,12 @@ fn serve(service: Service, a: &crate::args::ServeArgs) -> Result<()> {
             header_timeout,
             max_connections: a.max_connections,
             shutdown_grace,
+            trace_export: a
+                .otlp_endpoint
+                .as_deref()
+                .filter(|e| !e.trim().is_empty())
+                .map(|e| crate::http::TraceExport::from_flags(e, &a.trace_sample_ratio))
+                .transpose()?,
         },
     )
 }

@@ -1374,6 +1374,9 @@ mod http {
     use super::*;
 
     mod hardening;
+    #[cfg(feature = "otlp")]
+    #[path = "../http/traces.rs"]
+    mod traces;
 
     use std::io::{BufRead, BufReader};
 

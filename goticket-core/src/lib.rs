@@ -67,6 +67,7 @@ mod query;
 pub mod records;
 mod service;
 mod store;
+mod traced;
 mod types;
 pub mod users;
 

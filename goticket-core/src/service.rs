@@ -79,7 +79,7 @@ impl Service {
     /// A service with a chosen clock and entropy source (tests, simulations).
     pub fn with_sources(store: Arc<dyn Store>, clock: Arc<dyn Clock>, entropy: Arc<dyn Entropy>) -> Self {
         Service {
-            store,
+            store: Arc::new(crate::traced::Traced(store)),
             clock,
             entropy,
             combiner: Some(Arc::new(OnceLock::new())),
@@ -209,8 +209,14 @@ impl Service {
 
     /// Books seats: a hold if `hold` is set, a sale otherwise. Concurrent calls are
     /// combined into shared transactions unless combining is off.
+    ///
+    /// Traced as a `reserve` span whose `batch_size` says how many requests shared its
+    /// transaction.
     pub fn reserve(&self, p: &Principal, req: BookingRequest) -> Result<Reservation> {
+        let span = tracing::info_span!("reserve", batch_size = tracing::field::Empty);
+        let _entered = span.enter();
         let Some(slot) = &self.combiner else {
+            span.record("batch_size", 1);
             return self.reserve_many(p, vec![req])?.pop().expect("one request gives one outcome");
         };
         let now = self.now();
@@ -228,6 +234,7 @@ impl Service {
     /// outcome, and one refusal does not fail the others. The outer error means the
     /// store failed and nothing was written.
     pub fn reserve_many(&self, p: &Principal, reqs: Vec<BookingRequest>) -> Result<Vec<Result<Reservation>>> {
+        let _span = tracing::info_span!("reserve_many", batch_size = reqs.len()).entered();
         let now = self.now();
         let mut events: HashMap<EventKey, (EventId, Email)> = HashMap::new();
         let mut outcomes: Vec<Option<Result<Reservation>>> = Vec::with_capacity(reqs.len());

@@ -140,7 +140,7 @@ impl Default for Metrics {
 }
 
 /// The method as one of a fixed set of label values.
-fn method_label(m: &Method) -> &'static str {
+pub(super) fn method_label(m: &Method) -> &'static str {
     match *m {
         Method::GET => "GET",
         Method::POST => "POST",

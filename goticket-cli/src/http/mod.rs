@@ -46,6 +46,7 @@ pub mod keys;
 mod metrics;
 mod problem;
 mod server;
+mod telemetry;
 mod users;
 
 use std::net::SocketAddr;
@@ -64,6 +65,7 @@ use utoipa_axum::routes;
 
 pub use self::cors::Cors;
 use self::problem::{BODY_LIMIT, PROBLEM_STATUSES, Problems, Reply, blocking, problem, problem_response};
+pub use self::telemetry::TraceExport;
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -88,6 +90,8 @@ pub struct Settings {
     pub max_connections: Option<usize>,
     /// How long in-flight requests may finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Where to export traces over OTLP, if anywhere.
+    pub trace_export: Option<TraceExport>,
 }
 
 #[derive(Clone)]
@@ -286,20 +290,45 @@ fn layered(routes: Router<App>, app: App, cors: &Cors) -> Router {
         .layer(tower_http::request_id::PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
-                .make_span_with(|req: &axum::extract::Request| {
-                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
-                })
+                .make_span_with(request_span)
                 // One line per request at the default level: its status and latency,
                 // in the request's span (method, uri, request id).
-                .on_response(|response: &Response, latency: Duration, _: &tracing::Span| {
+                .on_response(|response: &Response, latency: Duration, span: &tracing::Span| {
+                    let status = response.status().as_u16();
+                    span.record("http.response.status_code", status);
+                    if status >= 500 {
+                        span.record("otel.status_code", "ERROR");
+                    }
                     let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-                    tracing::info!(status = response.status().as_u16(), latency_us, "answered");
+                    tracing::info!(status, latency_us, "answered");
                 }),
         )
         .layer(tower_http::request_id::SetRequestIdLayer::new(request_id, tower_http::request_id::MakeRequestUuid))
         .layer(axum::middleware::map_request(drop_unsafe_request_id))
         .with_state(app)
+}
+
+/// A request's span: in the log, its method, URI and request id; in a trace, a server
+/// span named by its method and route template (never the raw path, which carries
+/// ids), with its status, joined to the caller's trace if it sent a `traceparent`.
+fn request_span(req: &axum::extract::Request) -> tracing::Span {
+    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map_or("unmatched", |p| p.as_str());
+    let method = metrics::method_label(req.method());
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        uri = %req.uri(),
+        request_id = %id,
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = method,
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    telemetry::adopt_remote_parent(&span, req.headers());
+    span
 }
 
 /// Longest caller-given request id kept.
@@ -338,11 +367,7 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
 
 /// Runs the server until SIGINT or SIGTERM, then finishes in-flight requests.
 pub fn serve(service: Service, settings: Settings) -> anyhow::Result<()> {
-    let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GOTICKET_LOG").unwrap_or_else(|_| "info".into()));
-    let _ = if settings.json_logs { logs.json().flatten_event(true).try_init() } else { logs.try_init() };
+    let telemetry = telemetry::install(settings.json_logs, settings.trace_export.as_ref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = runtime.block_on(async move {
         let at = settings.addr;
@@ -394,6 +419,7 @@ pub fn serve(service: Service, settings: Settings) -> anyhow::Result<()> {
     // Work still running on blocking threads (a store call past its request's
     // deadline) gets a moment, not a veto over the exit.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    telemetry.finish(Duration::from_secs(5));
     eprintln!("goticket: stopped");
     result
 }

@@ -283,12 +283,14 @@ impl<const SET: u16> utoipa::IntoResponses for Problems<SET> {
 
 pub(super) type Reply<T> = Result<T, Problem>;
 
-/// Runs a service call on a blocking thread (the service is synchronous). The
+/// Runs a service call on a blocking thread (the service is synchronous), inside the
+/// request's span, so the spans core opens there are the request's children. The
 /// request's deadline is [`super::deadline`]'s.
 pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> goticket_core::Result<T> + Send + 'static,
 ) -> Reply<T> {
-    tokio::task::spawn_blocking(f)
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
         .await
         .map_err(|_| Problem::from(Error::internal("the request handler panicked")))?
         .map_err(Problem::from)
