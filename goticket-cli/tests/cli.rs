@@ -1907,6 +1907,11 @@ mod http {
         assert_eq!(total("goticket_reservations_total", &["outcome=\"created\""]), 2.0, "{text}");
         assert_eq!(total("goticket_reservations_total", &["outcome=\"sold-out\""]), 1.0, "the third was sold out");
         assert_eq!(total("goticket_http_problems_total", &["kind=\"sold-out\""]), 1.0, "{text}");
+        assert_eq!(total("goticket_seats_sold", &[]), 2.0, "both seats sold: {text}");
+        assert!(text.contains("\ngoticket_seats_held 0\n"), "{text}");
+        let kinds = text.lines().filter(|l| l.starts_with("goticket_store_errors_total{kind=")).count();
+        assert_eq!(kinds, 6, "every kind of store error is listed, from zero: {text}");
+        assert_eq!(total("goticket_store_errors_total", &[]), 0.0, "{text}");
         let booked = ["route=\"/v1/events/{event}/bookings\"", "method=\"POST\""];
         assert_eq!(total("goticket_http_requests_total", &[&booked[..], &["status=\"201\""]].concat()), 2.0, "{text}");
         assert_eq!(total("goticket_http_requests_total", &[&booked[..], &["status=\"409\""]].concat()), 1.0);
@@ -1994,7 +1999,7 @@ mod http {
         let _ = prometheus.kill();
         let _ = prometheus.wait();
         assert_eq!(seen.as_deref(), Some("3"), "Prometheus read the three bookings from /metrics");
-        assert_eq!(rules_loaded, Some(4), "Prometheus loaded the alerting rules");
+        assert_eq!(rules_loaded, Some(5), "Prometheus loaded the alerting rules");
     }
 
     /// The alerting rules pass `promtool check rules`, and every metric they and the

@@ -560,6 +560,17 @@ pub fn sales_report_figures(f: Fixture) {
     assert_eq!(all.len(), 2);
     let yen = all.iter().find(|r| r.revenue.currency().code() == "JPY").expect("the JPY event is listed");
     assert_eq!(yen.revenue.to_string(), "2000 JPY");
+    // The totals over every event (the store's own query, not the default's sum):
+    // the live hold counts, an overdue one does not.
+    hold(&h.service, &a, &other, "eve@example.com", 1, 60).expect("hold");
+    h.advance_secs(120);
+    let totals = h.service.seat_totals(&a).expect("totals");
+    assert_eq!((totals.held, totals.sold), (2, 6), "an overdue hold is not counted");
+    let all = h.service.sales_report(&a, None).expect("all");
+    assert_eq!(totals.held, all.iter().map(|r| u64::from(r.held)).sum::<u64>());
+    assert_eq!(totals.sold, all.iter().map(|r| u64::from(r.sold)).sum::<u64>());
+    let ann = principal("ann@example.com", Role::Customer);
+    assert_eq!(kind(h.service.seat_totals(&ann)), ErrorKind::Forbidden, "only admins see the totals");
 }
 
 /// Every updatable field is written and read back; optional fields can be cleared.

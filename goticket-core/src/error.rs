@@ -372,6 +372,30 @@ pub enum StoreErrorKind {
     Other,
 }
 
+impl StoreErrorKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [StoreErrorKind; 6] = [
+        StoreErrorKind::Busy,
+        StoreErrorKind::Unavailable,
+        StoreErrorKind::Schema,
+        StoreErrorKind::Integrity,
+        StoreErrorKind::OutcomeUnknown,
+        StoreErrorKind::Other,
+    ];
+
+    /// The kind's name, as metrics label it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreErrorKind::Busy => "busy",
+            StoreErrorKind::Unavailable => "unavailable",
+            StoreErrorKind::Schema => "schema",
+            StoreErrorKind::Integrity => "integrity",
+            StoreErrorKind::OutcomeUnknown => "outcome-unknown",
+            StoreErrorKind::Other => "other",
+        }
+    }
+}
+
 impl StoreError {
     /// A new storage error with a message and optional source.
     pub fn new(

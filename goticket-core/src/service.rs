@@ -65,6 +65,8 @@ pub struct Service {
     owners: Arc<RwLock<HashMap<EventId, Email>>>,
     /// Every password hash and check runs under this bound.
     hashing: Arc<HashGate>,
+    /// The store's errors by kind.
+    store_errors: Arc<crate::traced::StoreErrorCounts>,
 }
 
 /// Owners remembered before the cache starts over.
@@ -78,8 +80,10 @@ impl Service {
 
     /// A service with a chosen clock and entropy source (tests, simulations).
     pub fn with_sources(store: Arc<dyn Store>, clock: Arc<dyn Clock>, entropy: Arc<dyn Entropy>) -> Self {
+        let store_errors = Arc::<crate::traced::StoreErrorCounts>::default();
         Service {
-            store: Arc::new(crate::traced::Traced(store)),
+            store: Arc::new(crate::traced::Traced(store, store_errors.clone())),
+            store_errors,
             clock,
             entropy,
             combiner: Some(Arc::new(OnceLock::new())),
@@ -119,6 +123,12 @@ impl Service {
     /// What the combiner has done, if it is on and has started.
     pub fn combiner_stats(&self) -> Option<CombinerSnapshot> {
         self.combiner.as_ref()?.get()?.as_ref().ok().map(Combiner::stats)
+    }
+
+    /// The storage errors (busy, unavailable, integrity...) the store has returned
+    /// since this service started, by kind, every kind listed.
+    pub fn store_errors(&self) -> [(crate::StoreErrorKind, u64); crate::StoreErrorKind::ALL.len()] {
+        self.store_errors.snapshot()
     }
 
     /// The current time on the service's clock.
@@ -448,6 +458,13 @@ impl Service {
         let account = Account { user, password_hash: self.hashing.hash(password, &*self.entropy)? };
         engine::create_user(&*self.store, &account)?;
         Ok(account.user)
+    }
+
+    /// Seats in live holds and seats sold over every event, now (admins only: a
+    /// server's metrics ask as an internal admin).
+    pub fn seat_totals(&self, p: &Principal) -> Result<crate::store::SeatTotals> {
+        p.require_admin("see the seat totals")?;
+        self.store.seat_totals(self.now())
     }
 
     /// Every user (admins only).

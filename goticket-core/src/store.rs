@@ -151,6 +151,15 @@ pub struct CounterDelta {
     pub sold: i64,
 }
 
+/// Seats over every event, as of a time: in live holds, and sold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct SeatTotals {
+    /// Seats in holds that have not expired.
+    pub held: u64,
+    /// Seats sold.
+    pub sold: u64,
+}
+
 /// A goticket storage backend. Sync, object-safe, shareable between threads.
 ///
 /// Every reading method takes `now` and reports state as of then: holds past their
@@ -193,6 +202,17 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Sales figures for one event or, with `None`, all events (of `organizer`, if set),
     /// ordered by start time.
     fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>>;
+
+    /// Seats held (overdue holds not counted) and sold over every event, as of `now`:
+    /// the sums of [`Store::sales_report`]'s `held` and `sold`, which is what this
+    /// default computes. A store overrides it with one aggregate query.
+    fn seat_totals(&self, now: Timestamp) -> Result<SeatTotals> {
+        let rows = self.sales_report(None, None, now)?;
+        Ok(rows.iter().fold(SeatTotals::default(), |t, r| SeatTotals {
+            held: t.held + u64::from(r.held),
+            sold: t.sold + u64::from(r.sold),
+        }))
+    }
 
     /// Runs `body` in one write transaction, committed when it returns
     /// `Ok(Commit::Yes)` and rolled back otherwise. With [`Retry::Allowed`], a deadlock

@@ -8,19 +8,20 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use jiff::Timestamp;
 
 use crate::booking::Booking;
-use crate::error::Result;
+use crate::error::{Error, Result, StoreErrorKind};
 use crate::event::Event;
 use crate::query::{BookingFilter, EventFilter, PageStart};
-use crate::store::{EventKey, Retry, SalesRow, Store, TxBody};
+use crate::store::{EventKey, Retry, SalesRow, SeatTotals, Store, TxBody};
 use crate::types::{BookingCode, Email, EventId};
 use crate::users::{Account, User};
 
-/// The store, traced.
-pub(crate) struct Traced(pub(crate) Arc<dyn Store>);
+/// The store, traced, with its errors counted by kind.
+pub(crate) struct Traced(pub(crate) Arc<dyn Store>, pub(crate) Arc<StoreErrorCounts>);
 
 impl fmt::Debug for Traced {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -28,14 +29,34 @@ impl fmt::Debug for Traced {
     }
 }
 
+/// Storage errors (busy, unavailable, integrity...) the store returned, by kind, since
+/// the service started (see [`crate::Service::store_errors`]).
+#[derive(Debug, Default)]
+pub(crate) struct StoreErrorCounts([AtomicU64; StoreErrorKind::ALL.len()]);
+
+impl StoreErrorCounts {
+    fn count(&self, e: &Error) {
+        if let Error::Storage(e) = e {
+            let at = StoreErrorKind::ALL.iter().position(|k| *k == e.kind()).unwrap_or(StoreErrorKind::ALL.len() - 1);
+            self.0[at].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Each kind with its count, in [`StoreErrorKind::ALL`]'s order.
+    pub(crate) fn snapshot(&self) -> [(StoreErrorKind, u64); StoreErrorKind::ALL.len()] {
+        std::array::from_fn(|i| (StoreErrorKind::ALL[i], self.0[i].load(Ordering::Relaxed)))
+    }
+}
+
 /// Runs `call` in a span named `name` (`store.write`, ...) that says whether it failed
 /// and, if so, with which error kind.
 macro_rules! traced {
-    ($name:literal, $call:expr) => {{
+    ($self:ident, $name:literal, $call:expr) => {{
         let span =
             tracing::info_span!($name, otel.status_code = tracing::field::Empty, error.kind = tracing::field::Empty,);
         let result = span.in_scope(|| $call);
         if let Err(e) = &result {
+            $self.1.count(e);
             span.record("otel.status_code", "ERROR");
             span.record("error.kind", e.kind().as_str());
         }
@@ -45,37 +66,40 @@ macro_rules! traced {
 
 impl Store for Traced {
     fn migrate(&self) -> Result<Vec<String>> {
-        traced!("store.migrate", self.0.migrate())
+        traced!(self, "store.migrate", self.0.migrate())
     }
     fn ping(&self) -> Result<()> {
-        traced!("store.ping", self.0.ping())
+        traced!(self, "store.ping", self.0.ping())
     }
     fn close(&self) -> Result<()> {
-        traced!("store.close", self.0.close())
+        traced!(self, "store.close", self.0.close())
     }
     fn event(&self, key: &EventKey, now: Timestamp) -> Result<Option<Event>> {
-        traced!("store.event", self.0.event(key, now))
+        traced!(self, "store.event", self.0.event(key, now))
     }
     fn list_events(&self, filter: &EventFilter, start: PageStart, fetch: u32, now: Timestamp) -> Result<Vec<Event>> {
-        traced!("store.list_events", self.0.list_events(filter, start, fetch, now))
+        traced!(self, "store.list_events", self.0.list_events(filter, start, fetch, now))
     }
     fn booking(&self, code: &BookingCode) -> Result<Option<Booking>> {
-        traced!("store.booking", self.0.booking(code))
+        traced!(self, "store.booking", self.0.booking(code))
     }
     fn list_bookings(&self, filter: &BookingFilter, from: PageStart, max: u32, now: Timestamp) -> Result<Vec<Booking>> {
-        traced!("store.list_bookings", self.0.list_bookings(filter, from, max, now))
+        traced!(self, "store.list_bookings", self.0.list_bookings(filter, from, max, now))
     }
     fn account(&self, email: &Email) -> Result<Option<Account>> {
-        traced!("store.account", self.0.account(email))
+        traced!(self, "store.account", self.0.account(email))
     }
     fn list_users(&self) -> Result<Vec<User>> {
-        traced!("store.list_users", self.0.list_users())
+        traced!(self, "store.list_users", self.0.list_users())
     }
     fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>> {
-        traced!("store.sales_report", self.0.sales_report(event, organizer, now))
+        traced!(self, "store.sales_report", self.0.sales_report(event, organizer, now))
+    }
+    fn seat_totals(&self, now: Timestamp) -> Result<SeatTotals> {
+        traced!(self, "store.seat_totals", self.0.seat_totals(now))
     }
     fn write(&self, retry: Retry, body: &mut TxBody<'_>) -> Result<()> {
-        traced!("store.write", self.0.write(retry, body))
+        traced!(self, "store.write", self.0.write(retry, body))
     }
 }
 
@@ -130,7 +154,7 @@ mod tests {
     #[test]
     fn every_call_is_a_span_and_a_failure_is_marked() {
         let spans = Arc::new(Spans::default());
-        let traced = Traced(Arc::new(MemoryStore::new()));
+        let traced = Traced(Arc::new(MemoryStore::new()), Arc::default());
         tracing::subscriber::with_default(spans.clone(), || {
             traced.ping().unwrap();
             let missing: BookingCode = "ABCD-EFGH-JKMN".parse().unwrap();
@@ -140,5 +164,13 @@ mod tests {
         });
         let seen = spans.seen.lock().unwrap().clone();
         assert_eq!(seen, ["store.ping", "store.booking", "store.write otel.status_code=ERROR error.kind=internal"]);
+        assert!(traced.1.snapshot().iter().all(|(_, n)| *n == 0), "an internal error is not the store's");
+        let busy = || Err(crate::Error::Storage(crate::StoreError::new(StoreErrorKind::Busy, "locked", None)));
+        for _ in 0..2 {
+            assert!(traced.write(Retry::Allowed, &mut |_| busy()).is_err());
+        }
+        let counts = traced.1.snapshot();
+        assert_eq!(counts[0], (StoreErrorKind::Busy, 2));
+        assert!(counts[1..].iter().all(|(_, n)| *n == 0), "{counts:?}");
     }
 }

@@ -43,7 +43,7 @@ use goticket_core::{
     Booking, BookingCode, BookingFilter, BookingId, BookingStatus, Email, Event, EventFilter, EventId, ExternalId,
     IdempotencyKey, PageStart, Slug, TicketSecret, Timestamp,
 };
-use goticket_core::{Commit, CounterDelta, EventKey, Retry, SalesRow, Store, Tx, TxBody};
+use goticket_core::{Commit, CounterDelta, EventKey, Retry, SalesRow, SeatTotals, Store, Tx, TxBody};
 use goticket_core::{Error, Result, StoreError, StoreErrorKind};
 use uuid::Uuid;
 
@@ -937,6 +937,36 @@ impl Store for PgStore {
             })
         })
     }
+
+    fn seat_totals(&self, now: Timestamp) -> Result<SeatTotals> {
+        // One scan of the events' counters; the overdue holds come from the partial
+        // index of held bookings by expiry.
+        let row: TotalsRow = self.read(|c| {
+            Ok(diesel::sql_query(
+                "SELECT (COALESCE(SUM(e.held), 0)
+                         - (SELECT COALESCE(SUM(o.quantity), 0) FROM bookings o
+                             WHERE o.status = 'held' AND o.expires_at <= $1))::int8 AS held,
+                        COALESCE(SUM(e.sold), 0)::int8 AS sold
+                   FROM events e",
+            )
+            .bind::<Timestamptz, _>(to_pg(now)?)
+            .get_result(c)?)
+        })?;
+        let count = |n: i64, what: &str| {
+            u64::try_from(n).map_err(|_| {
+                Error::Storage(StoreError::new(StoreErrorKind::Integrity, format!("{what} seats total {n}"), None))
+            })
+        };
+        Ok(SeatTotals { held: count(row.held, "held")?, sold: count(row.sold, "sold")? })
+    }
+}
+
+#[derive(QueryableByName)]
+struct TotalsRow {
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    held: i64,
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    sold: i64,
 }
 
 /// Whether a migration left a step for Rust to run (see [`PgStore::migrate`]). A

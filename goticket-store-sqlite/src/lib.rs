@@ -35,7 +35,7 @@ use goticket_core::{
     Booking, BookingCode, BookingFilter, BookingId, BookingStatus, Email, Event, EventFilter, EventId, ExternalId,
     IdempotencyKey, PageStart, Slug, TicketSecret, Timestamp,
 };
-use goticket_core::{Commit, CounterDelta, EventKey, Retry, SalesRow, Store, Tx, TxBody};
+use goticket_core::{Commit, CounterDelta, EventKey, Retry, SalesRow, SeatTotals, Store, Tx, TxBody};
 use goticket_core::{Error, Result, StoreError, StoreErrorKind};
 use rusqlite::ToSql;
 use rusqlite::types::Value;
@@ -926,6 +926,29 @@ impl Store for SqliteStore {
                 .map_err(db_err)?;
             rows.into_iter().map(|r| r.into_account().map(|a| a.user)).collect()
         })
+    }
+
+    fn seat_totals(&self, now: Timestamp) -> Result<SeatTotals> {
+        // One scan of the events' counters; the overdue holds come from the partial
+        // index of held bookings by expiry.
+        let (held, sold) = self.read(|c| {
+            c.query_row(
+                "SELECT COALESCE(SUM(e.held), 0)
+                        - (SELECT COALESCE(SUM(o.quantity), 0) FROM bookings o
+                            WHERE o.status = 'held' AND o.expires_at <= ?1),
+                        COALESCE(SUM(e.sold), 0)
+                   FROM events e",
+                [micros(now)],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .map_err(db_err)
+        })?;
+        let count = |n: i64, what: &str| {
+            u64::try_from(n).map_err(|_| {
+                Error::Storage(StoreError::new(StoreErrorKind::Integrity, format!("{what} seats total {n}"), None))
+            })
+        };
+        Ok(SeatTotals { held: count(held, "held")?, sold: count(sold, "sold")? })
     }
 
     fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>> {

@@ -92,6 +92,51 @@ fn latency_histogram() -> Histogram {
     Histogram::new(BUCKETS)
 }
 
+/// The store's figures as of the latest scrape (set by [`Metrics::render`]): its
+/// errors by kind, every kind always listed so a rate can be taken from zero, and the
+/// seats held and sold over every event.
+#[derive(Debug, Default)]
+struct StoreFigures(Mutex<StoreSnapshot>);
+
+#[derive(Debug, Clone, Copy)]
+struct StoreSnapshot {
+    errors: [(goticket_core::StoreErrorKind, u64); goticket_core::StoreErrorKind::ALL.len()],
+    seats: Option<goticket_core::SeatTotals>,
+}
+
+impl Default for StoreSnapshot {
+    fn default() -> Self {
+        StoreSnapshot { errors: goticket_core::StoreErrorKind::ALL.map(|k| (k, 0)), seats: None }
+    }
+}
+
+impl Collector for StoreFigures {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let s = *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let help = "Errors the store returned, by kind (busy, unavailable, schema, integrity, outcome-unknown, other)";
+        let mut family = encoder.encode_descriptor("store_errors", help, None, MetricType::Counter)?;
+        for (kind, n) in s.errors {
+            let labels = KindLabels { kind: kind.as_str() };
+            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+        }
+        if let Some(seats) = s.seats {
+            let gauges = [
+                ("seats_held", "Seats in live holds over every event (read at most every 5 s)", seats.held),
+                ("seats_sold", "Seats sold over every event (read at most every 5 s)", seats.sold),
+            ];
+            for (name, help, value) in gauges {
+                let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+                gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How long a seat count is reused: a flood of scrapes costs one aggregate query per
+/// this long, whatever its rate.
+const SEATS_FRESH_FOR: Duration = Duration::from_secs(5);
+
 /// Every figure `/metrics` reports.
 pub(super) struct Metrics {
     registry: Registry,
@@ -101,6 +146,9 @@ pub(super) struct Metrics {
     reservations: Family<OutcomeLabels, Counter>,
     holds_expired: Counter,
     combiner: std::sync::Arc<CombinerFigures>,
+    store: std::sync::Arc<StoreFigures>,
+    /// The latest seat count and when it was read; one read at a time.
+    seats: tokio::sync::Mutex<Option<(std::time::Instant, goticket_core::SeatTotals)>>,
 }
 
 impl Default for Metrics {
@@ -135,7 +183,19 @@ impl Default for Metrics {
         registry.register("holds_expired", "Overdue holds the background sweeper expired", holds_expired.clone());
         let combiner = std::sync::Arc::new(CombinerFigures::default());
         registry.register_collector(Box::new(combiner.clone()));
-        Metrics { combiner, registry, requests, latency, problems, reservations, holds_expired }
+        let store = std::sync::Arc::new(StoreFigures::default());
+        registry.register_collector(Box::new(store.clone()));
+        Metrics {
+            combiner,
+            store,
+            seats: tokio::sync::Mutex::default(),
+            registry,
+            requests,
+            latency,
+            problems,
+            reservations,
+            holds_expired,
+        }
     }
 }
 
@@ -172,9 +232,42 @@ impl Metrics {
         self.holds_expired.inc_by(n);
     }
 
-    fn render(&self, combiner: Option<goticket_core::CombinerSnapshot>) -> String {
+    /// The seats held and sold, read from the store at most every [`SEATS_FRESH_FOR`]
+    /// (as an internal admin); the last count read if this read fails.
+    async fn seats(&self, service: &goticket_core::Service) -> Option<goticket_core::SeatTotals> {
+        let mut cached = self.seats.lock().await;
+        if let Some((at, seats)) = *cached {
+            if at.elapsed() < SEATS_FRESH_FOR {
+                return Some(seats);
+            }
+        }
+        let service = service.clone();
+        let read = super::problem::blocking(move || {
+            let metrics = "metrics@goticket.local".parse().expect("a valid constant email");
+            service.seat_totals(&goticket_core::Principal::new(metrics, goticket_core::Role::Admin))
+        });
+        match read.await {
+            Ok(seats) => {
+                *cached = Some((std::time::Instant::now(), seats));
+                Some(seats)
+            }
+            Err(e) => {
+                tracing::warn!("counting the seats for /metrics failed: {e:?}");
+                cached.map(|(_, seats)| seats)
+            }
+        }
+    }
+
+    fn render(
+        &self,
+        combiner: Option<goticket_core::CombinerSnapshot>,
+        store: [(goticket_core::StoreErrorKind, u64); goticket_core::StoreErrorKind::ALL.len()],
+        seats: Option<goticket_core::SeatTotals>,
+    ) -> String {
         // Before the first reservation starts the combiner, every figure is zero.
         *self.combiner.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = combiner.unwrap_or_default();
+        *self.store.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            StoreSnapshot { errors: store, seats };
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -205,12 +298,14 @@ pub(super) async fn track(
     responses((
         status = 200,
         description = "Requests by method, route and status; latency histograms by route; problems by kind; \
-            reservations by outcome; holds expired; the combiner's batches (OpenMetrics text).",
+            reservations by outcome; holds expired; the combiner's batches; store errors by kind; \
+            seats held and sold (OpenMetrics text).",
         body = String,
         content_type = "application/openmetrics-text",
     )),
 )]
 pub(super) async fn metrics(State(app): State<App>) -> impl IntoResponse {
-    let body = app.metrics.render(app.service.combiner_stats());
+    let seats = app.metrics.seats(&app.service).await;
+    let body = app.metrics.render(app.service.combiner_stats(), app.service.store_errors(), seats);
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
 }
