@@ -1912,6 +1912,10 @@ mod http {
         let kinds = text.lines().filter(|l| l.starts_with("goticket_store_errors_total{kind=")).count();
         assert_eq!(kinds, 6, "every kind of store error is listed, from zero: {text}");
         assert_eq!(total("goticket_store_errors_total", &[]), 0.0, "{text}");
+        // SQLite counts its writer connection's waits: every write took it once.
+        assert!(total("goticket_store_pool_checkouts_total", &[]) >= 4.0, "{text}");
+        assert!(text.contains("\ngoticket_store_pool_wait_seconds_total "), "{text}");
+        assert_eq!(total("goticket_store_pool_timeouts_total", &[]), 0.0, "{text}");
         let booked = ["route=\"/v1/events/{event}/bookings\"", "method=\"POST\""];
         assert_eq!(total("goticket_http_requests_total", &[&booked[..], &["status=\"201\""]].concat()), 2.0, "{text}");
         assert_eq!(total("goticket_http_requests_total", &[&booked[..], &["status=\"409\""]].concat()), 1.0);

@@ -571,6 +571,11 @@ pub fn sales_report_figures(f: Fixture) {
     assert_eq!(totals.sold, all.iter().map(|r| u64::from(r.sold)).sum::<u64>());
     let ann = principal("ann@example.com", Role::Customer);
     assert_eq!(kind(h.service.seat_totals(&ann)), ErrorKind::Forbidden, "only admins see the totals");
+    // A store that counts its connection waits has counted these writes.
+    if let Some(waits) = h.fixture.store.pool_waits() {
+        assert!(waits.checkouts >= 5, "{waits:?}");
+        assert_eq!(waits.timeouts, 0, "{waits:?}");
+    }
 }
 
 /// Every updatable field is written and read back; optional fields can be cleared.

@@ -87,7 +87,9 @@ pub use money::{Currency, Money};
 pub use openapi::{MoneyText, TEXT_PATTERN, money_text_pattern};
 pub use query::{BookingFilter, Cursor, EventFilter, Page, PageRequest, PageStart};
 pub use service::{BookingRequest, Service};
-pub use store::{Commit, CounterDelta, EventKey, Retry, SalesRow, SeatTotals, Store, Tx, TxBody};
+pub use store::{
+    Commit, CounterDelta, EventKey, PoolWaitCounter, PoolWaits, Retry, SalesRow, SeatTotals, Store, Tx, TxBody,
+};
 pub use types::{
     BookingCode, BookingId, Capacity, Email, EventId, EventName, ExternalId, IdempotencyKey, PerCustomerLimit,
     Quantity, Slug, TicketSecret,

@@ -131,6 +131,11 @@ impl Service {
         self.store_errors.snapshot()
     }
 
+    /// How long calls have waited for a database connection, if the store counts it.
+    pub fn pool_waits(&self) -> Option<crate::PoolWaits> {
+        self.store.pool_waits()
+    }
+
     /// The current time on the service's clock.
     pub fn now(&self) -> Timestamp {
         self.clock.now()

@@ -160,6 +160,50 @@ pub struct SeatTotals {
     pub sold: u64,
 }
 
+/// How long callers have waited for a database connection: a checkout from a pool
+/// (PostgreSQL), or the one writer connection (SQLite). Counts since the store opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct PoolWaits {
+    /// Connections handed out.
+    pub checkouts: u64,
+    /// Time spent waiting for them, in microseconds, in total.
+    pub waited_micros: u64,
+    /// Waits that gave up (the pool's checkout timeout).
+    pub timeouts: u64,
+}
+
+/// Counts [`PoolWaits`] for a store; lock-free, shareable between threads.
+#[derive(Debug, Default)]
+pub struct PoolWaitCounter {
+    checkouts: std::sync::atomic::AtomicU64,
+    waited_micros: std::sync::atomic::AtomicU64,
+    timeouts: std::sync::atomic::AtomicU64,
+}
+
+impl PoolWaitCounter {
+    /// A connection was handed out after `waited`.
+    pub fn checked_out(&self, waited: std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.checkouts.fetch_add(1, Relaxed);
+        self.waited_micros.fetch_add(u64::try_from(waited.as_micros()).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    /// A wait gave up.
+    pub fn timed_out(&self) {
+        self.timeouts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The counts so far.
+    pub fn snapshot(&self) -> PoolWaits {
+        use std::sync::atomic::Ordering::Relaxed;
+        PoolWaits {
+            checkouts: self.checkouts.load(Relaxed),
+            waited_micros: self.waited_micros.load(Relaxed),
+            timeouts: self.timeouts.load(Relaxed),
+        }
+    }
+}
+
 /// A goticket storage backend. Sync, object-safe, shareable between threads.
 ///
 /// Every reading method takes `now` and reports state as of then: holds past their
@@ -212,6 +256,11 @@ pub trait Store: Send + Sync + fmt::Debug {
             held: t.held + u64::from(r.held),
             sold: t.sold + u64::from(r.sold),
         }))
+    }
+
+    /// How long callers have waited for connections, if the store counts it.
+    fn pool_waits(&self) -> Option<PoolWaits> {
+        None
     }
 
     /// Runs `body` in one write transaction, committed when it returns

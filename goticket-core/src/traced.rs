@@ -16,7 +16,7 @@ use crate::booking::Booking;
 use crate::error::{Error, Result, StoreErrorKind};
 use crate::event::Event;
 use crate::query::{BookingFilter, EventFilter, PageStart};
-use crate::store::{EventKey, Retry, SalesRow, SeatTotals, Store, TxBody};
+use crate::store::{EventKey, PoolWaits, Retry, SalesRow, SeatTotals, Store, TxBody};
 use crate::types::{BookingCode, Email, EventId};
 use crate::users::{Account, User};
 
@@ -97,6 +97,9 @@ impl Store for Traced {
     }
     fn seat_totals(&self, now: Timestamp) -> Result<SeatTotals> {
         traced!(self, "store.seat_totals", self.0.seat_totals(now))
+    }
+    fn pool_waits(&self) -> Option<PoolWaits> {
+        self.0.pool_waits()
     }
     fn write(&self, retry: Retry, body: &mut TxBody<'_>) -> Result<()> {
         traced!(self, "store.write", self.0.write(retry, body))

@@ -43,7 +43,9 @@ use goticket_core::{
     Booking, BookingCode, BookingFilter, BookingId, BookingStatus, Email, Event, EventFilter, EventId, ExternalId,
     IdempotencyKey, PageStart, Slug, TicketSecret, Timestamp,
 };
-use goticket_core::{Commit, CounterDelta, EventKey, Retry, SalesRow, SeatTotals, Store, Tx, TxBody};
+use goticket_core::{
+    Commit, CounterDelta, EventKey, PoolWaitCounter, PoolWaits, Retry, SalesRow, SeatTotals, Store, Tx, TxBody,
+};
 use goticket_core::{Error, Result, StoreError, StoreErrorKind};
 use uuid::Uuid;
 
@@ -82,6 +84,8 @@ pub struct PgStore {
     pool: Pool<Manager>,
     options: PgOptions,
     url: String,
+    /// The pool's checkouts and how long they waited.
+    waits: std::sync::Arc<PoolWaitCounter>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -197,13 +201,15 @@ impl PgStore {
                 "the PostgreSQL URL names no database: give one, as in postgres://user@host/dbname",
             ));
         }
+        let waits = std::sync::Arc::new(PoolWaitCounter::default());
         let pool = Pool::builder()
+            .event_handler(Box::new(CountWaits(waits.clone())))
             .max_size(options.max_connections)
             .min_idle(Some(0))
             .connection_timeout(options.checkout_timeout)
             .test_on_check_out(true)
             .build_unchecked(ConnectionManager::new(url));
-        Ok(PgStore { pool, options, url: url.to_owned() })
+        Ok(PgStore { pool, options, url: url.to_owned(), waits })
     }
 
     fn conn(&self) -> Result<PooledConnection<Manager>> {
@@ -938,6 +944,10 @@ impl Store for PgStore {
         })
     }
 
+    fn pool_waits(&self) -> Option<PoolWaits> {
+        Some(self.waits.snapshot())
+    }
+
     fn seat_totals(&self, now: Timestamp) -> Result<SeatTotals> {
         // One scan of the events' counters; the overdue holds come from the partial
         // index of held bookings by expiry.
@@ -958,6 +968,19 @@ impl Store for PgStore {
             })
         };
         Ok(SeatTotals { held: count(row.held, "held")?, sold: count(row.sold, "sold")? })
+    }
+}
+
+/// Counts the pool's checkouts, their waits and its timeouts.
+#[derive(Debug)]
+struct CountWaits(std::sync::Arc<PoolWaitCounter>);
+
+impl diesel::r2d2::HandleEvent for CountWaits {
+    fn handle_checkout(&self, event: diesel::r2d2::event::CheckoutEvent) {
+        self.0.checked_out(event.duration());
+    }
+    fn handle_timeout(&self, _: diesel::r2d2::event::TimeoutEvent) {
+        self.0.timed_out();
     }
 }
 

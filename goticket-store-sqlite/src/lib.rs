@@ -35,7 +35,9 @@ use goticket_core::{
     Booking, BookingCode, BookingFilter, BookingId, BookingStatus, Email, Event, EventFilter, EventId, ExternalId,
     IdempotencyKey, PageStart, Slug, TicketSecret, Timestamp,
 };
-use goticket_core::{Commit, CounterDelta, EventKey, Retry, SalesRow, SeatTotals, Store, Tx, TxBody};
+use goticket_core::{
+    Commit, CounterDelta, EventKey, PoolWaitCounter, PoolWaits, Retry, SalesRow, SeatTotals, Store, Tx, TxBody,
+};
 use goticket_core::{Error, Result, StoreError, StoreErrorKind};
 use rusqlite::ToSql;
 use rusqlite::types::Value;
@@ -116,6 +118,8 @@ pub struct SqliteStore {
     path: PathBuf,
     options: SqliteOptions,
     writer: Mutex<Option<Connection>>,
+    /// How long transactions waited for the writer connection.
+    writer_waits: PoolWaitCounter,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -152,7 +156,13 @@ impl SqliteStore {
             }
             Err(e) => return Err(e),
         };
-        Ok(SqliteStore { path, options, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+        Ok(SqliteStore {
+            path,
+            options,
+            writer: Mutex::new(writer),
+            writer_waits: PoolWaitCounter::default(),
+            readers: Mutex::new(Vec::new()),
+        })
     }
 
     /// The database file.
@@ -184,7 +194,9 @@ impl SqliteStore {
     fn transaction<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<(T, Commit)>) -> Result<T> {
         // A panic in another writer leaves the connection usable: its transaction was
         // rolled back when the Transaction dropped.
+        let asked = std::time::Instant::now();
         let mut slot = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.writer_waits.checked_out(asked.elapsed());
         let conn = match &mut *slot {
             Some(c) => c,
             None => slot.insert(connect(&self.path, &self.options)?),
@@ -926,6 +938,12 @@ impl Store for SqliteStore {
                 .map_err(db_err)?;
             rows.into_iter().map(|r| r.into_account().map(|a| a.user)).collect()
         })
+    }
+
+    /// Waits for the one writer connection (readers never wait: one is opened when
+    /// none is idle).
+    fn pool_waits(&self) -> Option<PoolWaits> {
+        Some(self.writer_waits.snapshot())
     }
 
     fn seat_totals(&self, now: Timestamp) -> Result<SeatTotals> {

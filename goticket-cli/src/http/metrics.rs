@@ -102,11 +102,12 @@ struct StoreFigures(Mutex<StoreSnapshot>);
 struct StoreSnapshot {
     errors: [(goticket_core::StoreErrorKind, u64); goticket_core::StoreErrorKind::ALL.len()],
     seats: Option<goticket_core::SeatTotals>,
+    waits: Option<goticket_core::PoolWaits>,
 }
 
 impl Default for StoreSnapshot {
     fn default() -> Self {
-        StoreSnapshot { errors: goticket_core::StoreErrorKind::ALL.map(|k| (k, 0)), seats: None }
+        StoreSnapshot { errors: goticket_core::StoreErrorKind::ALL.map(|k| (k, 0)), seats: None, waits: None }
     }
 }
 
@@ -118,6 +119,28 @@ impl Collector for StoreFigures {
         for (kind, n) in s.errors {
             let labels = KindLabels { kind: kind.as_str() };
             ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+        }
+        if let Some(w) = s.waits {
+            let counters = [
+                (
+                    "store_pool_checkouts",
+                    "Database connections handed out (SQLite: the writer connection)",
+                    w.checkouts,
+                ),
+                ("store_pool_timeouts", "Waits for a database connection that gave up", w.timeouts),
+            ];
+            for (name, help, value) in counters {
+                let counter = ConstCounter::new(value);
+                counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
+            }
+            let waited = ConstCounter::new(w.waited_micros as f64 / 1e6);
+            let help = "Time spent waiting for database connections";
+            waited.encode(encoder.encode_descriptor(
+                "store_pool_wait",
+                help,
+                Some(&Unit::Seconds),
+                waited.metric_type(),
+            )?)?;
         }
         if let Some(seats) = s.seats {
             let gauges = [
@@ -263,11 +286,12 @@ impl Metrics {
         combiner: Option<goticket_core::CombinerSnapshot>,
         store: [(goticket_core::StoreErrorKind, u64); goticket_core::StoreErrorKind::ALL.len()],
         seats: Option<goticket_core::SeatTotals>,
+        waits: Option<goticket_core::PoolWaits>,
     ) -> String {
         // Before the first reservation starts the combiner, every figure is zero.
         *self.combiner.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = combiner.unwrap_or_default();
         *self.store.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            StoreSnapshot { errors: store, seats };
+            StoreSnapshot { errors: store, seats, waits };
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -299,13 +323,14 @@ pub(super) async fn track(
         status = 200,
         description = "Requests by method, route and status; latency histograms by route; problems by kind; \
             reservations by outcome; holds expired; the combiner's batches; store errors by kind; \
-            seats held and sold (OpenMetrics text).",
+            connection waits; seats held and sold (OpenMetrics text).",
         body = String,
         content_type = "application/openmetrics-text",
     )),
 )]
 pub(super) async fn metrics(State(app): State<App>) -> impl IntoResponse {
     let seats = app.metrics.seats(&app.service).await;
-    let body = app.metrics.render(app.service.combiner_stats(), app.service.store_errors(), seats);
+    let s = &app.service;
+    let body = app.metrics.render(s.combiner_stats(), s.store_errors(), seats, s.pool_waits());
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
 }
