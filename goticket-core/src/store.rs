@@ -204,6 +204,23 @@ impl PoolWaitCounter {
     }
 }
 
+impl SeatTotals {
+    /// The totals from a store's signed sums; a negative one means corrupt counters,
+    /// an integrity error.
+    pub fn from_sums(held: i64, sold: i64) -> Result<Self> {
+        let count = |n: i64, what: &str| {
+            u64::try_from(n).map_err(|_| {
+                crate::Error::Storage(crate::StoreError::new(
+                    crate::StoreErrorKind::Integrity,
+                    format!("the {what} seats over every event add up to {n}"),
+                    None,
+                ))
+            })
+        };
+        Ok(SeatTotals { held: count(held, "held")?, sold: count(sold, "sold")? })
+    }
+}
+
 /// A goticket storage backend. Sync, object-safe, shareable between threads.
 ///
 /// Every reading method takes `now` and reports state as of then: holds past their

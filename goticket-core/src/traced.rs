@@ -57,7 +57,11 @@ macro_rules! traced {
         let result = span.in_scope(|| $call);
         if let Err(e) = &result {
             $self.1.count(e);
-            span.record("otel.status_code", "ERROR");
+            // A refusal decided inside a write (sold out, a wrong transition) is the
+            // caller's answer, not the store failing: its kind is kept, not ERROR.
+            if matches!(e, Error::Storage(_) | Error::Internal { .. }) {
+                span.record("otel.status_code", "ERROR");
+            }
             span.record("error.kind", e.kind().as_str());
         }
         result
@@ -164,9 +168,20 @@ mod tests {
             assert!(traced.booking(&missing).unwrap().is_none());
             let err = traced.write(Retry::Allowed, &mut |_| Err(crate::Error::internal("refused"))).unwrap_err();
             assert_eq!(err.kind(), crate::ErrorKind::Internal);
+            let refused = traced.write(Retry::Allowed, &mut |_| Err(crate::Error::validation("x", "refused")));
+            assert_eq!(refused.unwrap_err().kind(), crate::ErrorKind::Validation);
         });
         let seen = spans.seen.lock().unwrap().clone();
-        assert_eq!(seen, ["store.ping", "store.booking", "store.write otel.status_code=ERROR error.kind=internal"]);
+        assert_eq!(
+            seen,
+            [
+                "store.ping",
+                "store.booking",
+                "store.write otel.status_code=ERROR error.kind=internal",
+                "store.write error.kind=validation",
+            ],
+            "a refusal keeps its kind and is no error"
+        );
         assert!(traced.1.snapshot().iter().all(|(_, n)| *n == 0), "an internal error is not the store's");
         let busy = || Err(crate::Error::Storage(crate::StoreError::new(StoreErrorKind::Busy, "locked", None)));
         for _ in 0..2 {

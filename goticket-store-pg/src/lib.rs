@@ -962,12 +962,7 @@ impl Store for PgStore {
             .bind::<Timestamptz, _>(to_pg(now)?)
             .get_result(c)?)
         })?;
-        let count = |n: i64, what: &str| {
-            u64::try_from(n).map_err(|_| {
-                Error::Storage(StoreError::new(StoreErrorKind::Integrity, format!("{what} seats total {n}"), None))
-            })
-        };
-        Ok(SeatTotals { held: count(row.held, "held")?, sold: count(row.sold, "sold")? })
+        SeatTotals::from_sums(row.held, row.sold)
     }
 }
 

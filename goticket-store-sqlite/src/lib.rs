@@ -961,12 +961,7 @@ impl Store for SqliteStore {
             )
             .map_err(db_err)
         })?;
-        let count = |n: i64, what: &str| {
-            u64::try_from(n).map_err(|_| {
-                Error::Storage(StoreError::new(StoreErrorKind::Integrity, format!("{what} seats total {n}"), None))
-            })
-        };
-        Ok(SeatTotals { held: count(held, "held")?, sold: count(sold, "sold")? })
+        SeatTotals::from_sums(held, sold)
     }
 
     fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>> {

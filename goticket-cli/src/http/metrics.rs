@@ -160,6 +160,9 @@ impl Collector for StoreFigures {
 /// this long, whatever its rate.
 const SEATS_FRESH_FOR: Duration = Duration::from_secs(5);
 
+/// How long a scrape waits for the seat count before it answers with the last one.
+const SEATS_READ_LIMIT: Duration = Duration::from_secs(2);
+
 /// Every figure `/metrics` reports.
 pub(super) struct Metrics {
     registry: Registry,
@@ -170,8 +173,10 @@ pub(super) struct Metrics {
     holds_expired: Counter,
     combiner: std::sync::Arc<CombinerFigures>,
     store: std::sync::Arc<StoreFigures>,
-    /// The latest seat count and when it was read; one read at a time.
-    seats: tokio::sync::Mutex<Option<(std::time::Instant, goticket_core::SeatTotals)>>,
+    /// When the seats were last read, and the latest count read.
+    seats: Mutex<Option<(std::time::Instant, Option<goticket_core::SeatTotals>)>>,
+    /// Held by the one read in progress.
+    reading: tokio::sync::Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -211,7 +216,8 @@ impl Default for Metrics {
         Metrics {
             combiner,
             store,
-            seats: tokio::sync::Mutex::default(),
+            seats: Mutex::default(),
+            reading: tokio::sync::Mutex::default(),
             registry,
             requests,
             latency,
@@ -255,30 +261,36 @@ impl Metrics {
         self.holds_expired.inc_by(n);
     }
 
-    /// The seats held and sold, read from the store at most every [`SEATS_FRESH_FOR`]
-    /// (as an internal admin); the last count read if this read fails.
+    /// The seats held and sold, read from the store (as an internal admin) at most
+    /// once every [`SEATS_FRESH_FOR`], failed reads included, one read at a time and
+    /// for at most [`SEATS_READ_LIMIT`]; meanwhile, and when a read fails, the last
+    /// count read. A slow store never makes a scrape wait.
     async fn seats(&self, service: &goticket_core::Service) -> Option<goticket_core::SeatTotals> {
-        let mut cached = self.seats.lock().await;
-        if let Some((at, seats)) = *cached {
-            if at.elapsed() < SEATS_FRESH_FOR {
-                return Some(seats);
-            }
+        let cached = *self.seats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let last = cached.and_then(|(_, seats)| seats);
+        if cached.is_some_and(|(at, _)| at.elapsed() < SEATS_FRESH_FOR) {
+            return last;
         }
+        let Ok(_reading) = self.reading.try_lock() else { return last };
         let service = service.clone();
         let read = super::problem::blocking(move || {
             let metrics = "metrics@goticket.local".parse().expect("a valid constant email");
             service.seat_totals(&goticket_core::Principal::new(metrics, goticket_core::Role::Admin))
         });
-        match read.await {
-            Ok(seats) => {
-                *cached = Some((std::time::Instant::now(), seats));
-                Some(seats)
-            }
-            Err(e) => {
+        let seats = match tokio::time::timeout(SEATS_READ_LIMIT, read).await {
+            Ok(Ok(seats)) => Some(seats),
+            Ok(Err(e)) => {
                 tracing::warn!("counting the seats for /metrics failed: {e:?}");
-                cached.map(|(_, seats)| seats)
+                last
             }
-        }
+            Err(_) => {
+                tracing::warn!("counting the seats for /metrics took over {SEATS_READ_LIMIT:?}; gave up waiting");
+                last
+            }
+        };
+        *self.seats.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((std::time::Instant::now(), seats));
+        seats
     }
 
     fn render(

@@ -308,7 +308,7 @@ fn layered(routes: Router<App>, app: App, cors: &Cors) -> Router {
         .with_state(app)
 }
 
-/// A request's span: in the log, its method, URI and request id; in a trace, a server
+/// A request's span: in the log, its method, path and request id; in a trace, a server
 /// span named by its method and route template (never the raw path, which carries
 /// ids), with its status, joined to the caller's trace if it sent a `traceparent`.
 fn request_span(req: &axum::extract::Request) -> tracing::Span {
@@ -318,7 +318,7 @@ fn request_span(req: &axum::extract::Request) -> tracing::Span {
     let span = tracing::info_span!(
         "request",
         method = %req.method(),
-        uri = %req.uri(),
+        uri = %Clipped(req.uri().path()),
         request_id = %id,
         otel.name = %format_args!("{method} {route}"),
         otel.kind = "server",
@@ -329,6 +329,23 @@ fn request_span(req: &axum::extract::Request) -> tracing::Span {
     );
     telemetry::adopt_remote_parent(&span, req.headers());
     span
+}
+
+/// A request's path as a span records it: no query string (it can carry emails), and
+/// at most [`MAX_LOGGED_PATH`] bytes of it.
+struct Clipped<'a>(&'a str);
+
+/// The longest path a span records.
+const MAX_LOGGED_PATH: usize = 256;
+
+impl std::fmt::Display for Clipped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A URI's path is ASCII, so any byte is a boundary; `get` makes sure.
+        match self.0.get(..MAX_LOGGED_PATH) {
+            Some(head) if head.len() < self.0.len() => write!(f, "{head}..."),
+            _ => f.write_str(self.0),
+        }
+    }
 }
 
 /// Longest caller-given request id kept.

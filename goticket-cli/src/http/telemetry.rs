@@ -44,10 +44,21 @@ impl TraceExport {
         if uri.authority().is_none_or(|a| a.host().is_empty()) {
             return Err(bad("has no host"));
         }
-        if uri.query().is_some() {
-            return Err(bad("has a query string; give the collector's base URL"));
+        if uri.query().is_some() || endpoint.contains('#') {
+            return Err(bad("has a query string or fragment; give the collector's base URL"));
         }
-        let base = format!("http://{}{}", uri.authority().expect("checked above"), uri.path().trim_end_matches('/'));
+        let authority = uri.authority().expect("checked above");
+        if authority.as_str().contains('@') {
+            return Err(goticket_core::Error::validation(
+                "--otlp-endpoint",
+                "carries a user name or password; the collector's base URL takes none (use OTEL_EXPORTER_OTLP_HEADERS)",
+            ));
+        }
+        // The base URL, as OTEL_EXPORTER_OTLP_ENDPOINT means it; one that already names
+        // the traces path is taken as it is.
+        let path = uri.path().trim_end_matches('/');
+        let path = path.strip_suffix("/v1/traces").unwrap_or(path);
+        let base = format!("http://{authority}{path}");
         let ratio: f64 = sample_ratio.trim().parse().map_err(|_| {
             goticket_core::Error::validation("--trace-sample-ratio", format!("{sample_ratio:?} is not a number"))
         })?;
@@ -171,9 +182,14 @@ mod otlp {
 
     struct Headers<'a>(&'a HeaderMap);
 
+    /// The longest `tracestate` carried on; a longer one is dropped, so a caller
+    /// cannot make every queued span hold kilobytes of its text.
+    const MAX_TRACESTATE: usize = 512;
+
     impl Extractor for Headers<'_> {
         fn get(&self, key: &str) -> Option<&str> {
-            self.0.get(key).and_then(|v| v.to_str().ok())
+            let value = self.0.get(key).and_then(|v| v.to_str().ok())?;
+            (key != "tracestate" || value.len() <= MAX_TRACESTATE).then_some(value)
         }
         fn keys(&self) -> Vec<&str> {
             self.0.keys().map(axum::http::HeaderName::as_str).collect()
@@ -199,11 +215,15 @@ mod tests {
         assert_eq!(ok("http://127.0.0.1:4318").unwrap(), "http://127.0.0.1:4318/v1/traces");
         assert_eq!(ok("http://collector:4318/").unwrap(), "http://collector:4318/v1/traces");
         assert_eq!(ok(" http://c:4318/otel/ ").unwrap(), "http://c:4318/otel/v1/traces");
+        assert_eq!(ok("http://c:4318/v1/traces").unwrap(), "http://c:4318/v1/traces", "not doubled");
+        let secret = TraceExport::from_flags("http://user:hunter2@c:4318", "1").unwrap_err().to_string();
+        assert!(secret.contains("user name or password") && !secret.contains("hunter2"), "{secret}");
         for (bad, why) in [
             ("collector:4318", "must start with http://"),
             ("https://c:4318", "plain HTTP only"),
             ("ftp://c", "must start with http://"),
             ("http://c:4318/?x=1", "query string"),
+            ("http://c:4318/#x", "fragment"),
             ("http:// c", "is not a URL"),
             ("", "is not a URL"),
         ] {
