@@ -241,3 +241,41 @@ fn a_hung_collector_slows_nothing_down() {
     assert!(exit < Duration::from_secs(20), "serve took {exit:?} to exit with the collector hung");
     drop(held);
 }
+
+/// Concurrent bookings share combined batches: each batch's span is the child of one
+/// request's `reserve` span and links to every other request it served, and each
+/// `reserve` span records the size of the batch it was in.
+#[test]
+fn combined_bookings_link_their_batch() {
+    let receiver = Receiver::start();
+    let (_db, mut srv, boss) = traced_server(&receiver.url, &[]);
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                for _ in 0..3 {
+                    book(&srv, &boss, &[]);
+                }
+            });
+        }
+    });
+    stop(&mut srv);
+    let spans: Vec<Span> = receiver.spans().into_iter().map(|(_, s)| s).collect();
+    let reserves: Vec<&Span> = spans.iter().filter(|s| s.name == "reserve").collect();
+    assert_eq!(reserves.len(), 24, "one reserve span per booking");
+    let batches: Vec<&Span> = spans.iter().filter(|s| s.name == "reserve_batch").collect();
+    let mut served = 0;
+    for batch in &batches {
+        let size: usize = attribute(batch, "batch_size").and_then(|n| n.parse().ok()).expect("a batch size");
+        served += size;
+        let parent = reserves.iter().find(|r| r.span_id == batch.parent_span_id).expect("a reserve span is the parent");
+        assert_eq!(attribute(parent, "batch_size"), Some(size.to_string()), "the parent knows its batch's size");
+        assert_eq!(batch.links.len(), size - 1, "a link to every other request served");
+        for link in &batch.links {
+            let other = reserves.iter().find(|r| r.span_id == link.span_id).expect("a link names a reserve span");
+            assert_eq!(other.trace_id, link.trace_id);
+            assert_eq!(attribute(other, "batch_size"), Some(size.to_string()));
+        }
+        assert!(spans.iter().any(|s| s.parent_span_id == batch.span_id && s.name == "store.write"), "its write");
+    }
+    assert_eq!(served, 24, "every booking was in exactly one batch");
+}
