@@ -4,7 +4,7 @@
 //! problem kinds), never from ids, slugs, emails or raw paths, so a client cannot grow
 //! the series without bound.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, State};
@@ -53,107 +53,108 @@ struct KindLabels {
     kind: &'static str,
 }
 
-/// The combiner's figures, straight from its latest snapshot (set by
-/// [`Metrics::render`]): its counters only grow, so they are exported as they are,
-/// and the batch sizes, which core counts in fixed buckets, as a histogram.
-#[derive(Debug, Default)]
-struct CombinerFigures(Mutex<goticket_core::CombinerSnapshot>);
+/// The figures core keeps, read from the service when Prometheus scrapes.
+#[derive(Debug)]
+struct CoreFigures {
+    service: goticket_core::Service,
+    /// The latest seat count ([`Metrics::refresh_seats`]).
+    seats: Arc<SeatCache>,
+}
 
-impl Collector for CombinerFigures {
+/// When the seats were last read, and the latest count read.
+type SeatCache = Mutex<Option<(std::time::Instant, Option<goticket_core::SeatTotals>)>>;
+
+impl Collector for CoreFigures {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let s = *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let counters = [
-            ("combiner_batches", "Transactions the reservation combiner committed.", s.batches),
-            ("combiner_requests", "Reservations the combiner answered.", s.requests),
-        ];
-        for (name, help, value) in counters {
-            let counter = ConstCounter::new(value);
-            counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
-        }
-        let largest = ConstGauge::new(i64::try_from(s.largest_batch).unwrap_or(i64::MAX));
-        let help = "The largest batch the combiner has committed.";
-        largest.encode(encoder.encode_descriptor("combiner_largest_batch", help, None, largest.metric_type())?)?;
-        let bounds = goticket_core::BATCH_SIZE_BOUNDS;
-        let mut buckets: Vec<(f64, u64)> = bounds.iter().zip(&s.batch_sizes).map(|(b, n)| (*b as f64, *n)).collect();
-        buckets.push((f64::MAX, s.batch_sizes[bounds.len()]));
-        // The count is the buckets' sum, so it always agrees with +Inf.
-        let count = s.batch_sizes.iter().sum();
-        let mut metric = encoder.encode_descriptor(
-            "combiner_batch_size",
-            "Reservations per transaction the combiner committed.",
-            None,
-            MetricType::Histogram,
-        )?;
-        metric.encode_histogram::<NoLabelSet>(s.requests as f64, count, &buckets, None)
+        encode_combiner(self.service.combiner_stats(), &mut encoder)?;
+        encode_store(
+            &self.service,
+            self.seats.lock().unwrap_or_else(PoisonError::into_inner).and_then(|(_, s)| s),
+            &mut encoder,
+        )
     }
+}
+
+/// The combiner's figures (all zero before the first reservation starts it): its
+/// counters only grow, so they are exported as they are, and the batch sizes, which
+/// core counts in fixed buckets, as a histogram.
+fn encode_combiner(
+    s: Option<goticket_core::CombinerSnapshot>,
+    encoder: &mut DescriptorEncoder<'_>,
+) -> Result<(), std::fmt::Error> {
+    let s = s.unwrap_or_default();
+    let counters = [
+        ("combiner_batches", "Transactions the reservation combiner committed.", s.batches),
+        ("combiner_requests", "Reservations the combiner answered.", s.requests),
+    ];
+    for (name, help, value) in counters {
+        let counter = ConstCounter::new(value);
+        counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
+    }
+    let largest = ConstGauge::new(i64::try_from(s.largest_batch).unwrap_or(i64::MAX));
+    let help = "The largest batch the combiner has committed.";
+    largest.encode(encoder.encode_descriptor("combiner_largest_batch", help, None, largest.metric_type())?)?;
+    let bounds = goticket_core::BATCH_SIZE_BOUNDS;
+    let mut buckets: Vec<(f64, u64)> = bounds.iter().zip(&s.batch_sizes).map(|(b, n)| (*b as f64, *n)).collect();
+    buckets.push((f64::MAX, s.batch_sizes[bounds.len()]));
+    // The count is the buckets' sum, so it always agrees with +Inf.
+    let count = s.batch_sizes.iter().sum();
+    let mut metric = encoder.encode_descriptor(
+        "combiner_batch_size",
+        "Reservations per transaction the combiner committed.",
+        None,
+        MetricType::Histogram,
+    )?;
+    metric.encode_histogram::<NoLabelSet>(s.requests as f64, count, &buckets, None)
 }
 
 fn latency_histogram() -> Histogram {
     Histogram::new(BUCKETS)
 }
 
-/// The store's figures as of the latest scrape (set by [`Metrics::render`]): its
-/// errors by kind, every kind always listed so a rate can be taken from zero, and the
-/// seats held and sold over every event.
-#[derive(Debug, Default)]
-struct StoreFigures(Mutex<StoreSnapshot>);
-
-#[derive(Debug, Clone, Copy)]
-struct StoreSnapshot {
-    errors: [(goticket_core::StoreErrorKind, u64); goticket_core::StoreErrorKind::ALL.len()],
+/// The store's figures: its errors by kind, every kind always listed so a rate can be
+/// taken from zero; its connection waits, if it counts them; the seats held and sold
+/// over every event, once they have been read.
+fn encode_store(
+    service: &goticket_core::Service,
     seats: Option<goticket_core::SeatTotals>,
-    waits: Option<goticket_core::PoolWaits>,
-}
-
-impl Default for StoreSnapshot {
-    fn default() -> Self {
-        StoreSnapshot { errors: goticket_core::StoreErrorKind::ALL.map(|k| (k, 0)), seats: None, waits: None }
+    encoder: &mut DescriptorEncoder<'_>,
+) -> Result<(), std::fmt::Error> {
+    let help = "Errors the store returned, by kind (busy, unavailable, schema, integrity, outcome-unknown, other)";
+    let mut family = encoder.encode_descriptor("store_errors", help, None, MetricType::Counter)?;
+    for (kind, n) in service.store_errors() {
+        let labels = KindLabels { kind: kind.as_str() };
+        ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
     }
-}
-
-impl Collector for StoreFigures {
-    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let s = *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let help = "Errors the store returned, by kind (busy, unavailable, schema, integrity, outcome-unknown, other)";
-        let mut family = encoder.encode_descriptor("store_errors", help, None, MetricType::Counter)?;
-        for (kind, n) in s.errors {
-            let labels = KindLabels { kind: kind.as_str() };
-            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+    if let Some(w) = service.pool_waits() {
+        let counters = [
+            ("store_pool_checkouts", "Database connections handed out (SQLite: the writer connection)", w.checkouts),
+            ("store_pool_timeouts", "Waits for a database connection that gave up", w.timeouts),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
         }
-        if let Some(w) = s.waits {
-            let counters = [
-                (
-                    "store_pool_checkouts",
-                    "Database connections handed out (SQLite: the writer connection)",
-                    w.checkouts,
-                ),
-                ("store_pool_timeouts", "Waits for a database connection that gave up", w.timeouts),
-            ];
-            for (name, help, value) in counters {
-                let counter = ConstCounter::new(value);
-                counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
-            }
-            let waited = ConstCounter::new(w.waited_micros as f64 / 1e6);
-            let help = "Time spent waiting for database connections";
-            waited.encode(encoder.encode_descriptor(
-                "store_pool_wait",
-                help,
-                Some(&Unit::Seconds),
-                waited.metric_type(),
-            )?)?;
-        }
-        if let Some(seats) = s.seats {
-            let gauges = [
-                ("seats_held", "Seats in live holds over every event (read at most every 5 s)", seats.held),
-                ("seats_sold", "Seats sold over every event (read at most every 5 s)", seats.sold),
-            ];
-            for (name, help, value) in gauges {
-                let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
-                gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
-            }
-        }
-        Ok(())
+        let waited = ConstCounter::new(w.waited_micros as f64 / 1e6);
+        let help = "Time spent waiting for database connections";
+        waited.encode(encoder.encode_descriptor(
+            "store_pool_wait",
+            help,
+            Some(&Unit::Seconds),
+            waited.metric_type(),
+        )?)?;
     }
+    if let Some(seats) = seats {
+        let gauges = [
+            ("seats_held", "Seats in live holds over every event (read at most every 5 s)", seats.held),
+            ("seats_sold", "Seats sold over every event (read at most every 5 s)", seats.sold),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+    }
+    Ok(())
 }
 
 /// How long a seat count is reused: a flood of scrapes costs one aggregate query per
@@ -171,16 +172,15 @@ pub(super) struct Metrics {
     problems: Family<KindLabels, Counter>,
     reservations: Family<OutcomeLabels, Counter>,
     holds_expired: Counter,
-    combiner: std::sync::Arc<CombinerFigures>,
-    store: std::sync::Arc<StoreFigures>,
-    /// When the seats were last read, and the latest count read.
-    seats: Mutex<Option<(std::time::Instant, Option<goticket_core::SeatTotals>)>>,
+    /// The latest seat count, which [`CoreFigures`] reports.
+    seats: Arc<SeatCache>,
     /// Held by the one read in progress.
     reading: tokio::sync::Mutex<()>,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
+impl Metrics {
+    /// The figures of a server on `service`.
+    pub(super) fn new(service: goticket_core::Service) -> Self {
         let mut registry = Registry::with_prefix("goticket");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -209,14 +209,10 @@ impl Default for Metrics {
         );
         let holds_expired = Counter::default();
         registry.register("holds_expired", "Overdue holds the background sweeper expired", holds_expired.clone());
-        let combiner = std::sync::Arc::new(CombinerFigures::default());
-        registry.register_collector(Box::new(combiner.clone()));
-        let store = std::sync::Arc::new(StoreFigures::default());
-        registry.register_collector(Box::new(store.clone()));
+        let seats = Arc::<SeatCache>::default();
+        registry.register_collector(Box::new(CoreFigures { service, seats: seats.clone() }));
         Metrics {
-            combiner,
-            store,
-            seats: Mutex::default(),
+            seats,
             reading: tokio::sync::Mutex::default(),
             registry,
             requests,
@@ -261,22 +257,19 @@ impl Metrics {
         self.holds_expired.inc_by(n);
     }
 
-    /// The seats held and sold, read from the store (as an internal admin) at most
-    /// once every [`SEATS_FRESH_FOR`], failed reads included, one read at a time and
-    /// for at most [`SEATS_READ_LIMIT`]; meanwhile, and when a read fails, the last
-    /// count read. A slow store never makes a scrape wait.
-    async fn seats(&self, service: &goticket_core::Service) -> Option<goticket_core::SeatTotals> {
-        let cached = *self.seats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    /// Reads the seats held and sold from the store (as an internal admin) if the
+    /// count is older than [`SEATS_FRESH_FOR`] (failed reads count), one read at a
+    /// time, waiting at most [`SEATS_READ_LIMIT`]; when a read fails or another is under
+    /// way, the last count stays. A slow store never makes a scrape wait.
+    async fn refresh_seats(&self, service: &goticket_core::Service) {
+        let cached = *self.seats.lock().unwrap_or_else(PoisonError::into_inner);
         let last = cached.and_then(|(_, seats)| seats);
         if cached.is_some_and(|(at, _)| at.elapsed() < SEATS_FRESH_FOR) {
-            return last;
+            return;
         }
-        let Ok(_reading) = self.reading.try_lock() else { return last };
+        let Ok(_reading) = self.reading.try_lock() else { return };
         let service = service.clone();
-        let read = super::problem::blocking(move || {
-            let metrics = "metrics@goticket.local".parse().expect("a valid constant email");
-            service.seat_totals(&goticket_core::Principal::new(metrics, goticket_core::Role::Admin))
-        });
+        let read = super::problem::blocking(move || service.seat_totals(&super::internal_admin("metrics")));
         let seats = match tokio::time::timeout(SEATS_READ_LIMIT, read).await {
             Ok(Ok(seats)) => Some(seats),
             Ok(Err(e)) => {
@@ -288,22 +281,10 @@ impl Metrics {
                 last
             }
         };
-        *self.seats.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some((std::time::Instant::now(), seats));
-        seats
+        *self.seats.lock().unwrap_or_else(PoisonError::into_inner) = Some((std::time::Instant::now(), seats));
     }
 
-    fn render(
-        &self,
-        combiner: Option<goticket_core::CombinerSnapshot>,
-        store: [(goticket_core::StoreErrorKind, u64); goticket_core::StoreErrorKind::ALL.len()],
-        seats: Option<goticket_core::SeatTotals>,
-        waits: Option<goticket_core::PoolWaits>,
-    ) -> String {
-        // Before the first reservation starts the combiner, every figure is zero.
-        *self.combiner.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = combiner.unwrap_or_default();
-        *self.store.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            StoreSnapshot { errors: store, seats, waits };
+    fn render(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -341,8 +322,7 @@ pub(super) async fn track(
     )),
 )]
 pub(super) async fn metrics(State(app): State<App>) -> impl IntoResponse {
-    let seats = app.metrics.seats(&app.service).await;
-    let s = &app.service;
-    let body = app.metrics.render(s.combiner_stats(), s.store_errors(), seats, s.pool_waits());
+    app.metrics.refresh_seats(&app.service).await;
+    let body = app.metrics.render();
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
 }

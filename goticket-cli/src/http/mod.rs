@@ -367,6 +367,12 @@ async fn drop_unsafe_request_id(mut req: axum::extract::Request) -> axum::extrac
     req
 }
 
+/// The admin the server acts as for its own work (`sweeper`, `metrics`), named
+/// `{who}@goticket.local` in logs.
+fn internal_admin(who: &str) -> Principal {
+    Principal::new(format!("{who}@goticket.local").parse().expect("a valid internal email"), Role::Admin)
+}
+
 /// Resolves on SIGINT or SIGTERM. The handlers are installed here, when it is called
 /// (before the server says it is listening), not when the future is first polled: a
 /// signal that arrives before the accept loop polls it would otherwise take the
@@ -400,14 +406,14 @@ pub fn serve(service: Service, settings: Settings) -> anyhow::Result<()> {
             signer: Arc::new(settings.signer.clone()),
             ttl: settings.token_ttl,
             request_timeout: settings.request_timeout,
-            metrics: Arc::default(),
+            metrics: Arc::new(metrics::Metrics::new(service.clone())),
             turned: Arc::default(),
         };
         let turned = app.turned.clone();
         // The sweeper only tidies: reads and reservations never count overdue holds.
         let figures = app.metrics.clone();
         let sweeper = tokio::spawn(async move {
-            let admin = Principal::new("sweeper@goticket.local".parse().expect("a valid constant email"), Role::Admin);
+            let admin = internal_admin("sweeper");
             let mut tick = tokio::time::interval(settings.sweep_every);
             loop {
                 tick.tick().await;
@@ -451,12 +457,13 @@ mod tests {
     fn panics_become_500_problems() {
         let dir = tempfile::tempdir().expect("dir");
         let store = goticket_store_sqlite::SqliteStore::open(dir.path().join("p.db")).expect("store");
+        let service = Service::new(Arc::new(store));
         let app = App {
-            service: Service::new(Arc::new(store)),
+            service: service.clone(),
             signer: Arc::new(keys::Signer::hmac(vec![7; 32]).expect("a secret")),
             ttl: Duration::from_secs(60),
             request_timeout: Duration::from_secs(5),
-            metrics: Arc::default(),
+            metrics: Arc::new(metrics::Metrics::new(service.clone())),
             turned: Arc::default(),
         };
         async fn boom() -> &'static str {
