@@ -12,6 +12,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "GOTICKET_DB", default_value = "./goticket.db")]
     pub db: String,
 
+    /// A file holding the database URL, used instead of --db: a secret mounted by
+    /// Kubernetes or Compose, so a PostgreSQL password is in neither the environment nor
+    /// the process list. Surrounding whitespace (a trailing newline) is ignored.
+    #[arg(long, global = true, env = "GOTICKET_DB_FILE", value_name = "PATH", conflicts_with = "db")]
+    pub db_file: Option<std::path::PathBuf>,
+
     /// Output format [default: table on a terminal, tsv when piped].
     #[arg(long, global = true, env = "GOTICKET_FORMAT", value_enum)]
     pub format: Option<Format>,
@@ -87,6 +93,10 @@ pub enum Command {
     /// Print a new Ed25519 private key (PKCS#8 PEM) for `serve --jwt-key-file`.
     #[cfg(feature = "http")]
     Keygen,
+    /// Ask a running server whether it is up: exit 0 if the URL answers 200 in time, 1
+    /// otherwise (the container image's health check; opens no database).
+    #[cfg(feature = "http")]
+    Health(HealthArgs),
     /// Print a shell completion script: `goticket completions bash > /etc/bash_completion.d/goticket`.
     Completions {
         /// The shell.
@@ -95,6 +105,18 @@ pub enum Command {
     },
     /// Print the man page (roff): `goticket man > goticket.1 && man ./goticket.1`.
     Man,
+}
+
+/// `health`.
+#[cfg(feature = "http")]
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// The URL to ask (plain http; a health check talks to its own container).
+    #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+    pub url: String,
+    /// How long to wait for the answer, connecting included (e.g. 3s).
+    #[arg(long, default_value = "3s")]
+    pub timeout: String,
 }
 
 /// `serve`.

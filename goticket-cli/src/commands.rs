@@ -38,10 +38,11 @@ fn flag_error(errors: Vec<Error>) -> Error {
 }
 
 /// Opens the store a `--db` URL names and brings its schema up to date.
-pub fn open_store(url: &str) -> Result<Arc<dyn Store>> {
+/// `flag` names where the URL came from, for messages.
+pub fn open_store(url: &str, flag: &str) -> Result<Arc<dyn Store>> {
     let store: Arc<dyn Store> = match Backend::of(url) {
-        Backend::Postgres => Arc::new(PgStore::connect(url).map_err(|e| e.in_field("--db"))?),
-        Backend::Sqlite => Arc::new(SqliteStore::open_url(url).map_err(|e| e.in_field("--db"))?),
+        Backend::Postgres => Arc::new(PgStore::connect(url).map_err(|e| e.in_field(flag))?),
+        Backend::Sqlite => Arc::new(SqliteStore::open_url(url).map_err(|e| e.in_field(flag))?),
     };
     let notes = store.migrate().with_context(|| format!("preparing the database {}", redact(url)))?;
     for note in notes {
@@ -69,6 +70,54 @@ fn principal(s: &Service, as_user: &Option<String>) -> Result<Principal, Error> 
     }
 }
 
+/// A duration flag (`30s`, `5m`, 1 second to 7 days), as the standard library's.
+fn duration(flag: &str, raw: &str) -> Result<std::time::Duration> {
+    let d: goticket_core::HoldDuration = raw.parse().map_err(|e: Error| e.in_field(flag))?;
+    Ok(std::time::Duration::from_secs(u64::try_from(d.get().as_secs()).unwrap_or(1)))
+}
+
+/// The database URL: `--db`, or what `--db-file` holds. No message quotes the file,
+/// which holds a password.
+fn database_url(cli: &Cli) -> Result<String> {
+    const MOST: u64 = 64 * 1024;
+    let Some(path) = &cli.db_file else { return Ok(cli.db.clone()) };
+    let shown = path.display();
+    let file = std::fs::File::open(path).with_context(|| format!("--db-file: opening {shown}"))?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, MOST + 1), &mut text)
+        .map_err(|_| Error::validation("--db-file", format!("{shown} is not a UTF-8 text file")))?;
+    let url = text.trim();
+    let problem = if text.len() as u64 > MOST {
+        Some("is larger than 64 KiB; it should hold one URL")
+    } else if url.is_empty() {
+        Some("is empty; it should hold the database URL")
+    } else if url.contains(['\n', '\r']) {
+        Some("holds more than one line; it should hold one URL")
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(Error::validation("--db-file", format!("{shown} {p}")).into()),
+        None => Ok(url.to_owned()),
+    }
+}
+
+/// `goticket health`: one GET, 200 in time or an error naming what came instead.
+#[cfg(feature = "http")]
+fn health(a: &crate::args::HealthArgs) -> Result<String> {
+    if !a.url.starts_with("http://") {
+        return Err(Error::validation("--url", format!("{:?} is not an http:// URL", a.url)).into());
+    }
+    let timeout = duration("--timeout", &a.timeout)?;
+    let agent = ureq::AgentBuilder::new().timeout(timeout).redirects(0).build();
+    match agent.get(&a.url).call() {
+        Ok(r) if r.status() == 200 => Ok(format!("{} answered 200", a.url)),
+        Ok(r) => anyhow::bail!("{} answered {} {}", a.url, r.status(), r.status_text()),
+        Err(ureq::Error::Status(code, r)) => anyhow::bail!("{} answered {code} {}", a.url, r.status_text()),
+        Err(e) => anyhow::bail!("{} did not answer within {}: {e}", a.url, a.timeout),
+    }
+}
+
 /// `goticket serve`: settings from flags and environment, then the server.
 #[cfg(feature = "http")]
 fn serve(service: Service, a: &crate::args::ServeArgs) -> Result<()> {
@@ -92,10 +141,6 @@ fn serve(service: Service, a: &crate::args::ServeArgs) -> Result<()> {
             goticket_core::Entropy::fill(&goticket_core::OsEntropy, &mut key);
             Signer::hmac(key)?
         }
-    };
-    let duration = |flag: &str, raw: &str| -> Result<std::time::Duration> {
-        let d: goticket_core::HoldDuration = raw.parse().map_err(|e: Error| e.in_field(flag))?;
-        Ok(std::time::Duration::from_secs(u64::try_from(d.get().as_secs()).unwrap_or(1)))
     };
     let token_ttl = duration("--token-ttl", &a.token_ttl)?;
     let sweep_every = duration("--sweep-every", &a.sweep_every)?;
@@ -234,9 +279,16 @@ pub fn run(cli: Cli, w: impl Write) -> Result<()> {
         out.one(&crate::bench::http(a)?)?;
         return Ok(out.flush()?);
     }
-    let store = open_store(&cli.db)?;
+    #[cfg(feature = "http")]
+    if let Command::Health(a) = &cli.command {
+        let text = health(a)?;
+        out.message(&text, serde_json::json!({ "url": a.url, "status": 200 }))?;
+        return Ok(out.flush()?);
+    }
+    let url = database_url(&cli)?;
+    let store = open_store(&url, if cli.db_file.is_some() { "--db-file" } else { "--db" })?;
     let service = Service::new(store.clone());
-    let outcome = dispatch(&service, cli, &mut out);
+    let outcome = dispatch(&service, cli, &url, &mut out);
     // On every exit path, success or not: SQLite's write-ahead log is merged into the
     // database file, so the file alone holds everything (a copy of it is complete).
     if let Err(e) = store.close() {
@@ -253,7 +305,7 @@ pub fn run(cli: Cli, w: impl Write) -> Result<()> {
 }
 
 /// Runs one command that needs the store.
-fn dispatch(service: &Service, cli: Cli, out: &mut Out<impl Write>) -> Result<()> {
+fn dispatch(service: &Service, cli: Cli, url: &str, out: &mut Out<impl Write>) -> Result<()> {
     let p = principal(service, &cli.as_user)?;
     let s = service;
     match cli.command {
@@ -281,13 +333,13 @@ fn dispatch(service: &Service, cli: Cli, out: &mut Out<impl Write>) -> Result<()
             out.list(&s.sales_report(&p, key.as_ref())?)?;
         }
         Command::Demo(a) => crate::demo::run(s, &p, &a, out)?,
-        Command::Bench(cmd) => crate::bench::run(s, &p, &cli.db, cmd, out)?,
+        Command::Bench(cmd) => crate::bench::run(s, &p, url, cmd, out)?,
         Command::Import(ImportCmd::Events(a)) => crate::import_export::import_events(s, &p, &a, out)?,
         Command::User(cmd) => user(s, &p, cmd, out)?,
         #[cfg(feature = "http")]
         Command::Serve(a) => serve(service.clone(), &a)?,
         #[cfg(feature = "http")]
-        Command::Openapi | Command::Keygen => {} // answered above, before a store is opened
+        Command::Openapi | Command::Keygen | Command::Health(_) => {} // answered above, before a store is opened
         Command::Completions { .. } | Command::Man => {} // likewise
         Command::Import(ImportCmd::Bookings(a)) => crate::import_export::import_bookings(s, &p, &a, out)?,
         Command::Export(ExportCmd::Events(a)) => crate::import_export::export_events(s, &p, &a, out)?,
