@@ -487,6 +487,64 @@ fn gotticket_db_env_selects_the_database() {
     assert_eq!(db.json(&["event", "show", "env"])["name"], "Env");
 }
 
+/// `--db-file` (and `GOTICKET_DB_FILE`): the URL from a mounted secret. Bad files are
+/// refused naming the flag and the path, and no message ever quotes the file, which
+/// holds a password.
+#[test]
+fn the_database_url_can_come_from_a_file() {
+    let db = Db::new();
+    let dir = tempfile::tempdir().expect("dir");
+    let file = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p.display().to_string()
+    };
+    let url = file("url", &format!("sqlite:{}\n", db.path.display()));
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = Command::new(BIN);
+        c.args(args).env_remove("GOTICKET_DB").env_remove("GOTICKET_DB_FILE").current_dir(dir.path());
+        c.envs(env.iter().copied());
+        c.output().expect("runs")
+    };
+    let create = ["event", "create", "--name", "File", "--starts-at", "2090-01-01T19:00:00Z"];
+    let rest = ["--ends-at", "2090-01-01T22:00:00Z", "--capacity", "5", "--price", "1 EUR", "--slug", "file"];
+    let out = run(&[&["--db-file", &url][..], &create, &rest].concat(), &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(db.json(&["event", "show", "file"])["name"], "File", "written where the file says");
+    let out = run(&["--format", "json", "event", "show", "file"], &[("GOTICKET_DB_FILE", &url)]);
+    assert!(out.status.success(), "GOTICKET_DB_FILE: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(!dir.path().join("goticket.db").exists(), "the default database was never opened");
+
+    let out = run(&["--db-file", &url, "--db", "other.db", "event", "list"], &[]);
+    assert_eq!(out.status.code(), Some(2), "--db and --db-file together are a usage error");
+    let out = run(&["--db-file", &url, "event", "list"], &[("GOTICKET_DB", "other.db")]);
+    assert_eq!(out.status.code(), Some(2), "so are GOTICKET_DB and --db-file");
+
+    let secret = "postgres://goticket:s3kr1t-passw0rd@127.0.0.1:1/goticket";
+    for (name, bytes, want) in [
+        ("empty", b"\n".to_vec(), "is empty"),
+        ("two", format!("{secret}\n{secret}\n").into_bytes(), "more than one line"),
+        ("big", format!("{secret}{}", " ".repeat(70 * 1024)).into_bytes(), "larger than 64 KiB"),
+        ("binary", [secret.as_bytes(), &[0xff, 0xfe]].concat(), "not a UTF-8 text file"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        let path = path.display().to_string();
+        let out = run(&["--db-file", &path, "event", "list"], &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "{name}: {err}");
+        assert!(err.contains("--db-file") && err.contains(&path), "{name}: names the flag and the file: {err}");
+        assert!(err.contains(want), "{name}: says what is wrong: {err}");
+        assert!(!err.contains("s3kr1t"), "{name}: never quotes the file: {err}");
+    }
+    let out = run(&["--db-file", &file("pg", secret), "event", "list"], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "an unreachable server: {err}");
+    assert!(err.contains("goticket:***@") && !err.contains("s3kr1t"), "the password is masked: {err}");
+    let out = run(&["--db-file", "missing", "event", "list"], &[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--db-file: opening missing"));
+}
+
 #[test]
 fn migrate_reports_success_and_is_repeatable() {
     let db = Db::new();
@@ -1373,6 +1431,8 @@ fn killed_sale_on_postgres_leaves_consistent_state() {
 mod http {
     use super::*;
 
+    #[path = "../http/deploy.rs"]
+    mod deploy;
     mod hardening;
     #[cfg(feature = "otlp")]
     #[path = "../http/traces.rs"]
