@@ -22,14 +22,18 @@ WORKDIR /src
 COPY . .
 # --locked: exactly the dependency versions Cargo.lock records.
 RUN cargo build --release --locked -p goticket-cli --features bundled-libpq \
-    && install -D -m 0755 target/release/goticket /out/goticket
+    && install -D -m 0755 target/release/goticket /out/goticket \
+    && install -d -m 0750 /out/data
 
 # Distroless' cc image carries glibc, libgcc, libssl 3 and CA certificates; the
 # :nonroot variant runs as uid 65532. The tag names Debian 12, like the build stage.
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/goticket /usr/local/bin/goticket
 # SQLite databases (the embedded default) go on a volume here; PostgreSQL needs none.
+# The folder belongs to the server's user, and a new named volume copies that.
+COPY --from=build --chown=65532:65532 /out/data /data
 WORKDIR /data
+VOLUME ["/data"]
 USER 65532:65532
 EXPOSE 8080
 ENV GOTICKET_DB=/data/goticket.db
