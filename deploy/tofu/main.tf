@@ -30,6 +30,15 @@ locals {
   }
 }
 
+# --- The APIs the module uses, switched on in the project (and left on on destroy) ---
+
+resource "google_project_service" "needed" {
+  for_each           = toset(["run.googleapis.com", "sqladmin.googleapis.com", "secretmanager.googleapis.com", "iam.googleapis.com"])
+  project            = var.project_id
+  service            = each.value
+  disable_on_destroy = false
+}
+
 # --- The database ----------------------------------------------------------------
 
 resource "google_sql_database_instance" "main" {
@@ -40,6 +49,7 @@ resource "google_sql_database_instance" "main" {
   database_version    = "POSTGRES_15"
   region              = var.region
   deletion_protection = var.deletion_protection
+  depends_on          = [google_project_service.needed]
 
   settings {
     tier              = var.db_tier
@@ -135,7 +145,8 @@ resource "google_sql_user" "goticket" {
 # --- Secrets -----------------------------------------------------------------------
 
 resource "google_secret_manager_secret" "database_url" {
-  secret_id = "${var.name}-database-url"
+  secret_id  = "${var.name}-database-url"
+  depends_on = [google_project_service.needed]
   replication {
     auto {}
   }
@@ -154,7 +165,8 @@ resource "tls_private_key" "jwt" {
 }
 
 resource "google_secret_manager_secret" "jwt_key" {
-  secret_id = "${var.name}-jwt-key"
+  secret_id  = "${var.name}-jwt-key"
+  depends_on = [google_project_service.needed]
   replication {
     auto {}
   }
@@ -322,15 +334,20 @@ resource "google_cloud_run_v2_service" "api" {
           cpu    = var.cpu
           memory = var.memory
         }
+        # CPU between requests too: the background task that expires overdue holds
+        # runs on its own timer.
+        cpu_idle = false
       }
-      # Ready when the database answers; alive while the process answers.
+      # Ready when the database answers; alive while the process answers. The server
+      # listens only after its start-up migration (under a lock, behind the migration
+      # job's): Cloud Run allows a startup probe 240 s at most.
       startup_probe {
         http_get {
           path = "/readyz"
         }
-        period_seconds    = 2
-        timeout_seconds   = 2
-        failure_threshold = 30
+        period_seconds    = 5
+        timeout_seconds   = 3
+        failure_threshold = 48
       }
       liveness_probe {
         http_get {

@@ -12,11 +12,17 @@ pub struct Cli {
     #[arg(long, global = true, env = "GOTICKET_DB", default_value = "./goticket.db")]
     pub db: String,
 
-    /// A file holding the database URL, used instead of --db: a secret mounted by
-    /// Kubernetes or Compose, so a PostgreSQL password is in neither the environment nor
-    /// the process list. Surrounding whitespace (a trailing newline) is ignored.
-    #[arg(long, global = true, env = "GOTICKET_DB_FILE", value_name = "PATH", conflicts_with = "db")]
+    /// A file holding the database URL, used instead of --db (and of GOTICKET_DB, which
+    /// it overrides, as an image's default): a secret mounted by Kubernetes or Compose,
+    /// so a PostgreSQL password is in neither the environment nor the process list.
+    /// Surrounding whitespace (a trailing newline) is ignored.
+    #[arg(long, global = true, env = "GOTICKET_DB_FILE", value_name = "PATH")]
     pub db_file: Option<std::path::PathBuf>,
+
+    /// Whether `--db` itself was on the command line (not from GOTICKET_DB or the
+    /// default): then `--db-file` too is a contradiction, refused.
+    #[arg(skip)]
+    pub db_on_command_line: bool,
 
     /// Output format [default: table on a terminal, tsv when piped].
     #[arg(long, global = true, env = "GOTICKET_FORMAT", value_enum)]

@@ -53,13 +53,30 @@ pub fn open_store(url: &str, flag: &str) -> Result<Arc<dyn Store>> {
 
 /// The URL without its password, for messages.
 fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (url, query) = match url.split_once('?') {
+        Some((u, q)) => (u, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
             Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
             None => url.to_owned(),
         },
         _ => url.to_owned(),
+    };
+    // libpq also takes the password as a parameter: `?password=...`.
+    if let Some(q) = query {
+        let masked: Vec<String> = q
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&masked.join("&"));
     }
+    out
 }
 
 /// The admin by default; with `--as`, that user with their stored role.
@@ -82,6 +99,14 @@ fn database_url(cli: &Cli) -> Result<String> {
     const MOST: u64 = 64 * 1024;
     let Some(path) = &cli.db_file else { return Ok(cli.db.clone()) };
     let shown = path.display();
+    if cli.db_on_command_line {
+        return Err(Error::validation("--db-file", "give --db or --db-file, not both").into());
+    }
+    // A FIFO or a device would block or never end: only a plain file is read.
+    let meta = std::fs::metadata(path).with_context(|| format!("--db-file: opening {shown}"))?;
+    if !meta.is_file() {
+        return Err(Error::validation("--db-file", format!("{shown} is not a regular file")).into());
+    }
     let file = std::fs::File::open(path).with_context(|| format!("--db-file: opening {shown}"))?;
     let mut text = String::new();
     std::io::Read::read_to_string(&mut std::io::Read::take(file, MOST + 1), &mut text)
@@ -93,6 +118,10 @@ fn database_url(cli: &Cli) -> Result<String> {
         Some("is empty; it should hold the database URL")
     } else if url.contains(['\n', '\r']) {
         Some("holds more than one line; it should hold one URL")
+    } else if !["postgres://", "postgresql://", "sqlite:"].iter().any(|s| url.starts_with(s)) {
+        // Anything else would be taken for a SQLite path, and messages about a path
+        // quote it: a URL with a password in it, from a secret, must never be shown.
+        Some("does not hold a postgres://, postgresql:// or sqlite: URL")
     } else {
         None
     };
@@ -446,5 +475,9 @@ mod tests {
         assert_eq!(super::redact("postgres://app:s3cret@db:5432/t"), "postgres://app:***@db:5432/t");
         assert_eq!(super::redact("postgres://app@db/t"), "postgres://app@db/t");
         assert_eq!(super::redact("./goticket.db"), "./goticket.db");
+        assert_eq!(
+            super::redact("postgres://app@db/t?sslmode=require&password=s3cret"),
+            "postgres://app@db/t?sslmode=require&password=***"
+        );
     }
 }

@@ -14,12 +14,15 @@ mod parse;
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use crate::args::Cli;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let parsed = <Cli as clap::CommandFactory>::command().try_get_matches().and_then(|m| {
+        let mut cli = <Cli as clap::FromArgMatches>::from_arg_matches(&m)?;
+        cli.db_on_command_line = m.value_source("db") == Some(clap::parser::ValueSource::CommandLine);
+        Ok(cli)
+    });
+    let cli = match parsed {
         Ok(cli) => cli,
         // Help and version go to stdout as clap prints them; a usage error gets the
         // prefix every other error has (`goticket: error: ...`) and exit 2.

@@ -516,9 +516,14 @@ fn the_database_url_can_come_from_a_file() {
     assert!(!dir.path().join("goticket.db").exists(), "the default database was never opened");
 
     let out = run(&["--db-file", &url, "--db", "other.db", "event", "list"], &[]);
-    assert_eq!(out.status.code(), Some(2), "--db and --db-file together are a usage error");
-    let out = run(&["--db-file", &url, "event", "list"], &[("GOTICKET_DB", "other.db")]);
-    assert_eq!(out.status.code(), Some(2), "so are GOTICKET_DB and --db-file");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "--db and --db-file together: {err}");
+    assert!(err.contains("not both"), "{err}");
+    // An image's GOTICKET_DB default gives way to the secret.
+    let out =
+        run(&["--format", "json", "event", "show", "file"], &[("GOTICKET_DB", "other.db"), ("GOTICKET_DB_FILE", &url)]);
+    assert!(out.status.success(), "GOTICKET_DB_FILE over GOTICKET_DB: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(!dir.path().join("other.db").exists(), "GOTICKET_DB's database was never opened");
 
     let secret = "postgres://goticket:s3kr1t-passw0rd@127.0.0.1:1/goticket";
     for (name, bytes, want) in [
@@ -526,6 +531,13 @@ fn the_database_url_can_come_from_a_file() {
         ("two", format!("{secret}\n{secret}\n").into_bytes(), "more than one line"),
         ("big", format!("{secret}{}", " ".repeat(70 * 1024)).into_bytes(), "larger than 64 KiB"),
         ("binary", [secret.as_bytes(), &[0xff, 0xfe]].concat(), "not a UTF-8 text file"),
+        // Not a URL goticket knows: it would be taken for a SQLite path, and quoted.
+        ("scheme", secret.replacen("postgres", "POSTGRES", 1).into_bytes(), "does not hold a postgres://"),
+        (
+            "typo",
+            format!("{secret}?sslmode=require").replacen("postgres:", "postgress:", 1).into_bytes(),
+            "does not hold",
+        ),
     ] {
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).expect("write");
@@ -543,6 +555,12 @@ fn the_database_url_can_come_from_a_file() {
     assert!(err.contains("goticket:***@") && !err.contains("s3kr1t"), "the password is masked: {err}");
     let out = run(&["--db-file", "missing", "event", "list"], &[]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--db-file: opening missing"));
+    // A FIFO would block the read forever: refused before it is opened.
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
+    let out = run(&["--db-file", &fifo.display().to_string(), "event", "list"], &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"));
 }
 
 #[test]

@@ -34,16 +34,37 @@ fn strings(v: &Yaml, what: &str) -> Vec<String> {
         .collect()
 }
 
+/// Where the image puts the binary: the destination of the Dockerfile's COPY of it.
+fn image_binary() -> String {
+    let text = repo_file("Dockerfile");
+    let copy = text
+        .lines()
+        .find(|l| l.starts_with("COPY --from=build /out/goticket "))
+        .expect("the Dockerfile copies the binary from the build stage");
+    copy.rsplit(' ').next().expect("a destination").to_owned()
+}
+
 /// The container's world, mapped onto a temporary folder.
 struct Container {
     dir: tempfile::TempDir,
     /// Container path prefix → local path.
     mounts: Vec<(String, PathBuf)>,
+    /// The image's own environment (its ENV lines), under what a manifest adds.
+    image_env: Vec<(String, String)>,
+    binary: String,
 }
 
 impl Container {
+    /// A container of the image: its ENV, its /data volume.
     fn new() -> Self {
-        Container { dir: tempfile::tempdir().expect("dir"), mounts: Vec::new() }
+        let mut c = Container {
+            dir: tempfile::tempdir().expect("dir"),
+            mounts: Vec::new(),
+            image_env: dockerfile_env(&repo_file("Dockerfile")),
+            binary: image_binary(),
+        };
+        c.mount("/data");
+        c
     }
 
     /// Makes the container path `at` a local folder; returns it.
@@ -56,12 +77,14 @@ impl Container {
 
     /// A container path as the local path, the binary as this build's.
     fn map(&self, arg: &str) -> String {
-        if arg == "/usr/local/bin/goticket" || arg == "goticket" {
+        // Compose's `command` runs after the image's ENTRYPOINT, which names the binary.
+        if arg == self.binary || arg == "goticket" {
             return BIN.to_owned();
         }
         if arg == "0.0.0.0:8080" {
             return "127.0.0.1:0".to_owned();
         }
+        assert!(!arg.starts_with("0.0.0.0:"), "{arg}: the image, its health check and the probes use port 8080");
         for (at, local) in &self.mounts {
             if let Some(rest) = arg.strip_prefix(at.as_str()) {
                 return format!("{}{rest}", local.display());
@@ -76,7 +99,7 @@ impl Container {
         for var in ["GOTICKET_DB", "GOTICKET_DB_FILE", "GOTICKET_JWT_KEY_FILE", "GOTICKET_AS", "GOTICKET_FORMAT"] {
             c.env_remove(var);
         }
-        for (k, v) in env {
+        for (k, v) in self.image_env.iter().chain(env) {
             c.env(k, self.map(v));
         }
         c.current_dir(self.dir.path());
@@ -90,6 +113,11 @@ fn check(c: &Container, argv: &[String], base: &str) -> Output {
     assert!(argv.iter().any(|a| a.contains("http://127.0.0.1:8080/")), "{argv:?} asks the container's own port");
     let argv: Vec<String> = argv.iter().map(|a| a.replace("http://127.0.0.1:8080", base)).collect();
     c.command(&argv, &[]).output().expect("the health check runs")
+}
+
+/// The database URL as a secret holds it (a plain path is no URL).
+fn secret_url(db: &TestDb) -> String {
+    if db.url.starts_with("postgres") { db.url.clone() } else { format!("sqlite:{}", db.url) }
 }
 
 fn key_pem() -> String {
@@ -125,14 +153,13 @@ fn dockerfile_env(text: &str) -> Vec<(String, String)> {
 #[test]
 fn the_images_command_serves_and_its_health_check_passes() {
     let text = repo_file("Dockerfile");
-    let mut c = Container::new();
-    c.mount("/data");
+    let c = Container::new();
     let mut argv = dockerfile_json(&text, "ENTRYPOINT", "ENTRYPOINT");
     argv.extend(dockerfile_json(&text, "CMD", "CMD"));
     let health = dockerfile_json(&text, "HEALTHCHECK", "CMD");
     assert_eq!(health[1], "health", "the health check is `goticket health`: {health:?}");
 
-    let srv = Server::spawn(c.command(&argv, &dockerfile_env(&text)));
+    let srv = Server::spawn(c.command(&argv, &[]));
     let base = srv.base.clone();
     let out = check(&c, &health, &base);
     assert!(out.status.success(), "{health:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -157,6 +184,14 @@ fn the_kubernetes_commands_run(db: &TestDb) {
         .map(|(k, v)| (k.as_str().expect("key").to_owned(), v.as_str().expect("value").to_owned()))
         .collect();
 
+    // The Secret's keys, as the README tells the operator to create it.
+    let readme = repo_file("README.md");
+    let keys: Vec<&str> = readme.split("--from-file=").skip(1).filter_map(|rest| rest.split('=').next()).collect();
+    assert_eq!(keys, ["database-url", "jwt-key.pem"], "the README's `kubectl create secret` keys");
+    for item in job["spec"]["template"]["spec"]["volumes"][0]["secret"]["items"].as_vec().expect("the Job's items") {
+        let key = item["key"].as_str().expect("key");
+        assert!(keys.contains(&key), "the Job mounts {key}, which the README's Secret does not have");
+    }
     let mut c = Container::new();
     for pod in [&job["spec"]["template"]["spec"], &deployment["spec"]["template"]["spec"]] {
         let container = &pod["containers"][0];
@@ -167,8 +202,8 @@ fn the_kubernetes_commands_run(db: &TestDb) {
             }
             let local = c.mount(at);
             if m["name"].as_str() == Some("secrets") {
-                std::fs::write(local.join("database-url"), format!("{}\n", db.url)).expect("write");
-                std::fs::write(local.join("jwt-key.pem"), key_pem()).expect("write");
+                std::fs::write(local.join(keys[0]), format!("{}\n", secret_url(db))).expect("write");
+                std::fs::write(local.join(keys[1]), key_pem()).expect("write");
             }
         }
     }
@@ -230,8 +265,22 @@ fn the_compose_commands_run(db: &TestDb) {
     let services = &compose["services"];
     let mut c = Container::new();
     let secrets = c.mount("/run/secrets");
-    std::fs::write(secrets.join("database_url"), format!("{}\n", db.url)).expect("write");
-    std::fs::write(secrets.join("jwt_key"), key_pem()).expect("write");
+    // Each secret a service lists must be declared from a file that secrets.sh makes.
+    let maker = repo_file("deploy/compose/secrets.sh");
+    let declared = compose["secrets"].as_hash().expect("top-level secrets");
+    let write_secrets = |service: &Yaml| {
+        for name in strings(&service["secrets"], "secrets") {
+            let file = declared[&Yaml::String(name.clone())]["file"].as_str().expect("a secret from a file");
+            let made = file.strip_prefix("./").expect("relative to the Compose file");
+            assert!(maker.contains(made), "secrets.sh makes no {made}");
+            let text = match name.as_str() {
+                "database_url" => format!("{}\n", secret_url(db)),
+                "jwt_key" => key_pem(),
+                other => panic!("a secret the test does not know: {other}"),
+            };
+            std::fs::write(secrets.join(&name), text).expect("write");
+        }
+    };
     let env_of = |service: &Yaml| -> Vec<(String, String)> {
         service["environment"]
             .as_hash()
@@ -247,6 +296,7 @@ fn the_compose_commands_run(db: &TestDb) {
     };
 
     let migrate = &merged(&services["migrate"]);
+    write_secrets(migrate);
     let out = c.command(&argv(migrate), &env_of(migrate)).output().expect("migrate runs");
     assert!(out.status.success(), "Compose's migrate: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(
@@ -256,7 +306,7 @@ fn the_compose_commands_run(db: &TestDb) {
     );
 
     let api = &merged(&services["goticket"]);
-    assert!(strings(&api["secrets"], "secrets").contains(&"jwt_key".to_owned()), "the server gets its key");
+    write_secrets(api);
     let srv = Server::spawn(c.command(&argv(api), &env_of(api)));
     let test = strings(&api["healthcheck"]["test"], "healthcheck.test");
     assert_eq!(test[0], "CMD");
