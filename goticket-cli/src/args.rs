@@ -90,6 +90,9 @@ pub enum Command {
     /// User accounts and roles (admin, organizer, customer).
     #[command(subcommand)]
     User(UserCmd),
+    /// The audit log: who did what, when (every domain event, oldest first; admins
+    /// read all of it, organizers what concerns their own events).
+    Audit(AuditArgs),
     /// Serve the HTTP API (REST + JSON, JWT bearer auth).
     #[cfg(feature = "http")]
     Serve(ServeArgs),
@@ -111,6 +114,29 @@ pub enum Command {
     },
     /// Print the man page (roff): `goticket man > goticket.1 && man ./goticket.1`.
     Man,
+}
+
+/// `audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only what concerns this event (id or slug): its own changes and its bookings'.
+    #[arg(long)]
+    pub event: Option<String>,
+    /// Only what happened to this booking (its code).
+    #[arg(long)]
+    pub booking: Option<String>,
+    /// Only what this account did.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only from this time on (RFC 3339, like 2027-01-01T00:00:00Z).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Items per page (1-1000).
+    #[arg(long, allow_hyphen_values = true, default_value = "50")]
+    pub limit: String,
+    /// Continue after a previous page's next_cursor.
+    #[arg(long)]
+    pub cursor: Option<String>,
 }
 
 /// `health`.

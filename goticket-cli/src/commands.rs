@@ -365,6 +365,19 @@ fn dispatch(service: &Service, cli: Cli, url: &str, out: &mut Out<impl Write>) -
         Command::Bench(cmd) => crate::bench::run(s, &p, url, cmd, out)?,
         Command::Import(ImportCmd::Events(a)) => crate::import_export::import_events(s, &p, &a, out)?,
         Command::User(cmd) => user(s, &p, cmd, out)?,
+        Command::Audit(a) => {
+            let query = goticket_core::AuditQuery {
+                event: parse_opt("--event", a.event.as_deref())?,
+                booking: parse_opt("--booking", a.booking.as_deref())?,
+                actor: parse_opt("--actor", a.actor.as_deref())?,
+                since: crate::parse::time_opt("--since", a.since.as_deref())?,
+            };
+            let page = PageRequest::parse(Some(&a.limit), a.cursor.as_deref(), None).map_err(|e| match e {
+                Error::Validation { field, reason } => Error::Validation { field: format!("--{field}"), reason },
+                other => other,
+            })?;
+            out.page(&s.audit(&p, &query, page)?)?;
+        }
         #[cfg(feature = "http")]
         Command::Serve(a) => serve(service.clone(), &a)?,
         #[cfg(feature = "http")]

@@ -145,6 +145,45 @@ impl Tabular for goticket_core::users::User {
     }
 }
 
+/// An audit log entry: who did what to which aggregate, and when; the payload as JSON
+/// (tables leave it out; `--format json` or csv keep it).
+impl Tabular for goticket_core::DomainEvent {
+    fn headers() -> Vec<&'static str> {
+        vec![
+            "position",
+            "occurred_at",
+            "type",
+            "actor",
+            "aggregate_type",
+            "aggregate_id",
+            "aggregate_seq",
+            "event_id",
+            "id",
+            "payload",
+        ]
+    }
+    fn wide() -> Vec<&'static str> {
+        vec!["id", "payload", "event_id"]
+    }
+    fn row(&self) -> Vec<String> {
+        vec![
+            self.position.to_string(),
+            time(&self.occurred_at),
+            self.kind.to_string(),
+            self.actor.as_ref().map_or_else(|| "(system)".to_owned(), ToString::to_string),
+            self.aggregate_type.as_str().to_owned(),
+            self.aggregate_id.clone(),
+            self.aggregate_seq.to_string(),
+            opt(&self.event_id),
+            self.id.to_string(),
+            self.payload.to_string(),
+        ]
+    }
+    fn drop_first() -> Vec<&'static str> {
+        vec!["aggregate_seq", "aggregate_type", "position"]
+    }
+}
+
 impl Tabular for CheckIn {
     fn headers() -> Vec<&'static str> {
         vec!["booking_code", "seat", "customer", "event_id", "event_name", "checked_in_at"]

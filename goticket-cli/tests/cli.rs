@@ -1904,6 +1904,107 @@ mod http {
 
     on_both_stores!(the_whole_flow);
 
+    /// The audit log over HTTP and through the CLI: the same entries, in order, paged by
+    /// cursor, filtered by event, booking, actor and time, scoped by role, with no
+    /// ticket secret in any payload; bad filters name the parameter.
+    fn the_audit_log_over_http_and_the_cli(store: &TestDb) {
+        let db = store.url.as_str();
+        add_user(db, "boss@example.com", "admin");
+        add_user(db, "org@example.com", "organizer");
+        add_user(db, "ann@example.com", "customer");
+        let srv = Server::start(db);
+        let (boss, org, ann) = (
+            srv.token("boss@example.com", "long enough password"),
+            srv.token("org@example.com", "long enough password"),
+            srv.token("ann@example.com", "long enough password"),
+        );
+        let event = r#"{"name":"Audit gig","starts_at":"2090-01-01T19:00:00Z","ends_at":"2090-01-01T22:00:00Z","capacity":5,"price":{"amount_minor":900,"currency":"EUR"},"slug":"audit"}"#;
+        assert_eq!(srv.call("POST", "/v1/events", Some(&org), Some(event), &[]).0, 201);
+        let (status, held, _) =
+            srv.call("POST", "/v1/events/audit/bookings", Some(&ann), Some(r#"{"quantity":2,"hold":"10m"}"#), &[]);
+        assert_eq!(status, 201, "{held}");
+        let code = s(&held["code"]).to_owned();
+        assert_eq!(srv.call("POST", &format!("/v1/bookings/{code}/confirm"), Some(&ann), None, &[]).0, 200);
+        assert_eq!(srv.call("POST", &format!("/v1/bookings/{code}/cancel"), Some(&org), None, &[]).0, 200);
+
+        // Page by page, two at a time, until no cursor: everything once, in order.
+        let mut seen: Vec<Value> = Vec::new();
+        let mut path = "/v1/audit?event=audit&limit=2".to_owned();
+        loop {
+            let (status, page, _) = srv.call("GET", &path, Some(&org), None, &[]);
+            assert_eq!(status, 200, "{page}");
+            seen.extend(page["items"].as_array().expect("items").iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => path = format!("/v1/audit?event=audit&limit=2&cursor={c}"),
+                None => break,
+            }
+        }
+        let kinds: Vec<&str> = seen.iter().map(|e| s(&e["type"])).collect();
+        assert_eq!(kinds, ["event.created", "booking.held", "booking.confirmed", "booking.cancelled"]);
+        let actors: Vec<&str> = seen.iter().map(|e| s(&e["actor"])).collect();
+        assert_eq!(actors, ["org@example.com", "ann@example.com", "ann@example.com", "org@example.com"]);
+        let secret = s(&held["tickets"][0]["secret"]);
+        assert!(!Value::Array(seen.clone()).to_string().contains(secret), "no ticket secret in the log");
+
+        let (_, by_booking, _) = srv.call("GET", &format!("/v1/audit?booking={code}"), Some(&boss), None, &[]);
+        assert_eq!(by_booking["items"].as_array().map(Vec::len), Some(3), "{by_booking}");
+        let (_, by_actor, _) = srv.call("GET", "/v1/audit?actor=ann@example.com", Some(&boss), None, &[]);
+        assert_eq!(by_actor["items"].as_array().map(Vec::len), Some(2), "{by_actor}");
+        let (_, later, _) = srv.call("GET", "/v1/audit?since=2999-01-01T00:00:00Z", Some(&boss), None, &[]);
+        assert_eq!(later["items"], serde_json::json!([]));
+        let (_, all, _) = srv.call("GET", "/v1/audit", Some(&boss), None, &[]);
+        assert!(
+            all["items"].as_array().expect("items").iter().any(|e| e["type"] == "user.created"),
+            "an admin reads account events too: {all}"
+        );
+        let (_, own, _) = srv.call("GET", "/v1/audit", Some(&org), None, &[]);
+        assert!(own["items"].as_array().expect("items").iter().all(|e| e["event_id"].is_string()), "{own}");
+        assert_eq!(srv.call("GET", "/v1/audit", Some(&ann), None, &[]).0, 403);
+        for (query, field) in [
+            ("since=yesterday", "since"),
+            ("booking=nope", "booking"),
+            ("actor=not-an-email", "actor"),
+            ("limit=0", "limit"),
+        ] {
+            let (status, problem, _) = srv.call("GET", &format!("/v1/audit?{query}"), Some(&boss), None, &[]);
+            assert_eq!(status, 422, "{query}: {problem}");
+            assert!(problem.to_string().contains(field), "{query}: names {field}: {problem}");
+        }
+        let (status, problem, _) = srv.call("GET", "/v1/audit?offset=2", Some(&boss), None, &[]);
+        assert_eq!(status, 422, "no offset: the log pages by cursor: {problem}");
+        assert!(problem.to_string().contains("offset"), "{problem}");
+
+        // The CLI reads the same log.
+        let out = Command::new(BIN)
+            .args(["--db", db, "--format", "json", "--as", "org@example.com", "audit", "--event", "audit"])
+            .env_remove("GOTICKET_DB")
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let cli: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+        assert_eq!(cli["items"], Value::Array(seen), "the CLI and the API agree");
+        for (flag, value) in [("--since", "yesterday"), ("--booking", "nope"), ("--actor", "x"), ("--limit", "0")] {
+            let out = Command::new(BIN)
+                .args(["--db", db, "audit", flag, value])
+                .env_remove("GOTICKET_DB")
+                .output()
+                .expect("runs");
+            assert_eq!(out.status.code(), Some(5), "{flag} {value}");
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains(flag),
+                "{flag}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let out = Command::new(BIN)
+            .args(["--db", db, "--as", "ann@example.com", "audit"])
+            .env_remove("GOTICKET_DB")
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(6), "a customer may not read it: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    on_both_stores!(the_audit_log_over_http_and_the_cli);
+
     /// A server on a fresh SQLite database, and an admin's token.
     fn admin_server() -> (Db, Server, String) {
         let db = Db::new();
@@ -2260,6 +2361,8 @@ mod http {
             ("GET", "/v1/bookings".into(), None, [401, 401, 401, 200, 200, 200, 200]),
             ("GET", format!("/v1/bookings/{code}"), None, [401, 401, 401, 200, 200, 403, 200]),
             ("GET", "/v1/reports/sales".into(), None, [401, 401, 401, 403, 200, 200, 200]),
+            ("GET", "/v1/audit".into(), None, [401, 401, 401, 403, 200, 200, 200]),
+            ("GET", "/v1/audit?event=web".into(), None, [401, 401, 401, 403, 200, 403, 200]),
             ("GET", "/v1/users".into(), None, [401, 401, 401, 403, 403, 403, 200]),
             (
                 "POST",
@@ -2344,6 +2447,7 @@ mod http {
             "POST /v1/bookings/{code}/cancel",
             "POST /v1/checkin",
             "GET /v1/reports/sales",
+            "GET /v1/audit",
         ]
         .iter()
         .map(|r| {

@@ -5,16 +5,19 @@
 //!   a whole, as a batch hitting a storage error would.
 //! - [`LostCommitStore`]: the next writes commit and then report the connection lost,
 //!   as a server that dies during COMMIT would.
+//! - [`FailingOutboxStore`]: the next writes fail when they append their domain
+//!   events, the last step before COMMIT: the change must go with them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use goticket_core::outbox::{AggregateRef, AuditFilter, BookingChange, DomainEvent};
 use goticket_core::users::{Account, PasswordHash, User};
 use goticket_core::{
     Booking, BookingCode, BookingFilter, BookingId, BookingStatus, Email, Event, EventFilter, EventId, ExternalId,
     IdempotencyKey, PageStart, Slug, TicketSecret, Timestamp,
 };
-use goticket_core::{Commit, CounterDelta, EventKey, Retry, SalesRow, Store, Tx, TxBody};
+use goticket_core::{Commit, CounterDelta, EventKey, Locked, Retry, SalesRow, Store, Tx, TxBody};
 use goticket_core::{Error, Result, StoreError, StoreErrorKind};
 
 /// A transaction that passes every primitive on, but lets `on_insert` fail a booking
@@ -22,10 +25,15 @@ use goticket_core::{Error, Result, StoreError, StoreErrorKind};
 struct Watched<'a> {
     inner: &'a mut dyn Tx,
     on_insert: &'a dyn Fn(&[Booking]) -> Result<()>,
+    on_append: &'a dyn Fn(&[DomainEvent]) -> Result<()>,
+}
+
+fn pass<T>(_: &[T]) -> Result<()> {
+    Ok(())
 }
 
 impl Tx for Watched<'_> {
-    fn lock_events(&mut self, ids: &[EventId], now: Timestamp) -> Result<Vec<Event>> {
+    fn lock_events(&mut self, ids: &[EventId], now: Timestamp) -> Result<Locked> {
         self.inner.lock_events(ids, now)
     }
     fn find_events(&mut self, keys: &[String], now: Timestamp) -> Result<Vec<Event>> {
@@ -46,10 +54,10 @@ impl Tx for Watched<'_> {
     fn add_to_counters(&mut self, deltas: &[CounterDelta]) -> Result<()> {
         self.inner.add_to_counters(deltas)
     }
-    fn expire_all_holds(&mut self, now: Timestamp) -> Result<u64> {
+    fn expire_all_holds(&mut self, now: Timestamp) -> Result<Vec<BookingChange>> {
         self.inner.expire_all_holds(now)
     }
-    fn cancel_live_bookings(&mut self, event: EventId, now: Timestamp) -> Result<u64> {
+    fn cancel_live_bookings(&mut self, event: EventId, now: Timestamp) -> Result<Vec<BookingChange>> {
         self.inner.cancel_live_bookings(event, now)
     }
     fn bookings_by_id(&mut self, ids: &[BookingId]) -> Result<Vec<Booking>> {
@@ -88,6 +96,13 @@ impl Tx for Watched<'_> {
     }
     fn update_user(&mut self, user: &User, hash: Option<&PasswordHash>) -> Result<()> {
         self.inner.update_user(user, hash)
+    }
+    fn aggregate_heads(&mut self, aggregates: &[AggregateRef]) -> Result<Vec<(AggregateRef, u64)>> {
+        self.inner.aggregate_heads(aggregates)
+    }
+    fn append_events(&mut self, events: &[DomainEvent]) -> Result<()> {
+        (self.on_append)(events)?;
+        self.inner.append_events(events)
     }
 }
 
@@ -141,6 +156,9 @@ macro_rules! reads_pass_through {
         ) -> Result<Vec<SalesRow>> {
             self.inner.sales_report(event, organizer, now)
         }
+        fn domain_events(&self, filter: &AuditFilter, after: i64, fetch: u32) -> Result<Vec<DomainEvent>> {
+            self.inner.domain_events(filter, after, fetch)
+        }
     };
 }
 
@@ -168,7 +186,46 @@ impl Store for PoisonStore {
             }
             Ok(())
         };
-        self.inner.write(retry, &mut |tx| body(&mut Watched { inner: tx, on_insert: &on_insert }))
+        self.inner.write(retry, &mut |tx| body(&mut Watched { inner: tx, on_insert: &on_insert, on_append: &pass }))
+    }
+}
+
+/// A store whose next `n` writes fail as they append their domain events (a storage
+/// error that is not retried, so the caller sees it), so whatever the use case wrote
+/// before must roll back with them.
+#[derive(Debug)]
+pub struct FailingOutboxStore {
+    inner: Arc<dyn Store>,
+    fail: AtomicU32,
+}
+
+impl FailingOutboxStore {
+    /// Wraps a real store, failing nothing until [`FailingOutboxStore::fail_next`].
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        FailingOutboxStore { inner, fail: AtomicU32::new(0) }
+    }
+
+    /// The next `n` appends of domain events fail.
+    pub fn fail_next(&self, n: u32) {
+        self.fail.store(n, Ordering::SeqCst);
+    }
+}
+
+impl Store for FailingOutboxStore {
+    reads_pass_through!();
+
+    fn write(&self, retry: Retry, body: &mut TxBody<'_>) -> Result<()> {
+        let on_append = |_: &[DomainEvent]| {
+            if self.fail.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                return Err(Error::Storage(StoreError::new(
+                    StoreErrorKind::Integrity,
+                    "injected: outbox append failed",
+                    None,
+                )));
+            }
+            Ok(())
+        };
+        self.inner.write(retry, &mut |tx| body(&mut Watched { inner: tx, on_insert: &pass, on_append: &on_append }))
     }
 }
 

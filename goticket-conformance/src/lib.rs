@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod events;
 pub mod fault;
 pub mod hardening;
 pub mod machine;
@@ -136,6 +137,11 @@ macro_rules! conformance_tests {
             a_lost_commit_answers_what_was_written, event_imports_in_every_mode, booking_imports_in_every_mode
         );
 
+        $crate::conformance_tests!(@events $fixture; [$(#[$attr])*];
+            every_change_writes_its_events, a_rolled_back_change_leaves_no_event, imports_write_one_event_per_row,
+            audit_log_scopes_and_filters, combined_sales_write_one_event_each
+        );
+
         proptest::proptest! {
             #![proptest_config(proptest::prelude::ProptestConfig {
                 cases: $crate::machine::cases(),
@@ -150,6 +156,9 @@ macro_rules! conformance_tests {
                 }
             }
         }
+    };
+    (@events $fixture:path; $attrs:tt; $($name:ident),* $(,)?) => {
+        $( $crate::conformance_tests!(@test $attrs; $name; $crate::events::$name; $fixture); )*
     };
     (@outcomes $fixture:path; $attrs:tt; $($name:ident),* $(,)?) => {
         $( $crate::conformance_tests!(@test $attrs; $name; $crate::outcomes::$name; $fixture); )*

@@ -68,6 +68,7 @@ pub(crate) fn one_seat(
         code: code.clone(),
         event_id: event,
         customer: customer.parse().expect("valid"),
+        actor: customer.parse().expect("valid"),
         quantity: 1u32.try_into().expect("valid"),
         hold_until: None,
         idempotency_key: None,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::booking::Booking;
 use crate::error::{Error, Result, shown};
 use crate::event::Event;
+use crate::outbox::AuditFilter;
 use crate::query::BookingFilter;
 use crate::types::{Email, EventId};
 
@@ -136,6 +137,23 @@ impl Principal {
         Err(Error::forbidden(format!("only an admin may {action}")))
     }
 
+    /// The audit log the principal may read, narrowed from `filter`: admins read all of
+    /// it, organizers what concerns their own events (a filter naming another's event is
+    /// refused), customers none.
+    pub fn scope_audit(&self, mut filter: AuditFilter, event: Option<&Event>) -> Result<AuditFilter> {
+        match self.role {
+            Role::Admin => {}
+            Role::Organizer => {
+                if let Some(e) = event {
+                    self.require_manage(e, "read the audit log of")?;
+                }
+                filter.organizer = Some(self.email.clone());
+            }
+            Role::Customer => return Err(Error::forbidden("customers may not read the audit log")),
+        }
+        Ok(filter)
+    }
+
     /// The bookings the principal may list, narrowed from `filter`: admins see all,
     /// organizers those of their own events (`event` loads the event a filter names,
     /// which they must manage), customers their own (asking for another customer's is
@@ -232,6 +250,7 @@ mod tests {
             code: crate::BookingCode::generate(&crate::SeededEntropy::new(1)),
             event_id: e.id,
             customer: "buyer@example.com".parse().unwrap(),
+            actor: "buyer@example.com".parse().unwrap(),
             quantity: 1u32.try_into().unwrap(),
             hold_until: None,
             idempotency_key: None,

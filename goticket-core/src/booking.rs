@@ -221,6 +221,9 @@ pub struct ReserveRequest {
     pub event_id: EventId,
     /// The customer.
     pub customer: Email,
+    /// Who asks (the customer, an organizer or admin booking for them, an importer):
+    /// the domain event's actor.
+    pub actor: Email,
     /// Seats.
     pub quantity: Quantity,
     /// Hold expiry, or `None` to buy outright.
@@ -459,6 +462,7 @@ mod tests {
             code: BookingCode::generate(&e),
             event_id: "0190a0b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b".parse().unwrap(),
             customer: "c@example.com".parse().unwrap(),
+            actor: "c@example.com".parse().unwrap(),
             quantity: q.try_into().unwrap(),
             hold_until: hold.then(|| ts("2027-01-01T12:15:00Z")),
             idempotency_key: None,
@@ -757,6 +761,7 @@ mod plan_tests {
             code: BookingCode::generate(e),
             event_id: EventId::from_uuid(uuid::Uuid::from_u128(1)),
             customer: customer.parse().unwrap(),
+            actor: customer.parse().unwrap(),
             quantity: q.try_into().unwrap(),
             hold_until: None,
             idempotency_key: key.map(|k| k.parse().unwrap()),

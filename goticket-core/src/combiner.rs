@@ -237,6 +237,14 @@ mod tests {
         fn list_bookings(&self, f: &BookingFilter, from: PageStart, max: u32, now: Timestamp) -> Result<Vec<Booking>> {
             self.inner.list_bookings(f, from, max, now)
         }
+        fn domain_events(
+            &self,
+            f: &crate::outbox::AuditFilter,
+            after: i64,
+            fetch: u32,
+        ) -> Result<Vec<crate::outbox::DomainEvent>> {
+            self.inner.domain_events(f, after, fetch)
+        }
         fn account(&self, email: &Email) -> Result<Option<crate::users::Account>> {
             self.inner.account(email)
         }
@@ -339,6 +347,7 @@ mod tests {
             code: BookingCode::generate(&entropy),
             event_id: id,
             customer: c.parse().unwrap(),
+            actor: c.parse().unwrap(),
             quantity: 1u32.try_into().unwrap(),
             hold_until: None,
             idempotency_key: None,
@@ -393,6 +402,7 @@ mod tests {
             code: BookingCode::generate(&e),
             event_id: EventId::generate(&ManualClock::new(Timestamp::UNIX_EPOCH), &e),
             customer: "c@example.com".parse().unwrap(),
+            actor: "c@example.com".parse().unwrap(),
             quantity: 1u32.try_into().unwrap(),
             hold_until: None,
             idempotency_key: None,

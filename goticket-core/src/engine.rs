@@ -27,6 +27,7 @@ use crate::import::{
     ImportAction, ImportBooking, ImportEvent, ImportMode, ImportState, Refusals, SeenIds, plan_event_import,
     prepare_booking_import,
 };
+use crate::outbox::{BookingChange, DomainEventType, Outbox};
 use crate::store::{Commit, CounterDelta, EventKey, Retry, Store, Tx};
 use crate::types::{BookingCode, Email, EventId, Slug, TicketSecret};
 use crate::users::{Account, PasswordHash, User, decide_role_change};
@@ -73,9 +74,17 @@ fn settle<T>(
     }
 }
 
-/// The one locked event `id`, as of `now`, its overdue holds expired.
-fn lock_event(tx: &mut dyn Tx, id: EventId, now: Timestamp) -> Result<Event> {
-    tx.lock_events(&[id], now)?.pop().ok_or_else(|| Error::not_found("event", id))
+/// Locks events (in id order), expiring their overdue holds; the expiries go into
+/// `out`.
+fn lock_events(tx: &mut dyn Tx, ids: &[EventId], now: Timestamp, out: &mut Outbox) -> Result<Vec<Event>> {
+    let locked = tx.lock_events(ids, now)?;
+    out.expired(&locked.expired);
+    Ok(locked.events)
+}
+
+/// The one locked event `id`, as of `now`, its overdue holds expired (into `out`).
+fn lock_event(tx: &mut dyn Tx, id: EventId, now: Timestamp, out: &mut Outbox) -> Result<Event> {
+    lock_events(tx, &[id], now, out)?.pop().ok_or_else(|| Error::not_found("event", id))
 }
 
 // ----- Reservations -------------------------------------------------------------
@@ -141,8 +150,9 @@ pub(crate) fn reserve_in(
     now: Timestamp,
 ) -> Result<Vec<Result<Reservation>>> {
     let mut state = BatchState::default();
+    let mut out = Outbox::new(now);
     let ids: Vec<EventId> = batch.iter().map(|r| r.event_id).collect::<BTreeSet<_>>().into_iter().collect();
-    for e in tx.lock_events(&ids, now)? {
+    for e in lock_events(tx, &ids, now, &mut out)? {
         state.events.insert(e.id, e);
     }
     let external = distinct(batch.iter().filter_map(|r| r.external_id.clone()));
@@ -176,10 +186,15 @@ pub(crate) fn reserve_in(
     let plan = plan_reservations(batch, state, now);
     if !plan.inserts.is_empty() {
         tx.insert_bookings(&plan.inserts)?;
+        let actors: std::collections::HashMap<_, _> = batch.iter().map(|r| (r.id, &r.actor)).collect();
+        for b in &plan.inserts {
+            out.booking_created(b, actors.get(&b.id).copied());
+        }
     }
     if !plan.deltas.is_empty() {
         tx.add_to_counters(&plan.deltas)?;
     }
+    out.write(tx)?;
     Ok(plan.outcomes)
 }
 
@@ -199,12 +214,14 @@ pub fn transition(
     code: &BookingCode,
     action: BookingAction,
     now: Timestamp,
+    actor: &Email,
     authorize: &dyn Fn(&Booking, &Event) -> Result<()>,
 ) -> Result<Booking> {
     let attempt = || {
         commit(store, |tx| {
+            let mut out = Outbox::new(now);
             let before = tx.booking_by_code(code)?.ok_or_else(|| Error::not_found("booking", code))?;
-            let event = lock_event(tx, before.event_id, now)?;
+            let event = lock_event(tx, before.event_id, now, &mut out)?;
             let mut booking = tx.booking_by_code(code)?.unwrap_or(before);
             authorize(&booking, &event)?;
             let t = action.apply(&booking, now)?;
@@ -212,6 +229,8 @@ pub fn transition(
                 return Err(Error::conflict(format!("booking {code} changed concurrently; retry")));
             }
             tx.add_to_counters(&[CounterDelta { event: event.id, held: t.held_delta, sold: t.sold_delta }])?;
+            out.booking_changed(&BookingChange::of(&booking), t.to, None, Some(actor));
+            out.write(tx)?;
             booking.status = t.to;
             booking.updated_at = now;
             Ok(booking)
@@ -232,13 +251,15 @@ pub fn check_in(
     store: &dyn Store,
     secret: &TicketSecret,
     now: Timestamp,
+    actor: &Email,
     authorize: &dyn Fn(&Event) -> Result<()>,
 ) -> Result<CheckIn> {
     let missing = || Error::not_found("ticket", "with that secret");
     let attempt = || {
         commit(store, |tx| {
+            let mut out = Outbox::new(now);
             let found = tx.booking_by_secret(secret)?.ok_or_else(missing)?;
-            let event = lock_event(tx, found.event_id, now)?;
+            let event = lock_event(tx, found.event_id, now, &mut out)?;
             let booking = tx.bookings_by_id(&[found.id])?.pop().ok_or_else(missing)?;
             let ticket = booking.tickets.iter().find(|t| &t.secret == secret).ok_or_else(missing)?;
             authorize(&event)?;
@@ -246,6 +267,8 @@ pub fn check_in(
             if !tx.check_in(booking.id, ticket.seq, now)? {
                 return Err(Error::conflict("ticket was checked in concurrently"));
             }
+            out.checked_in(&booking, ticket.seq, now, Some(actor));
+            out.write(tx)?;
             Ok(CheckIn::of(&booking, ticket, &event, now))
         })
     };
@@ -268,7 +291,15 @@ pub fn check_in(
 /// unknown outcome is simply swept again; the count is then that of the second sweep
 /// (the first's may have been written already), a lower bound.
 pub fn expire_holds(store: &dyn Store, now: Timestamp) -> Result<u64> {
-    let sweep = || commit(store, |tx| tx.expire_all_holds(now));
+    let sweep = || {
+        commit(store, |tx| {
+            let expired = tx.expire_all_holds(now)?;
+            let mut out = Outbox::new(now);
+            out.expired(&expired);
+            out.write(tx)?;
+            Ok(expired.len() as u64)
+        })
+    };
     settle(sweep(), || Ok(None), sweep)
 }
 
@@ -285,9 +316,15 @@ fn slug_taken(err: Error, e: &Event) -> Error {
 // ----- Events --------------------------------------------------------------------
 
 /// Inserts a new event.
-pub fn create_event(store: &dyn Store, event: &Event) -> Result<()> {
-    let attempt =
-        || commit(store, |tx| tx.insert_events(std::slice::from_ref(event)).map_err(|e| slug_taken(e, event)));
+pub fn create_event(store: &dyn Store, event: &Event, actor: &Email) -> Result<()> {
+    let attempt = || {
+        commit(store, |tx| {
+            tx.insert_events(std::slice::from_ref(event)).map_err(|e| slug_taken(e, event))?;
+            let mut out = Outbox::new(event.created_at);
+            out.event(DomainEventType::EventCreated, event, Some(actor));
+            out.write(tx)
+        })
+    };
     settle(attempt(), || Ok(store.event(&EventKey::Id(event.id), event.created_at)?.map(|_| ())), attempt)
 }
 
@@ -297,12 +334,16 @@ pub fn update_event(
     store: &dyn Store,
     id: EventId,
     now: Timestamp,
+    actor: &Email,
     decide: &dyn Fn(&Event) -> Result<Event>,
 ) -> Result<Event> {
     let attempt = || {
         commit(store, |tx| {
-            let next = decide(&lock_event(tx, id, now)?)?;
+            let mut out = Outbox::new(now);
+            let next = decide(&lock_event(tx, id, now, &mut out)?)?;
             tx.update_event(&next).map_err(|e| slug_taken(e, &next))?;
+            out.event(DomainEventType::EventChanged, &next, Some(actor));
+            out.write(tx)?;
             Ok(next)
         })
     };
@@ -314,12 +355,16 @@ pub fn update_event(
 
 /// Cancels an event and, with it, every live booking: the event is locked, the rule
 /// checked, the bookings cancelled, the counters emptied and the event written.
-pub fn cancel_event(store: &dyn Store, id: EventId, now: Timestamp) -> Result<Event> {
+pub fn cancel_event(store: &dyn Store, id: EventId, now: Timestamp, actor: &Email) -> Result<Event> {
     let attempt = || {
         commit(store, |tx| {
-            let current = lock_event(tx, id, now)?;
+            let mut out = Outbox::new(now);
+            let current = lock_event(tx, id, now, &mut out)?;
             current.check_cancel()?;
-            tx.cancel_live_bookings(id, now)?;
+            let cancelled_bookings = tx.cancel_live_bookings(id, now)?;
+            for c in &cancelled_bookings {
+                out.booking_changed(c, BookingStatus::Cancelled, Some("event_cancelled"), Some(actor));
+            }
             let (held, sold) = (i64::from(current.held), i64::from(current.sold));
             if held != 0 || sold != 0 {
                 tx.add_to_counters(&[CounterDelta { event: id, held: -held, sold: -sold }])?;
@@ -328,6 +373,8 @@ pub fn cancel_event(store: &dyn Store, id: EventId, now: Timestamp) -> Result<Ev
             cancelled.status = EventStatus::Cancelled;
             cancelled.updated_at = now;
             tx.update_event(&cancelled)?;
+            out.event_cancelled(&cancelled, cancelled_bookings.len(), Some(actor));
+            out.write(tx)?;
             Ok(cancelled)
         })
     };
@@ -400,12 +447,14 @@ pub fn import_events(
     rows: &mut dyn Iterator<Item = ImportEvent>,
     mode: ImportMode,
     now: Timestamp,
+    actor: &Email,
     may_update: &dyn Fn(&Event) -> Result<()>,
     on_row: &mut dyn FnMut(u64, &Result<ImportAction>),
 ) -> Result<()> {
     let mut seen = SeenIds::default();
     import_loop(store, rows, mode, &mut |tx, chunk, refusals| {
         let mut state = ImportState::default();
+        let mut out = Outbox::new(now);
         let keys: Vec<String> = chunk
             .iter()
             .filter_map(|r| Some(r.event.as_ref().ok()?.external_id.as_ref()?.as_str().to_owned()))
@@ -414,7 +463,7 @@ pub fn import_events(
             // Found without locks, then locked in id order (expiring their overdue
             // holds, so a capacity change sees the seats really taken).
             let ids: Vec<EventId> = tx.find_events(&keys, now)?.iter().map(|e| e.id).collect();
-            for e in tx.lock_events(&ids, now)? {
+            for e in lock_events(tx, &ids, now, &mut out)? {
                 let key = e.external_id.as_ref().map_or_else(|| e.id.to_string(), |x| x.as_str().to_owned());
                 if let Some(slug) = &e.slug {
                     state.slugs.insert(slug.clone(), e.id);
@@ -433,6 +482,13 @@ pub fn import_events(
         for e in &plan.updates {
             tx.update_event(e).map_err(|err| slug_taken(err, e))?;
         }
+        for e in &plan.inserts {
+            out.event(DomainEventType::EventCreated, e, Some(actor));
+        }
+        for e in &plan.updates {
+            out.event(DomainEventType::EventChanged, e, Some(actor));
+        }
+        out.write(tx)?;
         for (line, outcome) in plan.outcomes {
             refusals.report(line, outcome, on_row);
         }
@@ -482,13 +538,16 @@ fn resolve_event(tx: &mut dyn Tx, raw: &str, now: Timestamp) -> Result<Option<Ev
 // ----- Users ---------------------------------------------------------------------
 
 /// Inserts an account; a taken email is a conflict.
-pub fn create_user(store: &dyn Store, account: &Account) -> Result<()> {
+pub fn create_user(store: &dyn Store, account: &Account, actor: Option<&Email>) -> Result<()> {
     let attempt = || {
         commit(store, |tx| {
             tx.insert_user(account).map_err(|e| match e {
                 Error::Conflict { .. } => Error::conflict(format!("a user {} already exists", account.user.email)),
                 other => other,
-            })
+            })?;
+            let mut out = Outbox::new(account.user.created_at);
+            out.user_created(&account.user, actor);
+            out.write(tx)
         })
     };
     let look = || {
@@ -509,13 +568,18 @@ pub fn change_user(
     role: Option<Role>,
     hash: Option<&PasswordHash>,
     now: Timestamp,
+    actor: &Email,
 ) -> Result<User> {
     let attempt = || {
         commit(store, |tx| {
             let (account, admins) = tx.lock_account(email)?.ok_or_else(|| Error::not_found("user", email))?;
             let role = decide_role_change(&account.user, admins, role)?;
+            let from = account.user.role;
             let user = User { role: role.unwrap_or(account.user.role), updated_at: now, ..account.user };
             tx.update_user(&user, hash)?;
+            let mut out = Outbox::new(now);
+            out.user_changed(&user, from, hash.is_some(), Some(actor));
+            out.write(tx)?;
             Ok(user)
         })
     };

@@ -434,7 +434,7 @@ mod tests {
             )
             .unwrap();
         old.venue = Some(" Hall ".into());
-        crate::engine::create_event(&*store, &old).unwrap();
+        crate::engine::create_event(&*store, &old, admin.email()).unwrap();
         let key = crate::EventKey::Id(old.id);
         let more = EventPatch { capacity: Some("20".parse().unwrap()), ..EventPatch::default() };
         service.update_event(&admin, &key, &more).expect("another field changes");

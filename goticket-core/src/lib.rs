@@ -63,6 +63,7 @@ mod memory;
 mod money;
 #[cfg(feature = "openapi")]
 mod openapi;
+pub mod outbox;
 mod query;
 pub mod records;
 mod service;
@@ -85,10 +86,11 @@ pub use memory::MemoryStore;
 pub use money::{Currency, Money};
 #[cfg(feature = "openapi")]
 pub use openapi::{MoneyText, TEXT_PATTERN, money_text_pattern};
+pub use outbox::{AggregateType, AuditFilter, AuditQuery, DomainEvent, DomainEventType};
 pub use query::{BookingFilter, Cursor, EventFilter, Page, PageRequest, PageStart};
 pub use service::{BookingRequest, Service};
 pub use store::{
-    Commit, CounterDelta, EventKey, PoolWaitCounter, PoolWaits, Retry, SalesRow, SeatTotals, Store, Tx, TxBody,
+    Commit, CounterDelta, EventKey, Locked, PoolWaitCounter, PoolWaits, Retry, SalesRow, SeatTotals, Store, Tx, TxBody,
 };
 pub use types::{
     BookingCode, BookingId, Capacity, Email, EventId, EventName, ExternalId, IdempotencyKey, PerCustomerLimit,
@@ -107,7 +109,7 @@ mod tests {
             lib.lines().filter_map(|l| l.trim().strip_prefix("pub mod ")?.strip_suffix(';')).collect();
         assert_eq!(
             public,
-            ["engine", "import", "records", "users"],
+            ["engine", "import", "outbox", "records", "users"],
             "the public modules changed: update ARCHITECTURE.md"
         );
         for m in public {

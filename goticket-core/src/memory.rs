@@ -23,8 +23,9 @@ use crate::auth::Role;
 use crate::booking::{Booking, BookingStatus};
 use crate::error::{Error, Result, StoreError, StoreErrorKind};
 use crate::event::Event;
+use crate::outbox::{AggregateRef, AuditFilter, BookingChange, DomainEvent};
 use crate::query::{BookingFilter, EventFilter, PageStart};
-use crate::store::{Commit, CounterDelta, EventKey, Retry, SalesRow, Store, Tx, TxBody};
+use crate::store::{Commit, CounterDelta, EventKey, Locked, Retry, SalesRow, Store, Tx, TxBody};
 use crate::types::{BookingCode, BookingId, Email, EventId, ExternalId, IdempotencyKey, Slug, TicketSecret};
 use crate::users::{Account, PasswordHash, User};
 
@@ -61,6 +62,10 @@ struct State {
     /// Held bookings per event, as stored (overdue ones until they are expired).
     holds: HashMap<EventId, BTreeSet<BookingId>>,
     users: BTreeMap<Email, Account>,
+    /// The outbox, in position order (position = index + 1).
+    outbox: Vec<DomainEvent>,
+    /// Each aggregate's last sequence number.
+    heads: HashMap<AggregateRef, u64>,
 }
 
 /// What a change replaced, to put back on rollback.
@@ -68,6 +73,8 @@ enum Undo {
     Event(EventId, Option<Event>),
     Booking(BookingId, Option<Booking>),
     User(Email, Option<Account>),
+    /// Domain events appended: remove the last one.
+    Appended,
 }
 
 impl State {
@@ -192,6 +199,15 @@ impl MemTx<'_> {
                 Undo::User(email, old) => {
                     self.state.put_user(email, old);
                 }
+                Undo::Appended => {
+                    if let Some(e) = self.state.outbox.pop() {
+                        let head = AggregateRef { kind: e.aggregate_type, id: e.aggregate_id };
+                        match e.aggregate_seq {
+                            1 => self.state.heads.remove(&head),
+                            n => self.state.heads.insert(head, n - 1),
+                        };
+                    }
+                }
             }
         }
     }
@@ -201,7 +217,7 @@ impl MemTx<'_> {
     }
 
     /// Expires the overdue holds of one event and releases their seats.
-    fn expire_event(&mut self, event: EventId, now: Timestamp) -> u64 {
+    fn expire_event(&mut self, event: EventId, now: Timestamp) -> Vec<BookingChange> {
         let overdue: Vec<Booking> = self
             .state
             .holds
@@ -213,6 +229,7 @@ impl MemTx<'_> {
             .cloned()
             .collect();
         let seats: u32 = overdue.iter().map(|b| b.quantity.get()).sum();
+        let changes = overdue.iter().map(BookingChange::of).collect();
         for mut b in overdue.iter().cloned() {
             b.status = BookingStatus::Expired;
             b.updated_at = now;
@@ -225,7 +242,7 @@ impl MemTx<'_> {
             let sold = e.sold;
             self.event(event, Some(e.with_counters(held, sold)));
         }
-        overdue.len() as u64
+        changes
     }
 }
 
@@ -241,13 +258,13 @@ fn integrity(message: String) -> Error {
 }
 
 impl Tx for MemTx<'_> {
-    fn lock_events(&mut self, ids: &[EventId], now: Timestamp) -> Result<Vec<Event>> {
+    fn lock_events(&mut self, ids: &[EventId], now: Timestamp) -> Result<Locked> {
         let ids: BTreeSet<EventId> = ids.iter().copied().collect();
-        let mut out = Vec::with_capacity(ids.len());
+        let mut out = Locked::default();
         for id in ids {
             if self.state.events.contains_key(&id) {
-                self.expire_event(id, now);
-                out.extend(self.state.events.get(&id).cloned());
+                out.expired.extend(self.expire_event(id, now));
+                out.events.extend(self.state.events.get(&id).cloned());
             }
         }
         Ok(out)
@@ -344,20 +361,52 @@ impl Tx for MemTx<'_> {
         Ok(())
     }
 
-    fn expire_all_holds(&mut self, now: Timestamp) -> Result<u64> {
+    fn expire_all_holds(&mut self, now: Timestamp) -> Result<Vec<BookingChange>> {
         let events: Vec<EventId> = self.state.holds.keys().copied().collect::<BTreeSet<_>>().into_iter().collect();
-        Ok(events.into_iter().map(|id| self.expire_event(id, now)).sum())
+        Ok(events.into_iter().flat_map(|id| self.expire_event(id, now)).collect())
     }
 
-    fn cancel_live_bookings(&mut self, event: EventId, now: Timestamp) -> Result<u64> {
+    fn cancel_live_bookings(&mut self, event: EventId, now: Timestamp) -> Result<Vec<BookingChange>> {
         let live: Vec<Booking> =
             self.state.bookings.values().filter(|b| b.event_id == event && b.status.is_live()).cloned().collect();
+        let changes = live.iter().map(BookingChange::of).collect();
         for mut b in live.iter().cloned() {
             b.status = BookingStatus::Cancelled;
             b.updated_at = now;
             self.booking(b.id, Some(b));
         }
-        Ok(live.len() as u64)
+        Ok(changes)
+    }
+
+    fn aggregate_heads(&mut self, aggregates: &[AggregateRef]) -> Result<Vec<(AggregateRef, u64)>> {
+        Ok(aggregates.iter().filter_map(|a| Some((a.clone(), *self.state.heads.get(a)?))).collect())
+    }
+
+    fn append_events(&mut self, events: &[DomainEvent]) -> Result<()> {
+        let mut heads = HashMap::new();
+        for e in events {
+            let a = AggregateRef { kind: e.aggregate_type, id: e.aggregate_id.clone() };
+            let last = heads.get(&a).or_else(|| self.state.heads.get(&a)).copied().unwrap_or(0);
+            if e.aggregate_seq != last + 1 {
+                return Err(Error::collision(format!(
+                    "event {} of {} {} follows {last}",
+                    e.aggregate_seq,
+                    a.kind.as_str(),
+                    a.id
+                )));
+            }
+            heads.insert(a, e.aggregate_seq);
+        }
+        for e in events {
+            let mut e = e.clone();
+            e.position = i64::try_from(self.state.outbox.len()).unwrap_or(i64::MAX - 1) + 1;
+            self.state
+                .heads
+                .insert(AggregateRef { kind: e.aggregate_type, id: e.aggregate_id.clone() }, e.aggregate_seq);
+            self.state.outbox.push(e);
+            self.undo.push(Undo::Appended);
+        }
+        Ok(())
     }
 
     fn bookings_by_id(&mut self, ids: &[BookingId]) -> Result<Vec<Booking>> {
@@ -547,6 +596,17 @@ impl Store for MemoryStore {
 
     fn list_users(&self) -> Result<Vec<User>> {
         Ok(self.lock().users.values().map(|a| a.user.clone()).collect())
+    }
+
+    fn domain_events(&self, filter: &AuditFilter, after: i64, fetch: u32) -> Result<Vec<DomainEvent>> {
+        let s = self.lock();
+        let organizer_of = |id: EventId| s.events.get(&id).map(|e| &e.organizer);
+        Ok(s.outbox
+            .iter()
+            .filter(|e| e.position > after && filter.matches(e, organizer_of))
+            .take(fetch as usize)
+            .cloned()
+            .collect())
     }
 
     fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>> {

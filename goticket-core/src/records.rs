@@ -169,6 +169,43 @@ impl TicketRecord {
     }
 }
 
+/// A domain event row of the outbox.
+#[derive(Debug, Clone)]
+#[allow(missing_docs)]
+pub struct DomainEventRecord {
+    pub position: i64,
+    pub id: Uuid,
+    pub kind: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub aggregate_seq: i64,
+    pub event_id: Option<Uuid>,
+    pub occurred_at: Timestamp,
+    pub actor: Option<String>,
+    pub schema_version: i64,
+    /// The payload as JSON text.
+    pub payload: String,
+}
+
+impl DomainEventRecord {
+    /// Validates and converts.
+    pub fn into_domain_event(self) -> Result<crate::outbox::DomainEvent> {
+        Ok(crate::outbox::DomainEvent {
+            position: self.position,
+            id: self.id,
+            kind: parse("outbox.type", &self.kind)?,
+            aggregate_type: parse("outbox.aggregate_type", &self.aggregate_type)?,
+            aggregate_id: self.aggregate_id,
+            aggregate_seq: num("outbox.aggregate_seq", self.aggregate_seq)?,
+            event_id: self.event_id.map(EventId::from_uuid),
+            occurred_at: self.occurred_at,
+            actor: self.actor.as_deref().map(|a| parse("outbox.actor", a)).transpose()?,
+            schema_version: num("outbox.schema_version", self.schema_version)?,
+            payload: serde_json::from_str(&self.payload).map_err(|e| corrupt("outbox.payload", e))?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

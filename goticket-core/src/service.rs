@@ -16,6 +16,7 @@ use crate::combiner::{Combiner, CombinerSnapshot};
 use crate::engine;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventPatch, NewEvent};
+use crate::outbox::{AuditFilter, AuditQuery, DomainEvent};
 use crate::query::{BookingFilter, Cursor, EventFilter, Page, PageRequest};
 use crate::store::{EventKey, SalesRow, Store};
 use crate::types::{BookingCode, BookingId, Email, EventId, IdempotencyKey, Quantity, TicketSecret};
@@ -174,7 +175,7 @@ impl Service {
         let now = self.now();
         crate::event::check_start(new.starts_at, now, new.allow_past)?;
         let event = new.into_event(EventId::generate(&*self.clock, &*self.entropy), owner, now)?;
-        engine::create_event(&*self.store, &event)?;
+        engine::create_event(&*self.store, &event, p.email())?;
         Ok(event)
     }
 
@@ -211,7 +212,7 @@ impl Service {
         {
             crate::event::check_start(start, now, patch.allow_past)?;
         }
-        engine::update_event(&*self.store, current.id, now, &|e| patch.apply(e, now))
+        engine::update_event(&*self.store, current.id, now, p.email(), &|e| patch.apply(e, now))
     }
 
     /// Cancels an event and all its live bookings; it sells nothing afterwards.
@@ -219,7 +220,7 @@ impl Service {
         let now = self.now();
         let current = self.load_event(key, now)?;
         p.require_manage(&current, "cancel")?;
-        engine::cancel_event(&*self.store, current.id, now)
+        engine::cancel_event(&*self.store, current.id, now, p.email())
     }
 
     /// Books seats: a hold if `hold` is set, a sale otherwise. Concurrent calls are
@@ -302,6 +303,7 @@ impl Service {
             code: BookingCode::generate(&*self.entropy),
             event_id,
             customer,
+            actor: p.email().clone(),
             quantity: req.quantity,
             hold_until: req.hold.map(|h| h.expiry_from(now)),
             idempotency_key: req.idempotency_key,
@@ -360,7 +362,8 @@ impl Service {
 
     fn transition(&self, p: &Principal, code: &BookingCode, action: BookingAction) -> Result<Booking> {
         let now = self.now();
-        let booking = engine::transition(&*self.store, code, action, now, &|b, e| p.require_booking_access(b, e))?;
+        let booking =
+            engine::transition(&*self.store, code, action, now, p.email(), &|b, e| p.require_booking_access(b, e))?;
         Ok(booking.at(now))
     }
 
@@ -374,7 +377,7 @@ impl Service {
     /// Checks a ticket in at the door, once.
     pub fn check_in(&self, p: &Principal, secret: &TicketSecret) -> Result<CheckIn> {
         let now = self.now();
-        engine::check_in(&*self.store, secret, now, &|e| p.require_manage(e, "check in tickets of"))
+        engine::check_in(&*self.store, secret, now, p.email(), &|e| p.require_manage(e, "check in tickets of"))
     }
 
     /// Imports validated event rows (see [`crate::import`]), owned by the principal;
@@ -403,7 +406,15 @@ impl Service {
             });
             crate::import::ImportEvent { line: r.line, event }
         });
-        engine::import_events(&*self.store, &mut events, mode, now, &|e| p.require_manage(e, "update"), on_row)
+        engine::import_events(
+            &*self.store,
+            &mut events,
+            mode,
+            now,
+            p.email(),
+            &|e| p.require_manage(e, "update"),
+            on_row,
+        )
     }
 
     /// Imports validated booking rows; each books with the rules of [`Service::reserve`]
@@ -434,6 +445,7 @@ impl Service {
                     code,
                     event_id: EventId::from_uuid(uuid::Uuid::nil()),
                     customer: r.customer,
+                    actor: p.email().clone(),
                     quantity: r.quantity,
                     hold_until: r.hold_until,
                     idempotency_key: None,
@@ -446,22 +458,59 @@ impl Service {
         engine::import_bookings(&*self.store, &mut items, mode, now, &|e, c| p.require_book_for(e, c), on_row)
     }
 
+    /// The audit log: the domain events the principal may read (see
+    /// [`Principal::scope_audit`]), oldest first, one page at a time (by cursor: the
+    /// log only grows, so a cursor never skips or repeats an entry).
+    pub fn audit(&self, p: &Principal, query: &AuditQuery, page: PageRequest) -> Result<Page<DomainEvent>> {
+        let now = self.now();
+        let event = query.event.as_ref().map(|k| self.load_event(k, now)).transpose()?;
+        let booking = query.booking.as_ref().map(|c| self.load_booking(c)).transpose()?;
+        if let Some(b) = &booking {
+            let e = self.load_event(&EventKey::Id(b.event_id), now)?;
+            p.require_booking_access(b, &e)?;
+        }
+        let filter = AuditFilter {
+            event: event.as_ref().map(|e| e.id),
+            booking: booking.as_ref().map(|b| b.id),
+            actor: query.actor.clone(),
+            since: query.since,
+            organizer: None,
+        };
+        let filter = p.scope_audit(filter, event.as_ref())?;
+        let after = match page.start {
+            crate::PageStart::First => 0,
+            crate::PageStart::After(c) => c.key,
+            crate::PageStart::Offset(_) => {
+                return Err(Error::validation("offset", "the audit log pages by cursor (next_cursor), not by offset"));
+            }
+        };
+        let mut items = self.store.domain_events(&filter, after, page.limit() + 1)?;
+        Ok(paginate(&mut items, page.limit(), |e| Cursor { key: e.position, id: e.id }))
+    }
+
     /// Creates a user account (admins only).
     pub fn add_user(&self, p: &Principal, email: Email, role: crate::Role, password: &Password) -> Result<User> {
         p.require_admin("add users")?;
-        self.create_account(email, role, password)
+        self.create_account(email, role, password, Some(p.email()))
     }
 
     /// Self-service sign-up: always a customer.
     pub fn register(&self, email: Email, password: &Password) -> Result<User> {
-        self.create_account(email, crate::Role::Customer, password)
+        let actor = email.clone();
+        self.create_account(email, crate::Role::Customer, password, Some(&actor))
     }
 
-    fn create_account(&self, email: Email, role: crate::Role, password: &Password) -> Result<User> {
+    fn create_account(
+        &self,
+        email: Email,
+        role: crate::Role,
+        password: &Password,
+        actor: Option<&Email>,
+    ) -> Result<User> {
         let now = self.now();
         let user = User { email, role, created_at: now, updated_at: now };
         let account = Account { user, password_hash: self.hashing.hash(password, &*self.entropy)? };
-        engine::create_user(&*self.store, &account)?;
+        engine::create_user(&*self.store, &account, actor)?;
         Ok(account.user)
     }
 
@@ -519,7 +568,7 @@ impl Service {
             }
         }
         let hash = password.map(|pw| self.hashing.hash(pw, &*self.entropy)).transpose()?;
-        engine::change_user(&*self.store, email, role, hash.as_ref(), self.now())
+        engine::change_user(&*self.store, email, role, hash.as_ref(), self.now(), p.email())
     }
 
     /// Checks an email and password; the same answer, and about the same time, for an

@@ -18,6 +18,7 @@ use crate::booking::{Booking, BookingStatus};
 use crate::error::Result;
 use crate::event::{Event, EventStatus};
 use crate::money::Money;
+use crate::outbox::{AggregateRef, AuditFilter, BookingChange, DomainEvent};
 use crate::query::{BookingFilter, EventFilter, PageStart};
 use crate::types::{BookingCode, BookingId, Email, EventId, ExternalId, IdempotencyKey, Slug, TicketSecret};
 use crate::users::{Account, PasswordHash, User};
@@ -275,6 +276,10 @@ pub trait Store: Send + Sync + fmt::Debug {
         }))
     }
 
+    /// Domain events matching `filter` with a position after `after`, in position
+    /// order, at most `fetch` of them (the audit log, and what a relay publishes).
+    fn domain_events(&self, filter: &AuditFilter, after: i64, fetch: u32) -> Result<Vec<DomainEvent>>;
+
     /// How long callers have waited for connections, if the store counts it.
     fn pool_waits(&self) -> Option<PoolWaits> {
         None
@@ -299,8 +304,9 @@ pub trait Store: Send + Sync + fmt::Debug {
 pub trait Tx {
     /// Locks the events' rows, in id order (the one order every writer uses, so writers
     /// serialize per event without deadlocking), expires their overdue holds (releasing
-    /// the seats), and returns them as of `now`. Unknown ids are left out.
-    fn lock_events(&mut self, ids: &[EventId], now: Timestamp) -> Result<Vec<Event>>;
+    /// the seats), and returns them as of `now`, with the holds it expired. Unknown ids
+    /// are left out.
+    fn lock_events(&mut self, ids: &[EventId], now: Timestamp) -> Result<Locked>;
 
     /// The events whose external id, or whose id written as text (an export names an
     /// event without an external id by its id), is one of `keys`, as of `now`; not
@@ -325,12 +331,12 @@ pub trait Tx {
     fn add_to_counters(&mut self, deltas: &[CounterDelta]) -> Result<()>;
 
     /// Marks every overdue hold of every event expired and releases its seats, locking
-    /// the events it touches in id order; returns how many bookings expired.
-    fn expire_all_holds(&mut self, now: Timestamp) -> Result<u64>;
+    /// the events it touches in id order; returns the bookings it expired.
+    fn expire_all_holds(&mut self, now: Timestamp) -> Result<Vec<BookingChange>>;
 
     /// Marks every live booking of the event cancelled (counters untouched); returns
-    /// how many.
-    fn cancel_live_bookings(&mut self, event: EventId, now: Timestamp) -> Result<u64>;
+    /// them.
+    fn cancel_live_bookings(&mut self, event: EventId, now: Timestamp) -> Result<Vec<BookingChange>>;
 
     /// Bookings by id, with their tickets.
     fn bookings_by_id(&mut self, ids: &[BookingId]) -> Result<Vec<Booking>>;
@@ -370,4 +376,22 @@ pub trait Tx {
     /// Writes an account's role and update time (from `user`) and, if given, its new
     /// password hash; an unknown email is not found.
     fn update_user(&mut self, user: &User, hash: Option<&PasswordHash>) -> Result<()>;
+
+    /// The last sequence number written for each of these aggregates; aggregates with
+    /// no event yet are left out.
+    fn aggregate_heads(&mut self, aggregates: &[AggregateRef]) -> Result<Vec<(AggregateRef, u64)>>;
+
+    /// Appends domain events (numbered by core) to the outbox, positions in the given
+    /// order. A sequence number already taken for its aggregate is a
+    /// [`crate::Error::Collision`] (a concurrent writer got there first).
+    fn append_events(&mut self, events: &[DomainEvent]) -> Result<()>;
+}
+
+/// What [`Tx::lock_events`] found: the events, and the holds it expired on them.
+#[derive(Debug, Clone, Default)]
+pub struct Locked {
+    /// The locked events, as of the transaction's time.
+    pub events: Vec<Event>,
+    /// Overdue holds of those events, now expired.
+    pub expired: Vec<BookingChange>,
 }

@@ -15,6 +15,7 @@ use jiff::Timestamp;
 use crate::booking::Booking;
 use crate::error::{Error, Result, StoreErrorKind};
 use crate::event::Event;
+use crate::outbox::{AuditFilter, DomainEvent};
 use crate::query::{BookingFilter, EventFilter, PageStart};
 use crate::store::{EventKey, PoolWaits, Retry, SalesRow, SeatTotals, Store, TxBody};
 use crate::types::{BookingCode, Email, EventId};
@@ -98,6 +99,9 @@ impl Store for Traced {
     }
     fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>> {
         traced!(self, "store.sales_report", self.0.sales_report(event, organizer, now))
+    }
+    fn domain_events(&self, filter: &AuditFilter, after: i64, fetch: u32) -> Result<Vec<DomainEvent>> {
+        traced!(self, "store.domain_events", self.0.domain_events(filter, after, fetch))
     }
     fn seat_totals(&self, now: Timestamp) -> Result<SeatTotals> {
         traced!(self, "store.seat_totals", self.0.seat_totals(now))

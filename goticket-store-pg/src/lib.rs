@@ -35,8 +35,9 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::{Array, Int4, Int8, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Int4, Int8, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use goticket_core::outbox::{AggregateRef, AuditFilter, BookingChange, DomainEvent};
 use goticket_core::records::TicketRecord;
 use goticket_core::users::{Account, AddressColumn, EmailRewrite, PasswordHash, StoredAccount, User, migrate_emails};
 use goticket_core::{
@@ -44,14 +45,14 @@ use goticket_core::{
     IdempotencyKey, PageStart, Slug, TicketSecret, Timestamp,
 };
 use goticket_core::{
-    Commit, CounterDelta, EventKey, PoolWaitCounter, PoolWaits, Retry, SalesRow, SeatTotals, Store, Tx, TxBody,
+    Commit, CounterDelta, EventKey, Locked, PoolWaitCounter, PoolWaits, Retry, SalesRow, SeatTotals, Store, Tx, TxBody,
 };
 use goticket_core::{Error, Result, StoreError, StoreErrorKind};
 use uuid::Uuid;
 
 use crate::rows::{
-    BookingRow, CountRow, EVENT_COLS, EventChanges, EventRow, NewBookingRow, NewEventRow, NewTicketRow, SalesRowSql,
-    TicketRow, UserRow, to_pg,
+    BookingRow, ChangeRow, EVENT_COLS, EventChanges, EventRow, HeadRow, NewBookingRow, NewEventRow, NewTicketRow,
+    OUTBOX_COLS, OutboxRow, SalesRowSql, TicketRow, UserRow, to_pg,
 };
 use crate::schema::{bookings, events, tickets, users};
 
@@ -290,7 +291,7 @@ fn lock_events(c: &mut PgConnection, ids: &[Uuid]) -> Db<()> {
 /// statement; returns how many bookings expired. The sweep of all events first locks
 /// the events it will touch, in id order, as a reservation does (the one-event form
 /// runs under its caller's lock), so a sweep and a sale never deadlock.
-fn expire_overdue(c: &mut PgConnection, event: Option<EventId>, now: Timestamp) -> Db<u64> {
+fn expire_overdue(c: &mut PgConnection, event: Option<EventId>, now: Timestamp) -> Db<Vec<BookingChange>> {
     if event.is_none() {
         let ids: Vec<Uuid> = bookings::table
             .filter(bookings::status.eq("held"))
@@ -305,18 +306,18 @@ fn expire_overdue(c: &mut PgConnection, event: Option<EventId>, now: Timestamp) 
         "WITH expired AS (
              UPDATE bookings SET status = 'expired', updated_at = $1
              WHERE status = 'held' AND expires_at <= $1 {filter}
-             RETURNING event_id, quantity),
-         per_event AS (SELECT event_id, SUM(quantity)::int4 AS q, COUNT(*) AS n FROM expired GROUP BY event_id),
+             RETURNING id, code, event_id, customer, quantity),
+         per_event AS (SELECT event_id, SUM(quantity)::int4 AS q FROM expired GROUP BY event_id),
          released AS (UPDATE events e SET held = e.held - p.q FROM per_event p WHERE e.id = p.event_id RETURNING 1)
-         SELECT COALESCE(SUM(n), 0)::int8 AS n FROM per_event"
+         SELECT id, code, event_id, customer, quantity FROM expired"
     );
     let q = diesel::sql_query(sql).into_boxed::<Pg>().bind::<Timestamptz, _>(to_pg(now)?);
     let q = match event {
         Some(id) => q.bind::<SqlUuid, _>(id.as_uuid()),
         None => q,
     };
-    let row: CountRow = q.get_result(c)?;
-    Ok(u64::try_from(row.n).unwrap_or(0))
+    let rows: Vec<ChangeRow> = q.load(c)?;
+    Ok(rows.into_iter().map(|r| r.change(BookingStatus::Held)).collect::<Result<_>>()?)
 }
 
 fn load_tickets(c: &mut PgConnection, ids: &[Uuid]) -> Db<HashMap<Uuid, Vec<TicketRecord>>> {
@@ -433,24 +434,24 @@ fn collect_rows<T, R>(rows: Vec<R>, mut f: impl FnMut(R) -> Result<T>) -> Db<Vec
 /// granted (a read in the locking statement itself would recheck the event row but
 /// evaluate the overdue-hold sum on the snapshot from before the wait, and count a
 /// sweep that committed meanwhile twice).
-fn lock_and_expire(c: &mut PgConnection, ids: &[EventId], now: Timestamp) -> Db<Vec<Event>> {
+fn lock_and_expire(c: &mut PgConnection, ids: &[EventId], now: Timestamp) -> Db<Locked> {
     let ids: Vec<Uuid> = ids.iter().map(|i| i.as_uuid()).collect::<BTreeSet<_>>().into_iter().collect();
     if ids.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Locked::default());
     }
     lock_events(c, &ids)?;
     let rows: Vec<EventRow> = diesel::sql_query(format!("SELECT {EVENT_COLS} FROM events e WHERE e.id = ANY($2)"))
         .bind::<Timestamptz, _>(to_pg(now)?)
         .bind::<Array<SqlUuid>, _>(&ids)
         .load(c)?;
-    let mut out = Vec::with_capacity(rows.len());
+    let mut out = Locked { events: Vec::with_capacity(rows.len()), expired: Vec::new() };
     for row in rows {
         let overdue = row.has_overdue_holds();
         let event = row.record()?.into_event()?;
         if overdue {
-            expire_overdue(c, Some(event.id), now)?;
+            out.expired.extend(expire_overdue(c, Some(event.id), now)?);
         }
-        out.push(event);
+        out.events.push(event);
     }
     Ok(out)
 }
@@ -462,7 +463,7 @@ struct PgTx<'a> {
 }
 
 impl Tx for PgTx<'_> {
-    fn lock_events(&mut self, ids: &[EventId], now: Timestamp) -> Result<Vec<Event>> {
+    fn lock_events(&mut self, ids: &[EventId], now: Timestamp) -> Result<Locked> {
         db(lock_and_expire(self.c, ids, now))
     }
 
@@ -513,20 +514,89 @@ impl Tx for PgTx<'_> {
         deltas.iter().try_for_each(|d| db(bump_counters(self.c, d.event, d.held, d.sold)))
     }
 
-    fn expire_all_holds(&mut self, now: Timestamp) -> Result<u64> {
+    fn expire_all_holds(&mut self, now: Timestamp) -> Result<Vec<BookingChange>> {
         db(expire_overdue(self.c, None, now))
     }
 
-    fn cancel_live_bookings(&mut self, event: EventId, now: Timestamp) -> Result<u64> {
-        let n = diesel::update(
-            bookings::table
-                .filter(bookings::event_id.eq(event.as_uuid()))
-                .filter(bookings::status.eq_any(["held", "confirmed"])),
+    fn cancel_live_bookings(&mut self, event: EventId, now: Timestamp) -> Result<Vec<BookingChange>> {
+        // One statement per status before, so each change knows what it came from.
+        let mut out = Vec::new();
+        for from in [BookingStatus::Held, BookingStatus::Confirmed] {
+            let rows: Vec<ChangeRow> = diesel::sql_query(
+                "UPDATE bookings SET status = 'cancelled', updated_at = $2
+                 WHERE event_id = $1 AND status = $3 RETURNING id, code, event_id, customer, quantity",
+            )
+            .bind::<SqlUuid, _>(event.as_uuid())
+            .bind::<Timestamptz, _>(to_pg(now)?)
+            .bind::<Text, _>(from.as_str())
+            .load(self.c)
+            .map_err(pg_err)?;
+            for r in rows {
+                out.push(r.change(from)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn aggregate_heads(&mut self, aggregates: &[AggregateRef]) -> Result<Vec<(AggregateRef, u64)>> {
+        let kinds: Vec<&str> = aggregates.iter().map(|a| a.kind.as_str()).collect();
+        let ids: Vec<&str> = aggregates.iter().map(|a| a.id.as_str()).collect();
+        let rows: Vec<HeadRow> = diesel::sql_query(
+            "SELECT a.t AS aggregate_type, a.i AS aggregate_id, h.last
+             FROM UNNEST($1::text[], $2::text[]) AS a(t, i)
+             CROSS JOIN LATERAL (SELECT MAX(aggregate_seq) AS last FROM outbox o
+                                 WHERE o.aggregate_type = a.t AND o.aggregate_id = a.i) h
+             WHERE h.last IS NOT NULL",
         )
-        .set((bookings::status.eq("cancelled"), bookings::updated_at.eq(to_pg(now)?)))
+        .bind::<Array<Text>, _>(&kinds)
+        .bind::<Array<Text>, _>(&ids)
+        .load(self.c)
+        .map_err(pg_err)?;
+        rows.into_iter()
+            .map(|r| {
+                let kind = r.aggregate_type.parse()?;
+                Ok((AggregateRef { kind, id: r.aggregate_id }, u64::try_from(r.last).unwrap_or(0)))
+            })
+            .collect()
+    }
+
+    fn append_events(&mut self, events: &[DomainEvent]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let col = |f: &dyn Fn(&DomainEvent) -> String| events.iter().map(f).collect::<Vec<String>>();
+        let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+        let seqs: Vec<i64> = events.iter().map(|e| i64::try_from(e.aggregate_seq).unwrap_or(i64::MAX)).collect();
+        let event_ids: Vec<Option<Uuid>> = events.iter().map(|e| e.event_id.map(|id| id.as_uuid())).collect();
+        let times = events.iter().map(|e| to_pg(e.occurred_at)).collect::<Result<Vec<_>>>()?;
+        let actors: Vec<Option<String>> =
+            events.iter().map(|e| e.actor.as_ref().map(|a| a.as_str().to_owned())).collect();
+        let versions: Vec<i32> = events.iter().map(|e| i32::try_from(e.schema_version).unwrap_or(i32::MAX)).collect();
+        // One statement for the batch; WITH ORDINALITY keeps the given order, so
+        // positions follow it.
+        diesel::sql_query(
+            "INSERT INTO outbox (id, type, aggregate_type, aggregate_id, aggregate_seq, event_id, occurred_at,
+                                 actor, schema_version, payload)
+             SELECT id, type, aggregate_type, aggregate_id, seq, event_id, at, actor, version, payload::jsonb
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::uuid[], $7::timestamptz[],
+                         $8::text[], $9::int4[], $10::text[])
+                  WITH ORDINALITY AS e(id, type, aggregate_type, aggregate_id, seq, event_id, at, actor, version,
+                                       payload, n)
+             ORDER BY n",
+        )
+        .bind::<Array<SqlUuid>, _>(&ids)
+        .bind::<Array<Text>, _>(col(&|e| e.kind.as_str().to_owned()))
+        .bind::<Array<Text>, _>(col(&|e| e.aggregate_type.as_str().to_owned()))
+        .bind::<Array<Text>, _>(col(&|e| e.aggregate_id.clone()))
+        .bind::<Array<Int8>, _>(&seqs)
+        .bind::<Array<Nullable<SqlUuid>>, _>(&event_ids)
+        .bind::<Array<Timestamptz>, _>(&times)
+        .bind::<Array<Nullable<Text>>, _>(&actors)
+        .bind::<Array<Int4>, _>(&versions)
+        .bind::<Array<Text>, _>(col(&|e| e.payload.to_string()))
         .execute(self.c)
         .map_err(pg_err)?;
-        Ok(n as u64)
+        Ok(())
     }
 
     fn bookings_by_id(&mut self, ids: &[BookingId]) -> Result<Vec<Booking>> {
@@ -900,6 +970,31 @@ impl Store for PgStore {
             let rows: Vec<UserRow> = users::table.order(users::email).select(UserRow::as_select()).load(c)?;
             collect_rows(rows, |r| r.record()?.into_account().map(|a| a.user))
         })
+    }
+
+    fn domain_events(&self, filter: &AuditFilter, after: i64, fetch: u32) -> Result<Vec<DomainEvent>> {
+        // Every filter is a parameter; an absent one is NULL and matches everything.
+        let rows: Vec<OutboxRow> = self.read(|c| {
+            Ok(diesel::sql_query(format!(
+                "SELECT {OUTBOX_COLS} FROM outbox
+                 WHERE position > $1
+                   AND ($2::uuid IS NULL OR event_id = $2)
+                   AND ($3::text IS NULL OR (aggregate_type = 'booking' AND aggregate_id = $3))
+                   AND ($4::text IS NULL OR actor = $4)
+                   AND ($5::timestamptz IS NULL OR occurred_at >= $5)
+                   AND ($6::text IS NULL OR event_id IN (SELECT id FROM events WHERE organizer = $6))
+                 ORDER BY position LIMIT $7"
+            ))
+            .bind::<Int8, _>(after)
+            .bind::<Nullable<SqlUuid>, _>(filter.event.map(|e| e.as_uuid()))
+            .bind::<Nullable<Text>, _>(filter.booking.map(|b| b.to_string()))
+            .bind::<Nullable<Text>, _>(filter.actor.as_ref().map(|a| a.as_str().to_owned()))
+            .bind::<Nullable<Timestamptz>, _>(filter.since.map(to_pg).transpose()?)
+            .bind::<Nullable<Text>, _>(filter.organizer.as_ref().map(|o| o.as_str().to_owned()))
+            .bind::<Int8, _>(i64::from(fetch))
+            .load(c)?)
+        })?;
+        rows.into_iter().map(OutboxRow::into_domain_event).collect()
     }
 
     fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>> {

@@ -132,12 +132,6 @@ pub(crate) struct SalesRowSql {
     pub(crate) checked_in: i64,
 }
 
-#[derive(QueryableByName)]
-pub(crate) struct CountRow {
-    #[diesel(sql_type = Int8)]
-    pub(crate) n: i64,
-}
-
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = bookings, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct BookingRow {
@@ -371,4 +365,100 @@ impl UserRow {
             updated_at: from_pg(self.updated_at)?,
         })
     }
+}
+
+/// A booking a bulk status change touched.
+#[derive(QueryableByName)]
+pub(crate) struct ChangeRow {
+    #[diesel(sql_type = SqlUuid)]
+    pub(crate) id: Uuid,
+    #[diesel(sql_type = Text)]
+    pub(crate) code: String,
+    #[diesel(sql_type = SqlUuid)]
+    pub(crate) event_id: Uuid,
+    #[diesel(sql_type = Text)]
+    pub(crate) customer: String,
+    #[diesel(sql_type = Int4)]
+    pub(crate) quantity: i32,
+}
+
+impl ChangeRow {
+    pub(crate) fn change(self, from: goticket_core::BookingStatus) -> Result<goticket_core::outbox::BookingChange> {
+        let bad = |column: &str, why: String| {
+            Error::Storage(StoreError::new(
+                StoreErrorKind::Integrity,
+                format!("stored {column} is invalid: {why}"),
+                None,
+            ))
+        };
+        Ok(goticket_core::outbox::BookingChange {
+            id: goticket_core::BookingId::from_uuid(self.id),
+            code: self.code.parse().map_err(|e: Error| bad("bookings.code", e.to_string()))?,
+            event_id: goticket_core::EventId::from_uuid(self.event_id),
+            customer: self.customer.parse().map_err(|e: Error| bad("bookings.customer", e.to_string()))?,
+            quantity: u32::try_from(self.quantity).map_err(|e| bad("bookings.quantity", e.to_string()))?,
+            from,
+        })
+    }
+}
+
+/// The outbox's columns, as [`OutboxRow`] reads them.
+pub(crate) const OUTBOX_COLS: &str = "position, id, type, aggregate_type, aggregate_id, aggregate_seq, event_id, \
+     occurred_at, actor, schema_version, payload::text AS payload";
+
+/// An outbox row.
+#[derive(QueryableByName)]
+pub(crate) struct OutboxRow {
+    #[diesel(sql_type = Int8)]
+    position: i64,
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Text, column_name = "type")]
+    kind: String,
+    #[diesel(sql_type = Text)]
+    aggregate_type: String,
+    #[diesel(sql_type = Text)]
+    aggregate_id: String,
+    #[diesel(sql_type = Int8)]
+    aggregate_seq: i64,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    event_id: Option<Uuid>,
+    #[diesel(sql_type = Timestamptz)]
+    occurred_at: OffsetDateTime,
+    #[diesel(sql_type = Nullable<Text>)]
+    actor: Option<String>,
+    #[diesel(sql_type = Int4)]
+    schema_version: i32,
+    #[diesel(sql_type = Text)]
+    payload: String,
+}
+
+impl OutboxRow {
+    pub(crate) fn into_domain_event(self) -> Result<goticket_core::outbox::DomainEvent> {
+        goticket_core::records::DomainEventRecord {
+            position: self.position,
+            id: self.id,
+            kind: self.kind,
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            aggregate_seq: self.aggregate_seq,
+            event_id: self.event_id,
+            occurred_at: from_pg(self.occurred_at)?,
+            actor: self.actor,
+            schema_version: i64::from(self.schema_version),
+            payload: self.payload,
+        }
+        .into_domain_event()
+    }
+}
+
+/// An aggregate's last sequence number.
+#[derive(QueryableByName)]
+pub(crate) struct HeadRow {
+    #[diesel(sql_type = Text)]
+    pub(crate) aggregate_type: String,
+    #[diesel(sql_type = Text)]
+    pub(crate) aggregate_id: String,
+    #[diesel(sql_type = Int8)]
+    pub(crate) last: i64,
 }

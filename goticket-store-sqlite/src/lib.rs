@@ -29,14 +29,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use goticket_core::records::{BookingRecord, TicketRecord, UserRecord};
+use goticket_core::outbox::{AggregateRef, AuditFilter, BookingChange, DomainEvent};
+use goticket_core::records::{BookingRecord, DomainEventRecord, TicketRecord, UserRecord};
 use goticket_core::users::{Account, PasswordHash, User};
 use goticket_core::{
     Booking, BookingCode, BookingFilter, BookingId, BookingStatus, Email, Event, EventFilter, EventId, ExternalId,
     IdempotencyKey, PageStart, Slug, TicketSecret, Timestamp,
 };
 use goticket_core::{
-    Commit, CounterDelta, EventKey, PoolWaitCounter, PoolWaits, Retry, SalesRow, SeatTotals, Store, Tx, TxBody,
+    Commit, CounterDelta, EventKey, Locked, PoolWaitCounter, PoolWaits, Retry, SalesRow, SeatTotals, Store, Tx, TxBody,
 };
 use goticket_core::{Error, Result, StoreError, StoreErrorKind};
 use rusqlite::ToSql;
@@ -45,7 +46,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, Transactio
 use uuid::Uuid;
 
 use crate::rows::{
-    BOOKING_COLS, db_err, event_cols, micros, read_booking_row, read_event_row, read_sales_row, read_ticket_row,
+    BOOKING_COLS, OUTBOX_COLS, db_err, event_cols, micros, read_booking_row, read_change_row, read_domain_event_row,
+    read_event_row, read_sales_row, read_ticket_row,
 };
 
 /// How hard SQLite works to make a commit survive a power cut.
@@ -306,19 +308,20 @@ fn free_bytes(_path: &Path) -> Option<u64> {
 }
 
 /// Expires overdue holds (of one event, or all) and releases their seats.
-fn expire_overdue(conn: &Connection, event: Option<EventId>, now: Timestamp) -> Result<u64> {
+fn expire_overdue(conn: &Connection, event: Option<EventId>, now: Timestamp) -> Result<Vec<BookingChange>> {
     let now = micros(now);
     let mut released: HashMap<String, i64> = HashMap::new();
-    let mut count = 0;
+    let mut changes = Vec::new();
     {
         let sql = match event {
             Some(_) => {
                 "UPDATE bookings SET status = 'expired', updated_at = ?1
-                 WHERE status = 'held' AND event_id = ?2 AND expires_at <= ?1 RETURNING event_id, quantity"
+                 WHERE status = 'held' AND event_id = ?2 AND expires_at <= ?1
+                 RETURNING id, code, event_id, customer, quantity"
             }
             None => {
                 "UPDATE bookings SET status = 'expired', updated_at = ?1
-                 WHERE status = 'held' AND expires_at <= ?1 RETURNING event_id, quantity"
+                 WHERE status = 'held' AND expires_at <= ?1 RETURNING id, code, event_id, customer, quantity"
             }
         };
         let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
@@ -329,16 +332,33 @@ fn expire_overdue(conn: &Connection, event: Option<EventId>, now: Timestamp) -> 
         }
         .map_err(db_err)?;
         while let Some(row) = rows.next().map_err(db_err)? {
-            let (event_id, q): (String, i64) = (row.get(0).map_err(db_err)?, row.get(1).map_err(db_err)?);
-            *released.entry(event_id).or_default() += q;
-            count += 1;
+            let c = read_change_row(row, BookingStatus::Held).map_err(db_err)?;
+            *released.entry(c.2.clone()).or_default() += c.4;
+            changes.push(c);
         }
     }
     let mut stmt = conn.prepare_cached("UPDATE events SET held = held - ?1 WHERE id = ?2").map_err(db_err)?;
     for (event_id, q) in released {
         stmt.execute(params![q, event_id]).map_err(db_err)?;
     }
-    Ok(count)
+    changes.into_iter().map(into_change).collect()
+}
+
+/// A bulk status change's row as core's [`BookingChange`].
+fn into_change(
+    (id, code, event_id, customer, quantity, from): (String, String, String, String, i64, BookingStatus),
+) -> Result<BookingChange> {
+    let bad = |column: &str, why: String| {
+        Error::Storage(StoreError::new(StoreErrorKind::Integrity, format!("stored {column} is invalid: {why}"), None))
+    };
+    Ok(BookingChange {
+        id: id.parse().map_err(|e: Error| bad("bookings.id", e.to_string()))?,
+        code: code.parse().map_err(|e: Error| bad("bookings.code", e.to_string()))?,
+        event_id: event_id.parse().map_err(|e: Error| bad("bookings.event_id", e.to_string()))?,
+        customer: customer.parse().map_err(|e: Error| bad("bookings.customer", e.to_string()))?,
+        quantity: u32::try_from(quantity).map_err(|e| bad("bookings.quantity", e.to_string()))?,
+        from,
+    })
 }
 
 fn read_event(conn: &Connection, key: &EventKey, now: Timestamp) -> Result<Option<Event>> {
@@ -563,12 +583,12 @@ struct SqliteTx<'a> {
 }
 
 impl Tx for SqliteTx<'_> {
-    fn lock_events(&mut self, ids: &[EventId], now: Timestamp) -> Result<Vec<Event>> {
+    fn lock_events(&mut self, ids: &[EventId], now: Timestamp) -> Result<Locked> {
         let ids: BTreeSet<EventId> = ids.iter().copied().collect();
-        let mut out = Vec::with_capacity(ids.len());
+        let mut out = Locked::default();
         for id in ids {
-            expire_overdue(self.c, Some(id), now)?;
-            out.extend(read_event(self.c, &EventKey::Id(id), now)?);
+            out.expired.extend(expire_overdue(self.c, Some(id), now)?);
+            out.events.extend(read_event(self.c, &EventKey::Id(id), now)?);
         }
         Ok(out)
     }
@@ -629,20 +649,71 @@ impl Tx for SqliteTx<'_> {
         deltas.iter().try_for_each(|d| bump_counters(self.c, d.event, d.held, d.sold))
     }
 
-    fn expire_all_holds(&mut self, now: Timestamp) -> Result<u64> {
+    fn expire_all_holds(&mut self, now: Timestamp) -> Result<Vec<BookingChange>> {
         expire_overdue(self.c, None, now)
     }
 
-    fn cancel_live_bookings(&mut self, event: EventId, now: Timestamp) -> Result<u64> {
-        let n = self
+    fn cancel_live_bookings(&mut self, event: EventId, now: Timestamp) -> Result<Vec<BookingChange>> {
+        // One statement per status before, so each change knows what it came from.
+        let mut out = Vec::new();
+        for from in [BookingStatus::Held, BookingStatus::Confirmed] {
+            let mut stmt = self
+                .c
+                .prepare_cached(
+                    "UPDATE bookings SET status = 'cancelled', updated_at = ?2
+                     WHERE event_id = ?1 AND status = ?3 RETURNING id, code, event_id, customer, quantity",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![event.to_string(), micros(now), from.as_str()], |r| read_change_row(r, from))
+                .map_err(db_err)?;
+            for row in rows {
+                out.push(into_change(row.map_err(db_err)?)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn aggregate_heads(&mut self, aggregates: &[AggregateRef]) -> Result<Vec<(AggregateRef, u64)>> {
+        let mut stmt = self
             .c
-            .execute(
-                "UPDATE bookings SET status = 'cancelled', updated_at = ?2
-                 WHERE event_id = ?1 AND status IN ('held', 'confirmed')",
-                params![event.to_string(), micros(now)],
+            .prepare_cached("SELECT MAX(aggregate_seq) FROM outbox WHERE aggregate_type = ?1 AND aggregate_id = ?2")
+            .map_err(db_err)?;
+        let mut out = Vec::new();
+        for a in aggregates {
+            let last: Option<i64> = stmt.query_row(params![a.kind.as_str(), a.id], |r| r.get(0)).map_err(db_err)?;
+            if let Some(n) = last {
+                out.push((a.clone(), u64::try_from(n).unwrap_or(0)));
+            }
+        }
+        Ok(out)
+    }
+
+    fn append_events(&mut self, events: &[DomainEvent]) -> Result<()> {
+        let mut stmt = self
+            .c
+            .prepare_cached(
+                "INSERT INTO outbox (id, type, aggregate_type, aggregate_id, aggregate_seq, event_id, occurred_at,
+                                     actor, schema_version, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
             .map_err(db_err)?;
-        Ok(n as u64)
+        for e in events {
+            stmt.execute(params![
+                e.id.to_string(),
+                e.kind.as_str(),
+                e.aggregate_type.as_str(),
+                e.aggregate_id,
+                i64::try_from(e.aggregate_seq).unwrap_or(i64::MAX),
+                e.event_id.map(|id| id.to_string()),
+                micros(e.occurred_at),
+                e.actor.as_ref().map(|a| a.as_str()),
+                e.schema_version,
+                e.payload.to_string(),
+            ])
+            .map_err(db_err)?;
+        }
+        Ok(())
     }
 
     fn bookings_by_id(&mut self, ids: &[BookingId]) -> Result<Vec<Booking>> {
@@ -924,6 +995,38 @@ impl Store for SqliteStore {
 
     fn account(&self, email: &Email) -> Result<Option<Account>> {
         self.read(|c| read_account(c, email))
+    }
+
+    fn domain_events(&self, filter: &AuditFilter, after: i64, fetch: u32) -> Result<Vec<DomainEvent>> {
+        let mut sql = format!("SELECT {OUTBOX_COLS} FROM outbox WHERE position > ?1");
+        let mut args: Vec<Value> = vec![Value::Integer(after)];
+        let mut and = |clause: &str, v: Value, args: &mut Vec<Value>| {
+            args.push(v);
+            sql.push_str(&format!(" AND {}", clause.replace('#', &args.len().to_string())));
+        };
+        if let Some(e) = filter.event {
+            and("event_id = ?#", Value::Text(e.to_string()), &mut args);
+        }
+        if let Some(b) = filter.booking {
+            and("aggregate_type = 'booking' AND aggregate_id = ?#", Value::Text(b.to_string()), &mut args);
+        }
+        if let Some(a) = &filter.actor {
+            and("actor = ?#", Value::Text(a.as_str().into()), &mut args);
+        }
+        if let Some(t) = filter.since {
+            and("occurred_at >= ?#", Value::Integer(micros(t)), &mut args);
+        }
+        if let Some(o) = &filter.organizer {
+            and("event_id IN (SELECT id FROM events WHERE organizer = ?#)", Value::Text(o.as_str().into()), &mut args);
+        }
+        args.push(Value::Integer(i64::from(fetch)));
+        sql.push_str(&format!(" ORDER BY position LIMIT ?{}", args.len()));
+        self.read(|c| {
+            query_all(c, &sql, &args, read_domain_event_row)?
+                .into_iter()
+                .map(DomainEventRecord::into_domain_event)
+                .collect()
+        })
     }
 
     fn list_users(&self) -> Result<Vec<User>> {

@@ -155,3 +155,35 @@ pub(crate) fn read_ticket_row(r: &Row<'_>) -> rusqlite::Result<TicketRecord> {
 pub(crate) fn read_sales_row(r: &Row<'_>) -> rusqlite::Result<(EventRecord, i64, i64)> {
     Ok((read_event_row(r)?, r.get(20)?, r.get(21)?))
 }
+
+/// The outbox's columns, in the order [`read_domain_event_row`] reads them.
+pub(crate) const OUTBOX_COLS: &str = "position, id, type, aggregate_type, aggregate_id, aggregate_seq, event_id, \
+     occurred_at, actor, schema_version, payload";
+
+pub(crate) fn read_domain_event_row(r: &Row<'_>) -> rusqlite::Result<goticket_core::records::DomainEventRecord> {
+    let event_id = match r.get::<_, Option<String>>(6)? {
+        None => None,
+        Some(_) => Some(uuid(r, 6)?),
+    };
+    Ok(goticket_core::records::DomainEventRecord {
+        position: r.get(0)?,
+        id: uuid(r, 1)?,
+        kind: r.get(2)?,
+        aggregate_type: r.get(3)?,
+        aggregate_id: r.get(4)?,
+        aggregate_seq: r.get(5)?,
+        event_id,
+        occurred_at: ts(r, 7)?,
+        actor: r.get(8)?,
+        schema_version: r.get(9)?,
+        payload: r.get(10)?,
+    })
+}
+
+/// A booking a bulk status change touched: `id, code, event_id, customer, quantity`.
+pub(crate) fn read_change_row(
+    r: &Row<'_>,
+    from: goticket_core::BookingStatus,
+) -> rusqlite::Result<(String, String, String, String, i64, goticket_core::BookingStatus)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, from))
+}

@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_booking_external_ids.sql"),
     include_str!("../migrations/0004_users.sql"),
     include_str!("../migrations/0005_email_normalization.sql"),
+    include_str!("../migrations/0006_outbox.sql"),
 ];
 
 /// The schema version this build writes.

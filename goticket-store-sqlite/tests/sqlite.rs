@@ -128,7 +128,7 @@ fn a_read_only_mount_and_a_full_disk_are_named() {
                 goticket_core::Timestamp::now(),
             )
             .expect("valid");
-        goticket_core::engine::create_event(store, &e)
+        goticket_core::engine::create_event(store, &e, &e.organizer)
     };
 
     // Full disk.

@@ -39,6 +39,7 @@ macro_rules! paged_query {
     };
 }
 
+mod audit;
 mod bookings;
 mod cors;
 mod events;
@@ -127,6 +128,7 @@ struct Items<T> {
         (name = "events", description = "Create, list, change and cancel events."),
         (name = "bookings", description = "Hold, buy, confirm and cancel seats; check in; sales."),
         (name = "users", description = "Sign-up, login and accounts."),
+        (name = "audit", description = "The audit log: every committed change, who made it and when."),
         (name = "operations", description = "Health, readiness, metrics and this document."),
     )
 )]
@@ -179,6 +181,7 @@ fn api() -> OpenApiRouter<App> {
         .routes(routes!(bookings::cancel_booking))
         .routes(routes!(bookings::check_in))
         .routes(routes!(bookings::sales_report))
+        .routes(routes!(audit::audit))
 }
 
 /// The OpenAPI document of [`api`], as JSON.
