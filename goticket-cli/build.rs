@@ -1,10 +1,11 @@
 //! Marks the tests that need an outside server or tool ignored when it is not there:
 //! PostgreSQL (no test server configured; the same function is in goticket-store-pg's
 //! build.rs, as a build script included from outside its crate would not survive
-//! `cargo package`) and Prometheus (no `prometheus` or `promtool` on the PATH). Under
+//! `cargo package`), RabbitMQ (no `GOTICKET_TEST_AMQP_URL`) and Prometheus (no `prometheus` or `promtool` on the PATH). Under
 //! `CI=true` nothing is ignored: a missing one fails its tests.
 fn main() {
     pg_tests();
+    amqp_tests();
     tool_tests(&["prometheus", "promtool"], "prometheus_tests_skipped");
 }
 
@@ -31,5 +32,17 @@ fn pg_tests() {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     if url.is_empty() && !ci {
         println!("cargo:rustc-cfg=pg_tests_skipped");
+    }
+}
+
+/// Likewise RabbitMQ: without `GOTICKET_TEST_AMQP_URL` (and outside CI) the relay
+/// tests are compiled as ignored.
+fn amqp_tests() {
+    println!("cargo:rustc-check-cfg=cfg(amqp_tests_skipped)");
+    println!("cargo:rerun-if-env-changed=GOTICKET_TEST_AMQP_URL");
+    let url = std::env::var("GOTICKET_TEST_AMQP_URL").unwrap_or_default();
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    if url.is_empty() && !ci {
+        println!("cargo:rustc-cfg=amqp_tests_skipped");
     }
 }

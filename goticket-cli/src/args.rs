@@ -90,6 +90,9 @@ pub enum Command {
     /// User accounts and roles (admin, organizer, customer).
     #[command(subcommand)]
     User(UserCmd),
+    /// Domain events: relay them to a broker, see the relay's status.
+    #[command(subcommand)]
+    Events(EventsCmd),
     /// The audit log: who did what, when (every domain event, oldest first; admins
     /// read all of it, organizers what concerns their own events).
     Audit(AuditArgs),
@@ -114,6 +117,55 @@ pub enum Command {
     },
     /// Print the man page (roff): `goticket man > goticket.1 && man ./goticket.1`.
     Man,
+}
+
+/// `events` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EventsCmd {
+    /// Publish the outbox's domain events to RabbitMQ: at least once, in order per
+    /// aggregate, resuming where the last relay stopped. One relay per database holds
+    /// the lease; others stand by and take over when it stops renewing it.
+    #[cfg(feature = "amqp")]
+    Relay(RelayArgs),
+    /// The relay's cursor, lease holder, backlog and lag.
+    Status {
+        /// The relay's name.
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+}
+
+/// `events relay` (and the relay `serve --relay` runs).
+#[cfg(feature = "amqp")]
+#[derive(Debug, Args, Clone)]
+pub struct RelayArgs {
+    /// The broker, like amqp://guest:guest@127.0.0.1:5672/%2f.
+    #[arg(long = "to", env = "GOTICKET_RELAY_URL", value_name = "URL")]
+    pub to: String,
+    /// The topic exchange events go to (declared durable if missing); each event's
+    /// routing key is its type, like booking.confirmed.
+    #[arg(long, default_value = "goticket.events")]
+    pub exchange: String,
+    /// The relay's name: one cursor and one lease per name.
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// How long the lease lasts unless renewed (every batch and every poll renews it);
+    /// another relay takes over this long after this one stops.
+    #[arg(long, default_value = "15s")]
+    pub lease: String,
+    /// Most events per batch (1 to 10000).
+    #[arg(long, default_value = "500")]
+    pub batch: u32,
+    /// How long to wait when caught up or standing by.
+    #[arg(long, default_value = "1s")]
+    pub poll: String,
+    /// How long a connect or a batch's confirms may take; shorter than --lease.
+    #[arg(long, default_value = "5s")]
+    pub timeout: String,
+    /// Publish until caught up, then exit (exit 1 on a failure, or if another relay
+    /// holds the lease).
+    #[arg(long)]
+    pub once: bool,
 }
 
 /// `audit`.
@@ -215,6 +267,17 @@ pub struct ServeArgs {
     /// sampled (or not) decides for its request.
     #[arg(long, env = "GOTICKET_TRACE_SAMPLE_RATIO", default_value = "1", value_name = "RATIO")]
     pub trace_sample_ratio: String,
+    /// Also run the event relay in this process, publishing to this broker, like
+    /// `amqp://guest:guest@127.0.0.1:5672/%2f` (what `events relay --to` does, with its
+    /// default lease, batch and pace; one relay per database holds the lease, so every
+    /// server of a fleet may have this flag).
+    #[cfg(feature = "amqp")]
+    #[arg(long, env = "GOTICKET_RELAY_URL", value_name = "URL")]
+    pub relay: Option<String>,
+    /// The exchange the in-process relay publishes to.
+    #[cfg(feature = "amqp")]
+    #[arg(long, default_value = "goticket.events", value_name = "NAME")]
+    pub relay_exchange: String,
 }
 
 /// User subcommands. Passwords are read from a prompt or with --password-stdin,

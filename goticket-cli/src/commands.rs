@@ -131,6 +131,51 @@ fn database_url(cli: &Cli) -> Result<String> {
     }
 }
 
+/// `goticket events ...`.
+fn events(s: &Service, p: &Principal, cmd: crate::args::EventsCmd, out: &mut Out<impl Write>) -> Result<()> {
+    match cmd {
+        crate::args::EventsCmd::Status { name } => out.one(&s.relay_status(p, &name)?)?,
+        #[cfg(feature = "amqp")]
+        crate::args::EventsCmd::Relay(a) => {
+            let (lease, pace, timeout) = relay_settings(&a)?;
+            let mut publisher = crate::relay::Amqp::new(&a.to, &a.exchange, timeout)?;
+            let stop = crate::relay::stop_on_signal()?;
+            let n = crate::relay::run(s, p, &lease, &mut publisher, &pace, &stop)?;
+            out.message(&format!("{n} events published"), serde_json::json!({ "published": n }))?;
+        }
+    }
+    Ok(())
+}
+
+/// A relay's lease and pace from its flags.
+#[cfg(feature = "amqp")]
+pub(crate) fn relay_settings(
+    a: &crate::args::RelayArgs,
+) -> Result<(goticket_core::RelayLease, crate::relay::Pace, std::time::Duration)> {
+    let ttl = duration("--lease", &a.lease)?;
+    let timeout = duration("--timeout", &a.timeout)?;
+    if timeout >= ttl {
+        return Err(Error::validation(
+            "--timeout",
+            "must be shorter than --lease, or a slow batch would outlive its lease",
+        )
+        .into());
+    }
+    if !(1..=10_000).contains(&a.batch) {
+        return Err(Error::validation("--batch", format!("must be between 1 and 10000, got {}", a.batch)).into());
+    }
+    if a.name.is_empty() || a.name.len() > 100 {
+        return Err(Error::validation("--name", "must be 1 to 100 bytes").into());
+    }
+    let lease = goticket_core::RelayLease {
+        name: a.name.clone(),
+        owner: crate::relay::owner_id(),
+        ttl: goticket_core::SignedDuration::try_from(ttl).map_err(|e| Error::validation("--lease", e.to_string()))?,
+    };
+    let pace = crate::relay::Pace { batch: a.batch, poll: duration("--poll", &a.poll)?, once: a.once };
+    Ok((lease, pace, timeout))
+}
+
 /// `goticket health`: one GET, 200 in time or an error naming what came instead.
 #[cfg(feature = "http")]
 fn health(a: &crate::args::HealthArgs) -> Result<String> {
@@ -180,7 +225,14 @@ fn serve(service: Service, a: &crate::args::ServeArgs) -> Result<()> {
     let hashing = a.hash_concurrency.unwrap_or(cores).max(1);
     // A short queue: a burst of logins waits a moment, a flood is told to come back.
     let gate = goticket_core::users::HashGate::new(hashing, 4 * hashing, std::time::Duration::from_secs(5));
-    crate::http::serve(
+    #[cfg(feature = "amqp")]
+    let relay = a
+        .relay
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+        .map(|url| start_relay(&service, url, &a.relay_exchange))
+        .transpose()?;
+    let served = crate::http::serve(
         service.with_hash_gate(gate),
         crate::http::Settings {
             addr,
@@ -200,7 +252,48 @@ fn serve(service: Service, a: &crate::args::ServeArgs) -> Result<()> {
                 .map(|e| crate::http::TraceExport::from_flags(e, &a.trace_sample_ratio))
                 .transpose()?,
         },
-    )
+    );
+    // The server has drained: the relay finishes its batch and gives its lease up.
+    #[cfg(feature = "amqp")]
+    if let Some((stop, thread)) = relay {
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = thread.join();
+    }
+    served
+}
+
+/// `serve --relay`: the relay loop on a thread of its own, until the flag is set.
+#[cfg(feature = "amqp")]
+fn start_relay(
+    service: &Service,
+    url: &str,
+    exchange: &str,
+) -> Result<(std::sync::Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>)> {
+    let args = crate::args::RelayArgs {
+        to: url.to_owned(),
+        exchange: exchange.to_owned(),
+        name: "default".to_owned(),
+        lease: "15s".to_owned(),
+        batch: 500,
+        poll: "1s".to_owned(),
+        timeout: "5s".to_owned(),
+        once: false,
+    };
+    let (lease, pace, timeout) = relay_settings(&args)?;
+    let mut publisher = crate::relay::Amqp::new(url, exchange, timeout).map_err(|e| match e.downcast::<Error>() {
+        Ok(Error::Validation { reason, .. }) => Error::validation("--relay", reason).into(),
+        Ok(other) => other.into(),
+        Err(e) => e,
+    })?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (flag, service) = (stop.clone(), service.clone());
+    let thread = std::thread::Builder::new().name("relay".into()).spawn(move || {
+        let p = crate::http::internal_admin("relay");
+        if let Err(e) = crate::relay::run(&service, &p, &lease, &mut publisher, &pace, &flag) {
+            eprintln!("goticket: relay: stopped: {e}");
+        }
+    })?;
+    Ok((stop, thread))
 }
 
 /// The current password, to change one's own: the first line of standard input, or
@@ -365,6 +458,7 @@ fn dispatch(service: &Service, cli: Cli, url: &str, out: &mut Out<impl Write>) -
         Command::Bench(cmd) => crate::bench::run(s, &p, url, cmd, out)?,
         Command::Import(ImportCmd::Events(a)) => crate::import_export::import_events(s, &p, &a, out)?,
         Command::User(cmd) => user(s, &p, cmd, out)?,
+        Command::Events(cmd) => events(s, &p, cmd, out)?,
         Command::Audit(a) => {
             let query = goticket_core::AuditQuery {
                 event: parse_opt("--event", a.event.as_deref())?,

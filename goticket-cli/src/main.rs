@@ -10,6 +10,8 @@ mod http;
 mod import_export;
 mod output;
 mod parse;
+#[cfg(feature = "amqp")]
+mod relay;
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;

@@ -184,6 +184,38 @@ impl Tabular for goticket_core::DomainEvent {
     }
 }
 
+/// A relay's status: where it is, who holds the lease, how far behind it is.
+impl Tabular for goticket_core::RelayStatus {
+    fn headers() -> Vec<&'static str> {
+        vec![
+            "name",
+            "published",
+            "backlog",
+            "lag_seconds",
+            "oldest_unpublished",
+            "owner",
+            "lease_until",
+            "last_published_at",
+            "last_error",
+            "position",
+        ]
+    }
+    fn row(&self) -> Vec<String> {
+        vec![
+            self.state.name.clone(),
+            self.state.published.to_string(),
+            self.backlog.to_string(),
+            self.lag_seconds.to_string(),
+            opt(&self.oldest_unpublished),
+            opt(&self.state.owner),
+            opt(&self.state.lease_until),
+            opt(&self.state.last_published_at),
+            opt(&self.state.last_error),
+            self.state.cursor.position.to_string(),
+        ]
+    }
+}
+
 impl Tabular for CheckIn {
     fn headers() -> Vec<&'static str> {
         vec!["booking_code", "seat", "customer", "event_id", "event_name", "checked_in_at"]

@@ -971,6 +971,10 @@ mod hardening;
 #[path = "cli/moves.rs"]
 mod moves;
 
+#[cfg(feature = "amqp")]
+#[path = "cli/relay.rs"]
+mod relay;
+
 mod import_export {
     use super::*;
 

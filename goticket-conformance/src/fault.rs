@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use goticket_core::outbox::{AggregateRef, AuditFilter, BookingChange, DomainEvent};
+use goticket_core::outbox::{AggregateRef, AuditFilter, BookingChange, DomainEvent, RelayCursor, RelayState};
 use goticket_core::users::{Account, PasswordHash, User};
 use goticket_core::{
     Booking, BookingCode, BookingFilter, BookingId, BookingStatus, Email, Event, EventFilter, EventId, ExternalId,
@@ -100,6 +100,12 @@ impl Tx for Watched<'_> {
     fn aggregate_heads(&mut self, aggregates: &[AggregateRef]) -> Result<Vec<(AggregateRef, u64)>> {
         self.inner.aggregate_heads(aggregates)
     }
+    fn lock_relay(&mut self, name: &str) -> Result<RelayState> {
+        self.inner.lock_relay(name)
+    }
+    fn put_relay(&mut self, state: &RelayState) -> Result<()> {
+        self.inner.put_relay(state)
+    }
     fn append_events(&mut self, events: &[DomainEvent]) -> Result<()> {
         (self.on_append)(events)?;
         self.inner.append_events(events)
@@ -158,6 +164,15 @@ macro_rules! reads_pass_through {
         }
         fn domain_events(&self, filter: &AuditFilter, after: i64, fetch: u32) -> Result<Vec<DomainEvent>> {
             self.inner.domain_events(filter, after, fetch)
+        }
+        fn relay_batch(&self, after: &RelayCursor, fetch: u32) -> Result<Vec<(RelayCursor, DomainEvent)>> {
+            self.inner.relay_batch(after, fetch)
+        }
+        fn relay_state(&self, name: &str) -> Result<Option<RelayState>> {
+            self.inner.relay_state(name)
+        }
+        fn relay_backlog(&self, after: &RelayCursor) -> Result<(u64, Option<Timestamp>)> {
+            self.inner.relay_backlog(after)
         }
     };
 }

@@ -245,6 +245,19 @@ mod tests {
         ) -> Result<Vec<crate::outbox::DomainEvent>> {
             self.inner.domain_events(f, after, fetch)
         }
+        fn relay_batch(
+            &self,
+            after: &crate::outbox::RelayCursor,
+            fetch: u32,
+        ) -> Result<Vec<(crate::outbox::RelayCursor, crate::outbox::DomainEvent)>> {
+            self.inner.relay_batch(after, fetch)
+        }
+        fn relay_state(&self, name: &str) -> Result<Option<crate::outbox::RelayState>> {
+            self.inner.relay_state(name)
+        }
+        fn relay_backlog(&self, after: &crate::outbox::RelayCursor) -> Result<(u64, Option<Timestamp>)> {
+            self.inner.relay_backlog(after)
+        }
         fn account(&self, email: &Email) -> Result<Option<crate::users::Account>> {
             self.inner.account(email)
         }

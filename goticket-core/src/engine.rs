@@ -27,7 +27,7 @@ use crate::import::{
     ImportAction, ImportBooking, ImportEvent, ImportMode, ImportState, Refusals, SeenIds, plan_event_import,
     prepare_booking_import,
 };
-use crate::outbox::{BookingChange, DomainEventType, Outbox};
+use crate::outbox::{BookingChange, DomainEvent, DomainEventType, Outbox, RelayLease, RelayStep};
 use crate::store::{Commit, CounterDelta, EventKey, Retry, Store, Tx};
 use crate::types::{BookingCode, Email, EventId, Slug, TicketSecret};
 use crate::users::{Account, PasswordHash, User, decide_role_change};
@@ -586,4 +586,73 @@ pub fn change_user(
     // A role and a hash are set to given values (and a demoted admin is no admin the
     // second time), so running it again after an unknown outcome gives the same account.
     settle(attempt(), || Ok(None), attempt)
+}
+
+// ----- The relay ------------------------------------------------------------------
+
+/// One step of a relay: take or renew the lease (standing by if another relay holds
+/// it), read the next batch after the cursor, hand it to `publish` (which returns once
+/// the broker has confirmed every event, or fails), then move the cursor past it, in a
+/// transaction that checks the lease is still this relay's. At least once: a crash
+/// between the broker's confirm and the cursor's move publishes the batch again, with
+/// the same event ids.
+pub fn relay_step(
+    store: &dyn Store,
+    lease: &RelayLease,
+    fetch: u32,
+    now: &dyn Fn() -> Timestamp,
+    publish: &mut dyn FnMut(&[DomainEvent]) -> std::result::Result<(), String>,
+) -> Result<RelayStep> {
+    let taken = commit(store, |tx| {
+        let mut state = tx.lock_relay(&lease.name)?;
+        let taken = state.take(&lease.owner, now(), lease.ttl);
+        if taken.is_ok() {
+            tx.put_relay(&state)?;
+        }
+        Ok(taken.map(|()| state.cursor))
+    })?;
+    let cursor = match taken {
+        Ok(c) => c,
+        Err((holder, until)) => return Ok(RelayStep::Standby { holder, until }),
+    };
+    let batch = store.relay_batch(&cursor, fetch)?;
+    let Some((last, _)) = batch.last().cloned() else { return Ok(RelayStep::Idle) };
+    let events: Vec<DomainEvent> = batch.into_iter().map(|(_, e)| e).collect();
+    let outcome = publish(&events);
+    commit(store, |tx| {
+        let mut state = tx.lock_relay(&lease.name)?;
+        let at = now();
+        if !state.held_by(&lease.owner, at) {
+            return Ok(RelayStep::LostLease);
+        }
+        let step = match &outcome {
+            Ok(()) => {
+                state.cursor = last;
+                state.published = state.published.saturating_add(events.len() as u64);
+                state.last_published_at = Some(at);
+                state.last_error = None;
+                RelayStep::Published { count: events.len() }
+            }
+            Err(why) => {
+                state.last_error = Some(crate::error::clipped(why.clone(), 500));
+                RelayStep::Failed { error: why.clone() }
+            }
+        };
+        state.take(&lease.owner, at, lease.ttl).map_err(|_| Error::internal("a held lease could not be renewed"))?;
+        tx.put_relay(&state)?;
+        Ok(step)
+    })
+}
+
+/// Gives the lease up (a relay stopping cleanly), so another relay takes over at once.
+pub fn relay_release(store: &dyn Store, lease: &RelayLease) -> Result<()> {
+    commit(store, |tx| {
+        let mut state = tx.lock_relay(&lease.name)?;
+        if state.owner.as_deref() == Some(lease.owner.as_str()) {
+            state.owner = None;
+            state.lease_until = None;
+            tx.put_relay(&state)?;
+        }
+        Ok(())
+    })
 }

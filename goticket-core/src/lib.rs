@@ -86,7 +86,10 @@ pub use memory::MemoryStore;
 pub use money::{Currency, Money};
 #[cfg(feature = "openapi")]
 pub use openapi::{MoneyText, TEXT_PATTERN, money_text_pattern};
-pub use outbox::{AggregateType, AuditFilter, AuditQuery, DomainEvent, DomainEventType};
+pub use outbox::{
+    AggregateType, AuditFilter, AuditQuery, DomainEvent, DomainEventType, RelayCursor, RelayLease, RelayState,
+    RelayStatus, RelayStep,
+};
 pub use query::{BookingFilter, Cursor, EventFilter, Page, PageRequest, PageStart};
 pub use service::{BookingRequest, Service};
 pub use store::{

@@ -23,7 +23,7 @@ use crate::auth::Role;
 use crate::booking::{Booking, BookingStatus};
 use crate::error::{Error, Result, StoreError, StoreErrorKind};
 use crate::event::Event;
-use crate::outbox::{AggregateRef, AuditFilter, BookingChange, DomainEvent};
+use crate::outbox::{AggregateRef, AuditFilter, BookingChange, DomainEvent, RelayCursor, RelayState};
 use crate::query::{BookingFilter, EventFilter, PageStart};
 use crate::store::{Commit, CounterDelta, EventKey, Locked, Retry, SalesRow, Store, Tx, TxBody};
 use crate::types::{BookingCode, BookingId, Email, EventId, ExternalId, IdempotencyKey, Slug, TicketSecret};
@@ -66,6 +66,7 @@ struct State {
     outbox: Vec<DomainEvent>,
     /// Each aggregate's last sequence number.
     heads: HashMap<AggregateRef, u64>,
+    relays: HashMap<String, RelayState>,
 }
 
 /// What a change replaced, to put back on rollback.
@@ -75,6 +76,7 @@ enum Undo {
     User(Email, Option<Account>),
     /// Domain events appended: remove the last one.
     Appended,
+    Relay(String, Option<RelayState>),
 }
 
 impl State {
@@ -198,6 +200,12 @@ impl MemTx<'_> {
                 }
                 Undo::User(email, old) => {
                     self.state.put_user(email, old);
+                }
+                Undo::Relay(name, old) => {
+                    match old {
+                        Some(r) => self.state.relays.insert(name, r),
+                        None => self.state.relays.remove(&name),
+                    };
                 }
                 Undo::Appended => {
                     if let Some(e) = self.state.outbox.pop() {
@@ -376,6 +384,16 @@ impl Tx for MemTx<'_> {
             self.booking(b.id, Some(b));
         }
         Ok(changes)
+    }
+
+    fn lock_relay(&mut self, name: &str) -> Result<RelayState> {
+        Ok(self.state.relays.get(name).cloned().unwrap_or_else(|| RelayState::new(name)))
+    }
+
+    fn put_relay(&mut self, state: &RelayState) -> Result<()> {
+        let old = self.state.relays.insert(state.name.clone(), state.clone());
+        self.undo.push(Undo::Relay(state.name.clone(), old));
+        Ok(())
     }
 
     fn aggregate_heads(&mut self, aggregates: &[AggregateRef]) -> Result<Vec<(AggregateRef, u64)>> {
@@ -607,6 +625,26 @@ impl Store for MemoryStore {
             .take(fetch as usize)
             .cloned()
             .collect())
+    }
+
+    fn relay_batch(&self, after: &RelayCursor, fetch: u32) -> Result<Vec<(RelayCursor, DomainEvent)>> {
+        let s = self.lock();
+        Ok(s.outbox
+            .iter()
+            .filter(|e| e.position > after.position)
+            .take(fetch as usize)
+            .map(|e| (RelayCursor { tx: 0, position: e.position }, e.clone()))
+            .collect())
+    }
+
+    fn relay_state(&self, name: &str) -> Result<Option<RelayState>> {
+        Ok(self.lock().relays.get(name).cloned())
+    }
+
+    fn relay_backlog(&self, after: &RelayCursor) -> Result<(u64, Option<Timestamp>)> {
+        let s = self.lock();
+        let later: Vec<&DomainEvent> = s.outbox.iter().filter(|e| e.position > after.position).collect();
+        Ok((later.len() as u64, later.first().map(|e| e.occurred_at)))
     }
 
     fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>> {

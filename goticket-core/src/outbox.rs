@@ -18,7 +18,7 @@ use std::hash::{Hash, Hasher};
 
 use jiff::Timestamp;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::value::RawValue;
 
 use crate::auth::Role;
 use crate::booking::{Booking, BookingStatus};
@@ -182,7 +182,7 @@ pub struct AggregateRef {
 }
 
 /// One domain event, as stored and as published.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DomainEvent {
     /// Its place in the store's log, increasing in commit order per aggregate (0 until
@@ -211,9 +211,17 @@ pub struct DomainEvent {
     pub actor: Option<Email>,
     /// The payload's shape version ([`SCHEMA_VERSION`]).
     pub schema_version: u32,
-    /// What a consumer needs to know, never a ticket secret or a password hash.
+    /// What a consumer needs to know, never a ticket secret or a password hash: a
+    /// JSON object, kept as the text written (it is never parsed on the way out).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub payload: Value,
+    pub payload: Box<RawValue>,
+}
+
+impl DomainEvent {
+    /// The payload as a JSON value (for a reader that wants its fields).
+    pub fn payload_json(&self) -> serde_json::Value {
+        serde_json::from_str(self.payload.get()).unwrap_or(serde_json::Value::Null)
+    }
 }
 
 /// A booking as a payload names it: enough for a mailer or a CRM, no secrets.
@@ -256,7 +264,7 @@ struct Pending {
     new: bool,
     event_id: Option<EventId>,
     actor: Option<Email>,
-    payload: Value,
+    payload: Box<RawValue>,
 }
 
 /// The events one use case collects while it runs, written by [`Outbox::write`] in its
@@ -285,22 +293,24 @@ impl Outbox {
         new: bool,
         event_id: Option<EventId>,
         actor: Option<&Email>,
-        payload: Value,
+        payload: &impl Serialize,
     ) {
         let aggregate = AggregateRef { kind: kind.aggregate(), id };
+        // The payloads are plain structs of strings and numbers: serializing cannot fail.
+        let payload = serde_json::value::to_raw_value(payload).unwrap_or_else(|_| empty_object());
         self.pending.push(Pending { kind, aggregate, new, event_id, actor: actor.cloned(), payload });
     }
 
     /// `event.created` (or, for an import's existing row, `event.changed`).
     pub fn event(&mut self, kind: DomainEventType, e: &Event, actor: Option<&Email>) {
-        let payload = json!({ "event": event_view(e) });
-        self.push(kind, e.id.to_string(), kind == DomainEventType::EventCreated, Some(e.id), actor, payload);
+        let payload = EventPayload { event: EventView::of(e), bookings_cancelled: None };
+        self.push(kind, e.id.to_string(), kind == DomainEventType::EventCreated, Some(e.id), actor, &payload);
     }
 
     /// `event.cancelled`, with how many live bookings went with it.
     pub fn event_cancelled(&mut self, e: &Event, bookings: usize, actor: Option<&Email>) {
-        let payload = json!({ "event": event_view(e), "bookings_cancelled": bookings });
-        self.push(DomainEventType::EventCancelled, e.id.to_string(), false, Some(e.id), actor, payload);
+        let payload = EventPayload { event: EventView::of(e), bookings_cancelled: Some(bookings) };
+        self.push(DomainEventType::EventCancelled, e.id.to_string(), false, Some(e.id), actor, &payload);
     }
 
     /// `booking.held` or `booking.confirmed` for a booking this transaction creates.
@@ -313,11 +323,10 @@ impl Outbox {
             BookingStatus::Cancelled => DomainEventType::BookingCancelled,
             BookingStatus::Expired => DomainEventType::BookingExpired,
         };
-        let mut payload = booking_view(&BookingChange::of(b), b.status);
-        payload["unit_price"] = json!(b.unit_price);
-        payload["expires_at"] = json!(b.expires_at);
-        payload["from"] = Value::Null;
-        self.push(kind, b.id.to_string(), true, Some(b.event_id), actor, payload);
+        let mut payload = BookingPayload::of(&b.code, &b.customer, b.quantity.get(), b.status);
+        payload.unit_price = Some(&b.unit_price);
+        payload.expires_at = b.expires_at;
+        self.push(kind, b.id.to_string(), true, Some(b.event_id), actor, &payload);
     }
 
     /// A change of an existing booking's status (confirmed, cancelled, expired);
@@ -335,12 +344,10 @@ impl Outbox {
             BookingStatus::Cancelled => DomainEventType::BookingCancelled,
             BookingStatus::Expired => DomainEventType::BookingExpired,
         };
-        let mut payload = booking_view(c, to);
-        payload["from"] = json!(c.from);
-        if let Some(r) = reason {
-            payload["reason"] = json!(r);
-        }
-        self.push(kind, c.id.to_string(), false, Some(c.event_id), actor, payload);
+        let mut payload = BookingPayload::of(&c.code, &c.customer, c.quantity, to);
+        payload.from = Some(c.from);
+        payload.reason = reason;
+        self.push(kind, c.id.to_string(), false, Some(c.event_id), actor, &payload);
     }
 
     /// Holds the sweeper or a lock found overdue and expired (no actor: time did it).
@@ -352,27 +359,27 @@ impl Outbox {
 
     /// `ticket.checked_in`: the booking, the seat and the time, never the secret.
     pub fn checked_in(&mut self, b: &Booking, seq: u32, at: Timestamp, actor: Option<&Email>) {
-        let mut payload = booking_view(&BookingChange::of(b), b.status);
-        payload["seat"] = json!(seq);
-        payload["checked_in_at"] = json!(at);
-        self.push(DomainEventType::TicketCheckedIn, b.id.to_string(), false, Some(b.event_id), actor, payload);
+        let mut payload = BookingPayload::of(&b.code, &b.customer, b.quantity.get(), b.status);
+        payload.seat = Some(seq);
+        payload.checked_in_at = Some(at);
+        self.push(DomainEventType::TicketCheckedIn, b.id.to_string(), false, Some(b.event_id), actor, &payload);
     }
 
     /// `user.created`.
     pub fn user_created(&mut self, u: &User, actor: Option<&Email>) {
-        let payload = json!({ "email": u.email, "role": u.role });
-        self.push(DomainEventType::UserCreated, u.email.to_string(), true, None, actor, payload);
+        let payload = UserPayload { email: &u.email, role: Some(u.role), from: None };
+        self.push(DomainEventType::UserCreated, u.email.to_string(), true, None, actor, &payload);
     }
 
     /// `user.role_changed` and, if the password changed, `user.password_changed`.
     pub fn user_changed(&mut self, u: &User, from: Role, password: bool, actor: Option<&Email>) {
         if u.role != from {
-            let payload = json!({ "email": u.email, "from": from, "role": u.role });
-            self.push(DomainEventType::UserRoleChanged, u.email.to_string(), false, None, actor, payload);
+            let payload = UserPayload { email: &u.email, role: Some(u.role), from: Some(from) };
+            self.push(DomainEventType::UserRoleChanged, u.email.to_string(), false, None, actor, &payload);
         }
         if password {
-            let payload = json!({ "email": u.email });
-            self.push(DomainEventType::UserPasswordChanged, u.email.to_string(), false, None, actor, payload);
+            let payload = UserPayload { email: &u.email, role: None, from: None };
+            self.push(DomainEventType::UserPasswordChanged, u.email.to_string(), false, None, actor, &payload);
         }
     }
 
@@ -433,36 +440,116 @@ fn event_uuid(now: Timestamp, aggregate: &AggregateRef, seq: u64) -> uuid::Uuid 
     uuid::Builder::from_unix_timestamp_millis(millis, &bits).into_uuid()
 }
 
-/// An event's public fields (its counters are not part of what changed).
-fn event_view(e: &Event) -> Value {
-    json!({
-        "id": e.id,
-        "external_id": e.external_id,
-        "slug": e.slug,
-        "name": e.name,
-        "description": e.description,
-        "venue": e.venue,
-        "starts_at": e.starts_at,
-        "ends_at": e.ends_at,
-        "capacity": e.capacity,
-        "price": e.price,
-        "max_per_customer": e.max_per_customer,
-        "sales_start": e.sales_start,
-        "sales_end": e.sales_end,
-        "status": e.status,
-        "organizer": e.organizer,
-    })
+fn empty_object() -> Box<RawValue> {
+    RawValue::from_string("{}".to_owned()).expect("valid JSON")
 }
 
-fn booking_view(c: &BookingChange, status: BookingStatus) -> Value {
-    json!({
-        "booking_id": c.id,
-        "code": c.code,
-        "event_id": c.event_id,
-        "customer": c.customer,
-        "quantity": c.quantity,
-        "status": status,
-    })
+/// An event's payload: its public fields (absent ones left out; its counters are not
+/// part of what changed) and, for a cancel, how many live bookings went with it.
+#[derive(Serialize)]
+struct EventPayload<'a> {
+    event: EventView<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bookings_cancelled: Option<usize>,
+}
+
+/// (The event's id is the domain event's `aggregate_id`, not repeated here.)
+#[derive(Serialize)]
+struct EventView<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    external_id: Option<&'a crate::types::ExternalId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slug: Option<&'a crate::types::Slug>,
+    name: &'a crate::types::EventName,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    venue: Option<&'a str>,
+    starts_at: Timestamp,
+    ends_at: Timestamp,
+    capacity: crate::types::Capacity,
+    price: &'a crate::money::Money,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_per_customer: Option<crate::types::PerCustomerLimit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sales_start: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sales_end: Option<Timestamp>,
+    status: crate::event::EventStatus,
+    organizer: &'a Email,
+}
+
+impl<'a> EventView<'a> {
+    fn of(e: &'a Event) -> Self {
+        EventView {
+            external_id: e.external_id.as_ref(),
+            slug: e.slug.as_ref(),
+            name: &e.name,
+            description: e.description.as_deref(),
+            venue: e.venue.as_deref(),
+            starts_at: e.starts_at,
+            ends_at: e.ends_at,
+            capacity: e.capacity,
+            price: &e.price,
+            max_per_customer: e.max_per_customer,
+            sales_start: e.sales_start,
+            sales_end: e.sales_end,
+            status: e.status,
+            organizer: &e.organizer,
+        }
+    }
+}
+
+/// A booking's payload: who, what, how many, the status it is in now and the one it
+/// came from; the price and expiry when it is made; the seat and time of a scan.
+///
+/// The booking's id and its event's are the domain event's `aggregate_id` and
+/// `event_id`, not repeated here: the payload is most of what the outbox stores.
+#[derive(Serialize)]
+struct BookingPayload<'a> {
+    code: &'a BookingCode,
+    customer: &'a Email,
+    quantity: u32,
+    status: BookingStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<BookingStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unit_price: Option<&'a crate::money::Money>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seat: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checked_in_at: Option<Timestamp>,
+}
+
+impl<'a> BookingPayload<'a> {
+    fn of(code: &'a BookingCode, customer: &'a Email, quantity: u32, status: BookingStatus) -> Self {
+        BookingPayload {
+            code,
+            customer,
+            quantity,
+            status,
+            from: None,
+            reason: None,
+            unit_price: None,
+            expires_at: None,
+            seat: None,
+            checked_in_at: None,
+        }
+    }
+}
+
+/// An account's payload: never its password or hash.
+#[derive(Serialize)]
+struct UserPayload<'a> {
+    email: &'a Email,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<Role>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<Role>,
 }
 
 /// What a face asks the audit log for, as a person names things (an event by id or
@@ -507,4 +594,135 @@ impl AuditFilter {
             && self.since.is_none_or(|t| e.occurred_at >= t)
             && self.organizer.as_ref().is_none_or(|o| e.event_id.and_then(&organizer_of) == Some(o))
     }
+}
+
+/// Where a relay is in the log: the last event it published. On SQLite (one writer at
+/// a time) events commit in position order, so the position alone says it (`tx` is
+/// 0); on PostgreSQL positions are drawn before commit, so a later position can commit
+/// first, and the relay reads in (transaction id, position) order up to the oldest
+/// transaction still running, which never skips an event that commits late.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RelayCursor {
+    /// The writing transaction's id (PostgreSQL's xid8; 0 on SQLite).
+    pub tx: i64,
+    /// The event's position.
+    pub position: i64,
+}
+
+/// A relay's row: its cursor, its lease, what it has done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RelayState {
+    /// The relay's name (one lease and one cursor per name and database).
+    pub name: String,
+    /// The last event published.
+    pub cursor: RelayCursor,
+    /// Who holds the lease (a process's id), if anyone.
+    pub owner: Option<String>,
+    /// Until when; a lease not renewed by then may be taken by another relay.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub lease_until: Option<Timestamp>,
+    /// Events published so far.
+    pub published: u64,
+    /// When the last batch was confirmed by the broker.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub last_published_at: Option<Timestamp>,
+    /// The last publishing failure, until a batch succeeds.
+    pub last_error: Option<String>,
+}
+
+impl RelayState {
+    /// A relay that has published nothing.
+    pub fn new(name: &str) -> Self {
+        RelayState {
+            name: name.to_owned(),
+            cursor: RelayCursor::default(),
+            owner: None,
+            lease_until: None,
+            published: 0,
+            last_published_at: None,
+            last_error: None,
+        }
+    }
+
+    /// Takes or renews the lease for `owner` until `now + ttl`, unless another owner
+    /// holds one that has not run out; then says who and until when.
+    pub fn take(
+        &mut self,
+        owner: &str,
+        now: Timestamp,
+        ttl: jiff::SignedDuration,
+    ) -> std::result::Result<(), (String, Timestamp)> {
+        if let (Some(holder), Some(until)) = (&self.owner, self.lease_until)
+            && holder != owner
+            && until > now
+        {
+            return Err((holder.clone(), until));
+        }
+        self.owner = Some(owner.to_owned());
+        self.lease_until = Some(now.saturating_add(ttl).unwrap_or(now));
+        Ok(())
+    }
+
+    /// Whether `owner` holds the lease at `now`.
+    pub fn held_by(&self, owner: &str, now: Timestamp) -> bool {
+        self.owner.as_deref() == Some(owner) && self.lease_until.is_some_and(|u| u > now)
+    }
+}
+
+/// A relay's lease request: which relay, who asks, for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayLease {
+    /// The relay's name.
+    pub name: String,
+    /// This process (unique per running relay).
+    pub owner: String,
+    /// How long the lease lasts unless renewed; a relay renews it with every batch and
+    /// every idle poll, so it must exceed the longest publish.
+    pub ttl: jiff::SignedDuration,
+}
+
+/// What one relay step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayStep {
+    /// Another relay holds the lease.
+    Standby {
+        /// Its owner.
+        holder: String,
+        /// Until when.
+        until: Timestamp,
+    },
+    /// Nothing to publish.
+    Idle,
+    /// A batch was published and the cursor moved past it.
+    Published {
+        /// How many events.
+        count: usize,
+    },
+    /// The broker refused or could not be reached; the cursor stays, the error is
+    /// recorded, and the same events are tried again.
+    Failed {
+        /// Why.
+        error: String,
+    },
+    /// The lease ran out while publishing and another relay took it: the batch may go
+    /// out twice (same ids), and this relay stands by.
+    LostLease,
+}
+
+/// A relay's state with what it has still to publish.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RelayStatus {
+    /// Its row (a relay that never ran: the empty state).
+    #[serde(flatten)]
+    pub state: RelayState,
+    /// Committed events not yet published.
+    pub backlog: u64,
+    /// When the oldest of them happened: the relay's lag.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub oldest_unpublished: Option<Timestamp>,
+    /// Seconds between the oldest unpublished event and now (0 when caught up).
+    pub lag_seconds: u64,
 }

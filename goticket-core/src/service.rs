@@ -16,7 +16,7 @@ use crate::combiner::{Combiner, CombinerSnapshot};
 use crate::engine;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventPatch, NewEvent};
-use crate::outbox::{AuditFilter, AuditQuery, DomainEvent};
+use crate::outbox::{AuditFilter, AuditQuery, DomainEvent, RelayLease, RelayState, RelayStatus, RelayStep};
 use crate::query::{BookingFilter, Cursor, EventFilter, Page, PageRequest};
 use crate::store::{EventKey, SalesRow, Store};
 use crate::types::{BookingCode, BookingId, Email, EventId, IdempotencyKey, Quantity, TicketSecret};
@@ -486,6 +486,34 @@ impl Service {
         };
         let mut items = self.store.domain_events(&filter, after, page.limit() + 1)?;
         Ok(paginate(&mut items, page.limit(), |e| Cursor { key: e.position, id: e.id }))
+    }
+
+    /// One step of the event relay (admins: the relay is a system process); see
+    /// [`engine::relay_step`]. `publish` returns once the broker confirmed every event.
+    pub fn relay_step(
+        &self,
+        p: &Principal,
+        lease: &RelayLease,
+        fetch: u32,
+        publish: &mut dyn FnMut(&[DomainEvent]) -> std::result::Result<(), String>,
+    ) -> Result<RelayStep> {
+        p.require_admin("run the event relay")?;
+        engine::relay_step(&*self.store, lease, fetch.clamp(1, 10_000), &|| self.now(), publish)
+    }
+
+    /// Gives a relay's lease up, so another relay takes over at once.
+    pub fn relay_release(&self, p: &Principal, lease: &RelayLease) -> Result<()> {
+        p.require_admin("run the event relay")?;
+        engine::relay_release(&*self.store, lease)
+    }
+
+    /// A relay's cursor, lease and backlog (admins).
+    pub fn relay_status(&self, p: &Principal, name: &str) -> Result<RelayStatus> {
+        p.require_admin("read the relay's status")?;
+        let state = self.store.relay_state(name)?.unwrap_or_else(|| RelayState::new(name));
+        let (backlog, oldest) = self.store.relay_backlog(&state.cursor)?;
+        let lag = oldest.map_or(0, |t| u64::try_from(self.now().duration_since(t).as_secs()).unwrap_or(0));
+        Ok(RelayStatus { state, backlog, oldest_unpublished: oldest, lag_seconds: lag })
     }
 
     /// Creates a user account (admins only).

@@ -18,7 +18,7 @@ use crate::booking::{Booking, BookingStatus};
 use crate::error::Result;
 use crate::event::{Event, EventStatus};
 use crate::money::Money;
-use crate::outbox::{AggregateRef, AuditFilter, BookingChange, DomainEvent};
+use crate::outbox::{AggregateRef, AuditFilter, BookingChange, DomainEvent, RelayCursor, RelayState};
 use crate::query::{BookingFilter, EventFilter, PageStart};
 use crate::types::{BookingCode, BookingId, Email, EventId, ExternalId, IdempotencyKey, Slug, TicketSecret};
 use crate::users::{Account, PasswordHash, User};
@@ -280,6 +280,17 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// order, at most `fetch` of them (the audit log, and what a relay publishes).
     fn domain_events(&self, filter: &AuditFilter, after: i64, fetch: u32) -> Result<Vec<DomainEvent>>;
 
+    /// The next events a relay may publish after `after`, in publishing order, at most
+    /// `fetch`: only events whose transaction committed, and never one that a
+    /// transaction still running could come before (see [`RelayCursor`]).
+    fn relay_batch(&self, after: &RelayCursor, fetch: u32) -> Result<Vec<(RelayCursor, DomainEvent)>>;
+
+    /// A relay's row, if it ever ran.
+    fn relay_state(&self, name: &str) -> Result<Option<RelayState>>;
+
+    /// How many committed events come after `after`, and when the oldest happened.
+    fn relay_backlog(&self, after: &RelayCursor) -> Result<(u64, Option<Timestamp>)>;
+
     /// How long callers have waited for connections, if the store counts it.
     fn pool_waits(&self) -> Option<PoolWaits> {
         None
@@ -380,6 +391,12 @@ pub trait Tx {
     /// The last sequence number written for each of these aggregates; aggregates with
     /// no event yet are left out.
     fn aggregate_heads(&mut self, aggregates: &[AggregateRef]) -> Result<Vec<(AggregateRef, u64)>>;
+
+    /// A relay's row, locked (created empty if it is the relay's first run).
+    fn lock_relay(&mut self, name: &str) -> Result<RelayState>;
+
+    /// Writes a relay's row (locked by [`Tx::lock_relay`] in this transaction).
+    fn put_relay(&mut self, state: &RelayState) -> Result<()>;
 
     /// Appends domain events (numbered by core) to the outbox, positions in the given
     /// order. A sequence number already taken for its aggregate is a

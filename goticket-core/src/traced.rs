@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use crate::booking::Booking;
 use crate::error::{Error, Result, StoreErrorKind};
 use crate::event::Event;
-use crate::outbox::{AuditFilter, DomainEvent};
+use crate::outbox::{AuditFilter, DomainEvent, RelayCursor, RelayState};
 use crate::query::{BookingFilter, EventFilter, PageStart};
 use crate::store::{EventKey, PoolWaits, Retry, SalesRow, SeatTotals, Store, TxBody};
 use crate::types::{BookingCode, Email, EventId};
@@ -102,6 +102,15 @@ impl Store for Traced {
     }
     fn domain_events(&self, filter: &AuditFilter, after: i64, fetch: u32) -> Result<Vec<DomainEvent>> {
         traced!(self, "store.domain_events", self.0.domain_events(filter, after, fetch))
+    }
+    fn relay_batch(&self, after: &RelayCursor, fetch: u32) -> Result<Vec<(RelayCursor, DomainEvent)>> {
+        traced!(self, "store.relay_batch", self.0.relay_batch(after, fetch))
+    }
+    fn relay_state(&self, name: &str) -> Result<Option<RelayState>> {
+        traced!(self, "store.relay_state", self.0.relay_state(name))
+    }
+    fn relay_backlog(&self, after: &RelayCursor) -> Result<(u64, Option<Timestamp>)> {
+        traced!(self, "store.relay_backlog", self.0.relay_backlog(after))
     }
     fn seat_totals(&self, now: Timestamp) -> Result<SeatTotals> {
         traced!(self, "store.seat_totals", self.0.seat_totals(now))

@@ -37,7 +37,7 @@ use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{Array, Int4, Int8, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-use goticket_core::outbox::{AggregateRef, AuditFilter, BookingChange, DomainEvent};
+use goticket_core::outbox::{AggregateRef, AuditFilter, BookingChange, DomainEvent, RelayCursor, RelayState};
 use goticket_core::records::TicketRecord;
 use goticket_core::users::{Account, AddressColumn, EmailRewrite, PasswordHash, StoredAccount, User, migrate_emails};
 use goticket_core::{
@@ -51,8 +51,8 @@ use goticket_core::{Error, Result, StoreError, StoreErrorKind};
 use uuid::Uuid;
 
 use crate::rows::{
-    BookingRow, ChangeRow, EVENT_COLS, EventChanges, EventRow, HeadRow, NewBookingRow, NewEventRow, NewTicketRow,
-    OUTBOX_COLS, OutboxRow, SalesRowSql, TicketRow, UserRow, to_pg,
+    BacklogRow, BookingRow, ChangeRow, EVENT_COLS, EventChanges, EventRow, HeadRow, NewBookingRow, NewEventRow,
+    NewTicketRow, OUTBOX_COLS, OutboxRow, RELAY_COLS, RelayEventRow, RelayRow, SalesRowSql, TicketRow, UserRow, to_pg,
 };
 use crate::schema::{bookings, events, tickets, users};
 
@@ -538,6 +538,37 @@ impl Tx for PgTx<'_> {
         Ok(out)
     }
 
+    fn lock_relay(&mut self, name: &str) -> Result<RelayState> {
+        diesel::sql_query("INSERT INTO relay_state (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
+            .bind::<Text, _>(name)
+            .execute(self.c)
+            .map_err(pg_err)?;
+        let row: RelayRow =
+            diesel::sql_query(format!("SELECT {RELAY_COLS} FROM relay_state WHERE name = $1 FOR UPDATE"))
+                .bind::<Text, _>(name)
+                .get_result(self.c)
+                .map_err(pg_err)?;
+        row.state()
+    }
+
+    fn put_relay(&mut self, r: &RelayState) -> Result<()> {
+        diesel::sql_query(
+            "UPDATE relay_state SET txid = $2, position = $3, owner = $4, lease_until = $5, published = $6,
+                    last_published_at = $7, last_error = $8 WHERE name = $1",
+        )
+        .bind::<Text, _>(&r.name)
+        .bind::<Int8, _>(r.cursor.tx)
+        .bind::<Int8, _>(r.cursor.position)
+        .bind::<Nullable<Text>, _>(r.owner.as_deref())
+        .bind::<Nullable<Timestamptz>, _>(r.lease_until.map(to_pg).transpose()?)
+        .bind::<Int8, _>(i64::try_from(r.published).unwrap_or(i64::MAX))
+        .bind::<Nullable<Timestamptz>, _>(r.last_published_at.map(to_pg).transpose()?)
+        .bind::<Nullable<Text>, _>(r.last_error.as_deref())
+        .execute(self.c)
+        .map_err(pg_err)?;
+        Ok(())
+    }
+
     fn aggregate_heads(&mut self, aggregates: &[AggregateRef]) -> Result<Vec<(AggregateRef, u64)>> {
         let kinds: Vec<&str> = aggregates.iter().map(|a| a.kind.as_str()).collect();
         let ids: Vec<&str> = aggregates.iter().map(|a| a.id.as_str()).collect();
@@ -577,7 +608,7 @@ impl Tx for PgTx<'_> {
         diesel::sql_query(
             "INSERT INTO outbox (id, type, aggregate_type, aggregate_id, aggregate_seq, event_id, occurred_at,
                                  actor, schema_version, payload)
-             SELECT id, type, aggregate_type, aggregate_id, seq, event_id, at, actor, version, payload::jsonb
+             SELECT id, type, aggregate_type, aggregate_id, seq, event_id, at, actor, version, payload
              FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::uuid[], $7::timestamptz[],
                          $8::text[], $9::int4[], $10::text[])
                   WITH ORDINALITY AS e(id, type, aggregate_type, aggregate_id, seq, event_id, at, actor, version,
@@ -593,7 +624,7 @@ impl Tx for PgTx<'_> {
         .bind::<Array<Timestamptz>, _>(&times)
         .bind::<Array<Nullable<Text>>, _>(&actors)
         .bind::<Array<Int4>, _>(&versions)
-        .bind::<Array<Text>, _>(col(&|e| e.payload.to_string()))
+        .bind::<Array<Text>, _>(col(&|e| e.payload.get().to_owned()))
         .execute(self.c)
         .map_err(pg_err)?;
         Ok(())
@@ -995,6 +1026,52 @@ impl Store for PgStore {
             .load(c)?)
         })?;
         rows.into_iter().map(OutboxRow::into_domain_event).collect()
+    }
+
+    fn relay_batch(&self, after: &RelayCursor, fetch: u32) -> Result<Vec<(RelayCursor, DomainEvent)>> {
+        // Below the oldest running transaction's id every transaction has ended, so no
+        // event can still appear there: reading up to it in (txid, position) order
+        // never skips one that commits after a later position.
+        let rows: Vec<RelayEventRow> = self.read(|c| {
+            Ok(diesel::sql_query(format!(
+                "SELECT txid::text::int8 AS tx, {OUTBOX_COLS} FROM outbox
+                 WHERE (txid, position) > ($1::text::xid8, $2)
+                   AND txid < pg_snapshot_xmin(pg_current_snapshot())
+                 ORDER BY txid, position LIMIT $3"
+            ))
+            .bind::<Text, _>(after.tx.to_string())
+            .bind::<Int8, _>(after.position)
+            .bind::<Int8, _>(i64::from(fetch))
+            .load(c)?)
+        })?;
+        rows.into_iter()
+            .map(|r| {
+                let position = r.event.position;
+                Ok((RelayCursor { tx: r.tx, position }, r.event.into_domain_event()?))
+            })
+            .collect()
+    }
+
+    fn relay_state(&self, name: &str) -> Result<Option<RelayState>> {
+        let rows: Vec<RelayRow> = self.read(|c| {
+            Ok(diesel::sql_query(format!("SELECT {RELAY_COLS} FROM relay_state WHERE name = $1"))
+                .bind::<Text, _>(name)
+                .load(c)?)
+        })?;
+        rows.into_iter().next().map(RelayRow::state).transpose()
+    }
+
+    fn relay_backlog(&self, after: &RelayCursor) -> Result<(u64, Option<Timestamp>)> {
+        let row: BacklogRow = self.read(|c| {
+            Ok(diesel::sql_query(
+                "SELECT COUNT(*) AS n, MIN(occurred_at) AS oldest FROM outbox
+                 WHERE (txid, position) > ($1::text::xid8, $2)",
+            )
+            .bind::<Text, _>(after.tx.to_string())
+            .bind::<Int8, _>(after.position)
+            .get_result(c)?)
+        })?;
+        row.figures()
     }
 
     fn sales_report(&self, event: Option<EventId>, organizer: Option<&Email>, now: Timestamp) -> Result<Vec<SalesRow>> {

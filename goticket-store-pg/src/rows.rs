@@ -404,13 +404,13 @@ impl ChangeRow {
 
 /// The outbox's columns, as [`OutboxRow`] reads them.
 pub(crate) const OUTBOX_COLS: &str = "position, id, type, aggregate_type, aggregate_id, aggregate_seq, event_id, \
-     occurred_at, actor, schema_version, payload::text AS payload";
+     occurred_at, actor, schema_version, payload";
 
 /// An outbox row.
 #[derive(QueryableByName)]
 pub(crate) struct OutboxRow {
     #[diesel(sql_type = Int8)]
-    position: i64,
+    pub(crate) position: i64,
     #[diesel(sql_type = SqlUuid)]
     id: Uuid,
     #[diesel(sql_type = Text, column_name = "type")]
@@ -461,4 +461,66 @@ pub(crate) struct HeadRow {
     pub(crate) aggregate_id: String,
     #[diesel(sql_type = Int8)]
     pub(crate) last: i64,
+}
+
+/// A relay's row.
+#[derive(QueryableByName)]
+pub(crate) struct RelayRow {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Int8)]
+    txid: i64,
+    #[diesel(sql_type = Int8)]
+    position: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    owner: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    lease_until: Option<OffsetDateTime>,
+    #[diesel(sql_type = Int8)]
+    published: i64,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    last_published_at: Option<OffsetDateTime>,
+    #[diesel(sql_type = Nullable<Text>)]
+    last_error: Option<String>,
+}
+
+pub(crate) const RELAY_COLS: &str =
+    "name, txid, position, owner, lease_until, published, last_published_at, last_error";
+
+impl RelayRow {
+    pub(crate) fn state(self) -> Result<goticket_core::RelayState> {
+        Ok(goticket_core::RelayState {
+            name: self.name,
+            cursor: goticket_core::RelayCursor { tx: self.txid, position: self.position },
+            owner: self.owner,
+            lease_until: from_pg_opt(self.lease_until)?,
+            published: u64::try_from(self.published).unwrap_or(0),
+            last_published_at: from_pg_opt(self.last_published_at)?,
+            last_error: self.last_error,
+        })
+    }
+}
+
+/// An outbox row as the relay reads it: its transaction id first.
+#[derive(QueryableByName)]
+pub(crate) struct RelayEventRow {
+    #[diesel(sql_type = Int8)]
+    pub(crate) tx: i64,
+    #[diesel(embed)]
+    pub(crate) event: OutboxRow,
+}
+
+/// A relay's backlog.
+#[derive(QueryableByName)]
+pub(crate) struct BacklogRow {
+    #[diesel(sql_type = Int8)]
+    pub(crate) n: i64,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub(crate) oldest: Option<OffsetDateTime>,
+}
+
+impl BacklogRow {
+    pub(crate) fn figures(self) -> Result<(u64, Option<Timestamp>)> {
+        Ok((u64::try_from(self.n).unwrap_or(0), from_pg_opt(self.oldest)?))
+    }
 }

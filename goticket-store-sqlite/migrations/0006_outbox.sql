@@ -18,3 +18,15 @@ CREATE TABLE outbox (
 );
 CREATE UNIQUE INDEX outbox_aggregate ON outbox (aggregate_type, aggregate_id, aggregate_seq);
 CREATE INDEX outbox_event ON outbox (event_id, position) WHERE event_id IS NOT NULL;
+
+-- Each relay's cursor and lease (one row per relay name). SQLite commits one writer
+-- at a time, so events commit in position order and the position alone is a cursor.
+CREATE TABLE relay_state (
+    name              TEXT    PRIMARY KEY,
+    position          INTEGER NOT NULL DEFAULT 0,
+    owner             TEXT,
+    lease_until       INTEGER,
+    published         INTEGER NOT NULL DEFAULT 0,
+    last_published_at INTEGER,
+    last_error        TEXT
+);

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use goticket_core::outbox::{AggregateRef, AuditFilter, BookingChange, DomainEvent};
+use goticket_core::outbox::{AggregateRef, AuditFilter, BookingChange, DomainEvent, RelayCursor, RelayState};
 use goticket_core::records::{BookingRecord, DomainEventRecord, TicketRecord, UserRecord};
 use goticket_core::users::{Account, PasswordHash, User};
 use goticket_core::{
@@ -342,6 +342,42 @@ fn expire_overdue(conn: &Connection, event: Option<EventId>, now: Timestamp) -> 
         stmt.execute(params![q, event_id]).map_err(db_err)?;
     }
     changes.into_iter().map(into_change).collect()
+}
+
+/// A relay's row.
+fn read_relay(c: &Connection, name: &str) -> Result<Option<RelayState>> {
+    let row = c
+        .query_row(
+            "SELECT position, owner, lease_until, published, last_published_at, last_error FROM relay_state WHERE name = ?1",
+            params![name],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(db_err)?;
+    let Some((position, owner, until, published, last, last_error)) = row else { return Ok(None) };
+    let time = |m: Option<i64>| {
+        m.map(Timestamp::from_microsecond).transpose().map_err(|e| {
+            Error::Storage(StoreError::new(StoreErrorKind::Integrity, format!("stored relay time: {e}"), None))
+        })
+    };
+    Ok(Some(RelayState {
+        name: name.to_owned(),
+        cursor: RelayCursor { tx: 0, position },
+        owner,
+        lease_until: time(until)?,
+        published: u64::try_from(published).unwrap_or(0),
+        last_published_at: time(last)?,
+        last_error,
+    }))
 }
 
 /// A bulk status change's row as core's [`BookingChange`].
@@ -674,6 +710,31 @@ impl Tx for SqliteTx<'_> {
         Ok(out)
     }
 
+    fn lock_relay(&mut self, name: &str) -> Result<RelayState> {
+        // BEGIN IMMEDIATE already holds the write lock: the row is ours until commit.
+        self.c.execute("INSERT OR IGNORE INTO relay_state (name) VALUES (?1)", params![name]).map_err(db_err)?;
+        read_relay(self.c, name)?.ok_or_else(|| Error::internal("the relay's row vanished"))
+    }
+
+    fn put_relay(&mut self, r: &RelayState) -> Result<()> {
+        self.c
+            .execute(
+                "UPDATE relay_state SET position = ?2, owner = ?3, lease_until = ?4, published = ?5,
+                        last_published_at = ?6, last_error = ?7 WHERE name = ?1",
+                params![
+                    r.name,
+                    r.cursor.position,
+                    r.owner,
+                    r.lease_until.map(micros),
+                    i64::try_from(r.published).unwrap_or(i64::MAX),
+                    r.last_published_at.map(micros),
+                    r.last_error
+                ],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     fn aggregate_heads(&mut self, aggregates: &[AggregateRef]) -> Result<Vec<(AggregateRef, u64)>> {
         let mut stmt = self
             .c
@@ -709,7 +770,7 @@ impl Tx for SqliteTx<'_> {
                 micros(e.occurred_at),
                 e.actor.as_ref().map(|a| a.as_str()),
                 e.schema_version,
-                e.payload.to_string(),
+                e.payload.get(),
             ])
             .map_err(db_err)?;
         }
@@ -1026,6 +1087,37 @@ impl Store for SqliteStore {
                 .into_iter()
                 .map(DomainEventRecord::into_domain_event)
                 .collect()
+        })
+    }
+
+    fn relay_batch(&self, after: &RelayCursor, fetch: u32) -> Result<Vec<(RelayCursor, DomainEvent)>> {
+        let sql = format!("SELECT {OUTBOX_COLS} FROM outbox WHERE position > ?1 ORDER BY position LIMIT ?2");
+        let args = [Value::Integer(after.position), Value::Integer(i64::from(fetch))];
+        self.read(|c| {
+            query_all(c, &sql, &args, read_domain_event_row)?
+                .into_iter()
+                .map(|r| Ok((RelayCursor { tx: 0, position: r.position }, r.into_domain_event()?)))
+                .collect()
+        })
+    }
+
+    fn relay_state(&self, name: &str) -> Result<Option<RelayState>> {
+        self.read(|c| read_relay(c, name))
+    }
+
+    fn relay_backlog(&self, after: &RelayCursor) -> Result<(u64, Option<Timestamp>)> {
+        self.read(|c| {
+            let (n, oldest): (i64, Option<i64>) = c
+                .query_row(
+                    "SELECT COUNT(*), MIN(occurred_at) FROM outbox WHERE position > ?1",
+                    params![after.position],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(db_err)?;
+            let oldest = oldest.map(Timestamp::from_microsecond).transpose().map_err(|e| {
+                Error::Storage(StoreError::new(StoreErrorKind::Integrity, format!("stored outbox time: {e}"), None))
+            })?;
+            Ok((u64::try_from(n).unwrap_or(0), oldest))
         })
     }
 

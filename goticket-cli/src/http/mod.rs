@@ -372,7 +372,7 @@ async fn drop_unsafe_request_id(mut req: axum::extract::Request) -> axum::extrac
 
 /// The admin the server acts as for its own work (`sweeper`, `metrics`), named
 /// `{who}@goticket.local` in logs.
-fn internal_admin(who: &str) -> Principal {
+pub(crate) fn internal_admin(who: &str) -> Principal {
     Principal::new(format!("{who}@goticket.local").parse().expect("a valid internal email"), Role::Admin)
 }
 

@@ -1,1 +1,2 @@
+DROP TABLE relay_state;
 DROP TABLE outbox;
