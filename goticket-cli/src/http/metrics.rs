@@ -59,10 +59,15 @@ struct CoreFigures {
     service: goticket_core::Service,
     /// The latest seat count ([`Metrics::refresh_seats`]).
     seats: Arc<SeatCache>,
+    /// The latest relay status, read with it.
+    relay: Arc<RelayCache>,
 }
 
 /// When the seats were last read, and the latest count read.
 type SeatCache = Mutex<Option<(std::time::Instant, Option<goticket_core::SeatTotals>)>>;
+
+/// The default relay's latest status, read with the seats.
+type RelayCache = Mutex<Option<goticket_core::RelayStatus>>;
 
 impl Collector for CoreFigures {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
@@ -71,8 +76,42 @@ impl Collector for CoreFigures {
             &self.service,
             self.seats.lock().unwrap_or_else(PoisonError::into_inner).and_then(|(_, s)| s),
             &mut encoder,
-        )
+        )?;
+        encode_relay(self.relay.lock().unwrap_or_else(PoisonError::into_inner).as_ref(), &mut encoder)
     }
+}
+
+/// The event relay's figures (the relay named `default`, whichever process runs it),
+/// once read: what it has published, what it has still to publish and how old the
+/// oldest of that is, whether its last batch failed, whether any relay holds the lease.
+fn encode_relay(
+    r: Option<&goticket_core::RelayStatus>,
+    encoder: &mut DescriptorEncoder<'_>,
+) -> Result<(), std::fmt::Error> {
+    let Some(r) = r else { return Ok(()) };
+    let published = ConstCounter::new(r.state.published);
+    let help = "Domain events the relay has published (confirmed by the broker)";
+    published.encode(encoder.encode_descriptor("relay_published", help, None, published.metric_type())?)?;
+    let held = r.state.lease_until.is_some_and(|u| u > goticket_core::Timestamp::now()) && r.state.owner.is_some();
+    let gauges = [
+        (
+            "relay_backlog",
+            "Committed domain events the relay has not published yet (read at most every 5 s)",
+            r.backlog,
+        ),
+        ("relay_lag_seconds", "Age of the oldest unpublished domain event, 0 when caught up", r.lag_seconds),
+        (
+            "relay_failing",
+            "1 while the relay's last batch failed (the broker refused or was unreachable)",
+            u64::from(r.state.last_error.is_some()),
+        ),
+        ("relay_lease_held", "1 while some relay holds the lease", u64::from(held)),
+    ];
+    for (name, help, value) in gauges {
+        let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+        gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+    }
+    Ok(())
 }
 
 /// The combiner's figures (all zero before the first reservation starts it): its
@@ -174,6 +213,8 @@ pub(super) struct Metrics {
     holds_expired: Counter,
     /// The latest seat count, which [`CoreFigures`] reports.
     seats: Arc<SeatCache>,
+    /// The latest relay status, likewise.
+    relay: Arc<RelayCache>,
     /// Held by the one read in progress.
     reading: tokio::sync::Mutex<()>,
 }
@@ -210,9 +251,11 @@ impl Metrics {
         let holds_expired = Counter::default();
         registry.register("holds_expired", "Overdue holds the background sweeper expired", holds_expired.clone());
         let seats = Arc::<SeatCache>::default();
-        registry.register_collector(Box::new(CoreFigures { service, seats: seats.clone() }));
+        let relay = Arc::<RelayCache>::default();
+        registry.register_collector(Box::new(CoreFigures { service, seats: seats.clone(), relay: relay.clone() }));
         Metrics {
             seats,
+            relay,
             reading: tokio::sync::Mutex::default(),
             registry,
             requests,
@@ -269,9 +312,21 @@ impl Metrics {
         }
         let Ok(_reading) = self.reading.try_lock() else { return };
         let service = service.clone();
-        let read = super::problem::blocking(move || service.seat_totals(&super::internal_admin("metrics")));
+        let read = super::problem::blocking(move || {
+            let admin = super::internal_admin("metrics");
+            let seats = service.seat_totals(&admin)?;
+            // A relay that never ran has nothing to report, and no row to read.
+            let relay = service
+                .relay_status(&admin, "default")
+                .ok()
+                .filter(|r| r.state.published > 0 || r.state.owner.is_some() || r.backlog > 0);
+            Ok((seats, relay))
+        });
         let seats = match tokio::time::timeout(SEATS_READ_LIMIT, read).await {
-            Ok(Ok(seats)) => Some(seats),
+            Ok(Ok((seats, relay))) => {
+                *self.relay.lock().unwrap_or_else(PoisonError::into_inner) = relay;
+                Some(seats)
+            }
             Ok(Err(e)) => {
                 tracing::warn!("counting the seats for /metrics failed: {e:?}");
                 last

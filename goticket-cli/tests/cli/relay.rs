@@ -482,6 +482,18 @@ fn serve_runs_the_relay_in_process(db: &TestDb) {
     let got = consumer.until(Duration::from_secs(20), |g| !g.is_empty()).to_vec();
     assert_eq!(got[0].kind, "event.created");
     assert_eq!(ureq::get(&format!("{base}/healthz")).call().map(|r| r.status()).ok(), Some(200));
+    // /metrics says so too (its store figures are read at most every 5 s).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = ureq::get(&format!("{base}/metrics")).call().expect("/metrics").into_string().expect("text");
+        if text.lines().any(|l| l == "goticket_relay_published_total 1") {
+            assert!(text.lines().any(|l| l == "goticket_relay_backlog 0"), "{text}");
+            assert!(text.lines().any(|l| l == "goticket_relay_lease_held 1"), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the relay's figures never showed: {text}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(term.success());
     assert!(child.wait().expect("exits").success(), "a clean stop");
