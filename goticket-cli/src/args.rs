@@ -127,6 +127,20 @@ pub enum EventsCmd {
     /// the lease; others stand by and take over when it stops renewing it.
     #[cfg(feature = "amqp")]
     Relay(RelayArgs),
+    /// Delete old domain events from the log (the relay never deletes): only those the
+    /// relay has published, unless --unpublished-too; each aggregate's latest event is
+    /// kept (the next one is numbered after it).
+    Prune {
+        /// Events older than this go (1 second to 7 days... or longer with days: 90d).
+        #[arg(long, value_name = "AGE")]
+        older_than: String,
+        /// The relay whose cursor says what is published.
+        #[arg(long, default_value = "default")]
+        relay: String,
+        /// Delete unpublished events too (a database that runs no relay).
+        #[arg(long)]
+        unpublished_too: bool,
+    },
     /// The relay's cursor, lease holder, backlog and lag.
     Status {
         /// The relay's name.
@@ -278,6 +292,10 @@ pub struct ServeArgs {
     #[cfg(feature = "amqp")]
     #[arg(long, default_value = "goticket.events", value_name = "NAME")]
     pub relay_exchange: String,
+    /// Keep domain events this long (like 90d), then prune those the relay has published
+    /// (`events prune`, hourly in the background). Without it the log is kept whole.
+    #[arg(long, value_name = "AGE")]
+    pub event_retention: Option<String>,
 }
 
 /// User subcommands. Passwords are read from a prompt or with --password-stdin,

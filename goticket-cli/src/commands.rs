@@ -135,6 +135,11 @@ fn database_url(cli: &Cli) -> Result<String> {
 fn events(s: &Service, p: &Principal, cmd: crate::args::EventsCmd, out: &mut Out<impl Write>) -> Result<()> {
     match cmd {
         crate::args::EventsCmd::Status { name } => out.one(&s.relay_status(p, &name)?)?,
+        crate::args::EventsCmd::Prune { older_than, relay, unpublished_too } => {
+            let age: goticket_core::Retention = parse("--older-than", &older_than)?;
+            let n = s.prune_events(p, age, &relay, unpublished_too)?;
+            out.message(&format!("{n} events pruned"), serde_json::json!({ "pruned": n }))?;
+        }
         #[cfg(feature = "amqp")]
         crate::args::EventsCmd::Relay(a) => {
             let (lease, pace, timeout) = relay_settings(&a)?;
@@ -245,6 +250,7 @@ fn serve(service: Service, a: &crate::args::ServeArgs) -> Result<()> {
             header_timeout,
             max_connections: a.max_connections,
             shutdown_grace,
+            event_retention: a.event_retention.as_deref().map(|r| parse("--event-retention", r)).transpose()?,
             trace_export: a
                 .otlp_endpoint
                 .as_deref()

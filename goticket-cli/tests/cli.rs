@@ -563,6 +563,26 @@ fn the_database_url_can_come_from_a_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"));
 }
 
+/// `events status` and `events prune` without a broker: the backlog counts what was
+/// written; a prune keeps what no relay published; bad ages name the flag.
+#[test]
+fn events_status_and_prune_from_the_cli() {
+    let db = Db::new();
+    db.event(&["--slug", "pr"]);
+    db.json(&["book", "pr", "--customer", "ann@example.com", "--qty", "1"]);
+    let status = db.json(&["events", "status"]);
+    assert_eq!((status["backlog"].as_u64(), status["published"].as_u64()), (Some(2), Some(0)), "{status}");
+    assert!(status["oldest_unpublished"].is_string(), "{status}");
+    assert_eq!(db.json(&["events", "prune", "--older-than", "1h"])["pruned"], 0, "nothing published yet");
+    assert_eq!(db.json(&["events", "prune", "--older-than", "1h", "--unpublished-too"])["pruned"], 0, "too new");
+    for bad in ["30m", "soon"] {
+        let err = db.fails(&["events", "prune", "--older-than", bad], 5);
+        assert!(err.contains("--older-than"), "{err}");
+    }
+    let err = db.fails(&["--as", "ann@example.com", "events", "prune", "--older-than", "1d"], 6);
+    assert!(err.contains("admin"), "{err}");
+}
+
 #[test]
 fn migrate_reports_success_and_is_repeatable() {
     let db = Db::new();

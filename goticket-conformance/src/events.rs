@@ -289,3 +289,59 @@ pub fn combined_sales_write_one_event_each(f: Fixture) {
         assert_eq!(sales.iter().filter(|e| &e.aggregate_id == id).count(), 1, "one event for {id}");
     }
 }
+
+/// Pruning: only past the age, only what the relay published (unless asked), never an
+/// aggregate's latest event, whose number the next one follows; admins only.
+pub fn pruning_keeps_what_is_unpublished_and_each_latest(f: Fixture) {
+    let h = Harness::new(f, 36);
+    let s = &h.service;
+    let a = admin();
+    let keep: goticket_core::Retention = "1d".parse().expect("valid");
+    let e1 = h.event(&a, 10, "1 EUR", None);
+    let b = hold(s, &a, &key(&e1), "ann@example.com", 1, 600).expect("hold").booking;
+    s.confirm(&a, &b.code).expect("confirm");
+    s.cancel_booking(&a, &b.code).expect("cancel");
+    h.advance_secs(2 * 86_400);
+    assert_eq!(s.prune_events(&a, keep, "default", false).expect("prune"), 0, "no relay ran: nothing is published");
+
+    let lease = goticket_core::RelayLease {
+        name: "default".into(),
+        owner: "test".into(),
+        ttl: goticket_core::SignedDuration::from_secs(30),
+    };
+    let mut sent = 0;
+    let step = s.relay_step(&a, &lease, 100, &mut |events| {
+        sent += events.len();
+        Ok(())
+    });
+    assert_eq!(step.expect("step"), goticket_core::RelayStep::Published { count: 4 });
+    assert_eq!(sent, 4);
+    let e2 = h.event(&a, 10, "1 EUR", None);
+    h.advance_secs(2 * 86_400);
+    let customer = principal("ann@example.com", Role::Customer);
+    assert_eq!(kind(s.prune_events(&customer, keep, "default", false)), ErrorKind::Forbidden);
+    assert_eq!(s.prune_events(&a, keep, "default", false).expect("prune"), 2, "held and confirmed; each latest stays");
+    let left: Vec<(String, T)> = all_events(s).into_iter().map(|e| (e.aggregate_id, e.kind)).collect();
+    assert_eq!(
+        left,
+        [
+            (e1.id.to_string(), T::EventCreated),
+            (b.id.to_string(), T::BookingCancelled),
+            (e2.id.to_string(), T::EventCreated)
+        ]
+    );
+    // The next event of a pruned aggregate follows its latest.
+    let patch = EventPatch { name: Some("Later".parse().expect("valid")), ..Default::default() };
+    s.update_event(&a, &key(&e1), &patch).expect("update");
+    let log = all_events(s);
+    let e1_seqs: Vec<u64> =
+        log.iter().filter(|e| e.aggregate_id == e1.id.to_string()).map(|e| e.aggregate_seq).collect();
+    assert_eq!(e1_seqs, [1, 2], "numbered after the kept latest");
+    h.advance_secs(2 * 86_400);
+    assert_eq!(s.prune_events(&a, keep, "default", true).expect("prune"), 1, "e1's created, published or not");
+    assert_eq!(s.prune_events(&a, keep, "default", true).expect("prune"), 0, "each aggregate's latest stays");
+    for bad in ["30m", "x", "0d", "1000000w"] {
+        assert_eq!(kind(bad.parse::<goticket_core::Retention>()), ErrorKind::Validation, "{bad}");
+    }
+    assert_eq!("2w".parse::<goticket_core::Retention>().expect("valid").get().as_hours(), 336);
+}

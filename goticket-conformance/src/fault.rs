@@ -103,6 +103,9 @@ impl Tx for Watched<'_> {
     fn lock_relay(&mut self, name: &str) -> Result<RelayState> {
         self.inner.lock_relay(name)
     }
+    fn prune_events(&mut self, before: Timestamp, upto: Option<&RelayCursor>, limit: u32) -> Result<u64> {
+        self.inner.prune_events(before, upto, limit)
+    }
     fn put_relay(&mut self, state: &RelayState) -> Result<()> {
         self.inner.put_relay(state)
     }

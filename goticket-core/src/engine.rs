@@ -656,3 +656,26 @@ pub fn relay_release(store: &dyn Store, lease: &RelayLease) -> Result<()> {
         Ok(())
     })
 }
+
+/// Prunes the log: deletes events older than `before` (and, unless `unpublished` is
+/// set, only those the relay `relay` has published), in transactions of at most
+/// 10,000 deletions, each aggregate's latest event kept. Returns how many.
+pub fn prune_events(store: &dyn Store, before: Timestamp, relay: &str, unpublished: bool) -> Result<u64> {
+    let upto = if unpublished {
+        None
+    } else {
+        match store.relay_state(relay)? {
+            Some(state) => Some(state.cursor),
+            // No relay ever ran: nothing counts as published.
+            None => return Ok(0),
+        }
+    };
+    let mut total = 0;
+    loop {
+        let n = commit(store, |tx| tx.prune_events(before, upto.as_ref(), 10_000))?;
+        total += n;
+        if n < 10_000 {
+            return Ok(total);
+        }
+    }
+}

@@ -88,7 +88,7 @@ pub use money::{Currency, Money};
 pub use openapi::{MoneyText, TEXT_PATTERN, money_text_pattern};
 pub use outbox::{
     AggregateType, AuditFilter, AuditQuery, DomainEvent, DomainEventType, RelayCursor, RelayLease, RelayState,
-    RelayStatus, RelayStep,
+    RelayStatus, RelayStep, Retention,
 };
 pub use query::{BookingFilter, Cursor, EventFilter, Page, PageRequest, PageStart};
 pub use service::{BookingRequest, Service};

@@ -62,8 +62,10 @@ struct State {
     /// Held bookings per event, as stored (overdue ones until they are expired).
     holds: HashMap<EventId, BTreeSet<BookingId>>,
     users: BTreeMap<Email, Account>,
-    /// The outbox, in position order (position = index + 1).
+    /// The outbox, in position order.
     outbox: Vec<DomainEvent>,
+    /// The last position given out (pruning never reuses one).
+    last_position: i64,
     /// Each aggregate's last sequence number.
     heads: HashMap<AggregateRef, u64>,
     relays: HashMap<String, RelayState>,
@@ -76,6 +78,8 @@ enum Undo {
     User(Email, Option<Account>),
     /// Domain events appended: remove the last one.
     Appended,
+    /// Domain events pruned: put them back.
+    Pruned(Vec<DomainEvent>),
     Relay(String, Option<RelayState>),
 }
 
@@ -207,7 +211,12 @@ impl MemTx<'_> {
                         None => self.state.relays.remove(&name),
                     };
                 }
+                Undo::Pruned(events) => {
+                    self.state.outbox.extend(events);
+                    self.state.outbox.sort_by_key(|e| e.position);
+                }
                 Undo::Appended => {
+                    self.state.last_position -= 1;
                     if let Some(e) = self.state.outbox.pop() {
                         let head = AggregateRef { kind: e.aggregate_type, id: e.aggregate_id };
                         match e.aggregate_seq {
@@ -386,6 +395,31 @@ impl Tx for MemTx<'_> {
         Ok(changes)
     }
 
+    fn prune_events(&mut self, before: Timestamp, upto: Option<&RelayCursor>, limit: u32) -> Result<u64> {
+        let heads = &self.state.heads;
+        let doomed: Vec<i64> = self
+            .state
+            .outbox
+            .iter()
+            .filter(|e| e.occurred_at < before && upto.is_none_or(|c| e.position <= c.position))
+            .filter(|e| {
+                heads.get(&AggregateRef { kind: e.aggregate_type, id: e.aggregate_id.clone() })
+                    != Some(&e.aggregate_seq)
+            })
+            .take(limit as usize)
+            .map(|e| e.position)
+            .collect();
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        let gone: std::collections::HashSet<i64> = doomed.iter().copied().collect();
+        let (removed, kept): (Vec<DomainEvent>, Vec<DomainEvent>) =
+            std::mem::take(&mut self.state.outbox).into_iter().partition(|e| gone.contains(&e.position));
+        self.state.outbox = kept;
+        self.undo.push(Undo::Pruned(removed));
+        Ok(doomed.len() as u64)
+    }
+
     fn lock_relay(&mut self, name: &str) -> Result<RelayState> {
         Ok(self.state.relays.get(name).cloned().unwrap_or_else(|| RelayState::new(name)))
     }
@@ -417,7 +451,8 @@ impl Tx for MemTx<'_> {
         }
         for e in events {
             let mut e = e.clone();
-            e.position = i64::try_from(self.state.outbox.len()).unwrap_or(i64::MAX - 1) + 1;
+            self.state.last_position += 1;
+            e.position = self.state.last_position;
             self.state
                 .heads
                 .insert(AggregateRef { kind: e.aggregate_type, id: e.aggregate_id.clone() }, e.aggregate_seq);

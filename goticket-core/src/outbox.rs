@@ -726,3 +726,49 @@ pub struct RelayStatus {
     /// Seconds between the oldest unpublished event and now (0 when caught up).
     pub lag_seconds: u64,
 }
+
+/// How long domain events are kept: `90d`, `36h`, `2w`, or any duration jiff reads
+/// (`1h30m`, ISO 8601 `PT36H`); at least one hour (a typo must not empty the log), at
+/// most 100 years.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention(jiff::SignedDuration);
+
+impl Retention {
+    /// The shortest retention.
+    pub const MIN: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
+    /// The longest.
+    pub const MAX: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 36_525);
+
+    /// The duration.
+    pub fn get(self) -> jiff::SignedDuration {
+        self.0
+    }
+}
+
+impl std::str::FromStr for Retention {
+    type Err = Error;
+    fn from_str(raw: &str) -> Result<Self> {
+        let t = raw.trim();
+        let bad = || {
+            Error::validation("retention", format!("{} is not an age like 90d, 2w or 36h", crate::error::shown(raw)))
+        };
+        let in_units = |suffix: char, hours: i64| -> Option<Result<jiff::SignedDuration>> {
+            let n = t.strip_suffix(suffix)?.trim();
+            Some(
+                n.parse::<i64>()
+                    .ok()
+                    .and_then(|n| n.checked_mul(hours))
+                    .map(jiff::SignedDuration::from_hours)
+                    .ok_or_else(bad),
+            )
+        };
+        let d = match in_units('d', 24).or_else(|| in_units('w', 24 * 7)) {
+            Some(d) => d?,
+            None => t.parse::<jiff::SignedDuration>().map_err(|_| bad())?,
+        };
+        if d < Self::MIN || d > Self::MAX {
+            return Err(Error::validation("retention", format!("must be between 1 hour and 100 years, got {raw}")));
+        }
+        Ok(Retention(d))
+    }
+}

@@ -16,7 +16,7 @@ use crate::combiner::{Combiner, CombinerSnapshot};
 use crate::engine;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventPatch, NewEvent};
-use crate::outbox::{AuditFilter, AuditQuery, DomainEvent, RelayLease, RelayState, RelayStatus, RelayStep};
+use crate::outbox::{AuditFilter, AuditQuery, DomainEvent, RelayLease, RelayState, RelayStatus, RelayStep, Retention};
 use crate::query::{BookingFilter, Cursor, EventFilter, Page, PageRequest};
 use crate::store::{EventKey, SalesRow, Store};
 use crate::types::{BookingCode, BookingId, Email, EventId, IdempotencyKey, Quantity, TicketSecret};
@@ -505,6 +505,17 @@ impl Service {
     pub fn relay_release(&self, p: &Principal, lease: &RelayLease) -> Result<()> {
         p.require_admin("run the event relay")?;
         engine::relay_release(&*self.store, lease)
+    }
+
+    /// Deletes domain events older than `older_than` from the log (admins): only those
+    /// the relay `relay` has published unless `unpublished` says otherwise, and never
+    /// an aggregate's latest event (the next one's number follows it). The relay never
+    /// deletes; this is the retention setting's work. Returns how many went.
+    pub fn prune_events(&self, p: &Principal, older_than: Retention, relay: &str, unpublished: bool) -> Result<u64> {
+        p.require_admin("prune the audit log")?;
+        let before =
+            self.now().checked_sub(older_than.get()).map_err(|e| Error::validation("older_than", e.to_string()))?;
+        engine::prune_events(&*self.store, before, relay, unpublished)
     }
 
     /// A relay's cursor, lease and backlog (admins).

@@ -392,6 +392,12 @@ pub trait Tx {
     /// no event yet are left out.
     fn aggregate_heads(&mut self, aggregates: &[AggregateRef]) -> Result<Vec<(AggregateRef, u64)>>;
 
+    /// Deletes at most `limit` domain events that happened before `before` and, with
+    /// `upto`, that a relay has published (at or before that cursor), oldest first;
+    /// never an aggregate's latest event, whose sequence number the next one follows.
+    /// Returns how many it deleted.
+    fn prune_events(&mut self, before: Timestamp, upto: Option<&RelayCursor>, limit: u32) -> Result<u64>;
+
     /// A relay's row, locked (created empty if it is the relay's first run).
     fn lock_relay(&mut self, name: &str) -> Result<RelayState>;
 

@@ -538,6 +538,28 @@ impl Tx for PgTx<'_> {
         Ok(out)
     }
 
+    fn prune_events(&mut self, before: Timestamp, upto: Option<&RelayCursor>, limit: u32) -> Result<u64> {
+        // An aggregate's latest event stays: the next one is numbered after it.
+        let n = diesel::sql_query(
+            "DELETE FROM outbox WHERE position IN (
+                 SELECT o.position FROM outbox o
+                 WHERE o.occurred_at < $1
+                   AND ($2 OR (o.txid, o.position) <= ($3::text::xid8, $4))
+                   AND o.aggregate_seq < (SELECT MAX(h.aggregate_seq) FROM outbox h
+                                          WHERE h.aggregate_type = o.aggregate_type
+                                            AND h.aggregate_id = o.aggregate_id)
+                 ORDER BY o.position LIMIT $5)",
+        )
+        .bind::<Timestamptz, _>(to_pg(before)?)
+        .bind::<diesel::sql_types::Bool, _>(upto.is_none())
+        .bind::<Text, _>(upto.map_or(0, |c| c.tx).to_string())
+        .bind::<Int8, _>(upto.map_or(0, |c| c.position))
+        .bind::<Int8, _>(i64::from(limit))
+        .execute(self.c)
+        .map_err(pg_err)?;
+        Ok(n as u64)
+    }
+
     fn lock_relay(&mut self, name: &str) -> Result<RelayState> {
         diesel::sql_query("INSERT INTO relay_state (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
             .bind::<Text, _>(name)

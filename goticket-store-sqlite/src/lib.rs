@@ -710,6 +710,24 @@ impl Tx for SqliteTx<'_> {
         Ok(out)
     }
 
+    fn prune_events(&mut self, before: Timestamp, upto: Option<&RelayCursor>, limit: u32) -> Result<u64> {
+        // An aggregate's latest event stays: the next one is numbered after it.
+        let n = self
+            .c
+            .prepare_cached(
+                "DELETE FROM outbox WHERE position IN (
+                     SELECT o.position FROM outbox o
+                     WHERE o.occurred_at < ?1 AND (?2 IS NULL OR o.position <= ?2)
+                       AND o.aggregate_seq < (SELECT MAX(h.aggregate_seq) FROM outbox h
+                                              WHERE h.aggregate_type = o.aggregate_type
+                                                AND h.aggregate_id = o.aggregate_id)
+                     ORDER BY o.position LIMIT ?3)",
+            )
+            .and_then(|mut st| st.execute(params![micros(before), upto.map(|c| c.position), limit]))
+            .map_err(db_err)?;
+        Ok(n as u64)
+    }
+
     fn lock_relay(&mut self, name: &str) -> Result<RelayState> {
         // BEGIN IMMEDIATE already holds the write lock: the row is ours until commit.
         self.c.execute("INSERT OR IGNORE INTO relay_state (name) VALUES (?1)", params![name]).map_err(db_err)?;

@@ -91,6 +91,8 @@ pub struct Settings {
     pub max_connections: Option<usize>,
     /// How long in-flight requests may finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Prune domain events older than this (published ones), hourly.
+    pub event_retention: Option<goticket_core::Retention>,
     /// Where to export traces over OTLP, if anywhere.
     pub trace_export: Option<TraceExport>,
 }
@@ -430,6 +432,24 @@ pub fn serve(service: Service, settings: Settings) -> anyhow::Result<()> {
                 }
             }
         });
+        // The retention setting: once an hour, published events past it are pruned.
+        let pruner = settings.event_retention.map(|keep| {
+            let service = app.service.clone();
+            tokio::spawn(async move {
+                let admin = internal_admin("retention");
+                let mut tick = tokio::time::interval(Duration::from_secs(3600));
+                loop {
+                    tick.tick().await;
+                    let (s, p) = (service.clone(), admin.clone());
+                    match tokio::task::spawn_blocking(move || s.prune_events(&p, keep, "default", false)).await {
+                        Ok(Ok(n)) if n > 0 => tracing::info!("pruned {n} domain events past the retention"),
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => tracing::warn!("pruning domain events failed: {e}"),
+                        Err(e) => tracing::warn!("the event pruner panicked: {e}"),
+                    }
+                }
+            })
+        });
         let limits = server::Limits {
             header_timeout: settings.header_timeout,
             write_timeout: settings.header_timeout.max(Duration::from_secs(1)),
@@ -440,6 +460,9 @@ pub fn serve(service: Service, settings: Settings) -> anyhow::Result<()> {
         eprintln!("goticket: listening on http://{addr}");
         server::run(listener, router(app, &settings.cors), limits, turned, stop).await;
         sweeper.abort();
+        if let Some(p) = pruner {
+            p.abort();
+        }
         Ok(())
     });
     // Work still running on blocking threads (a store call past its request's
