@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "goticket", version, about, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     /// Database: a SQLite file path, sqlite:PATH[?synchronous=normal], or postgres://...
-    #[arg(long, global = true, env = "GOTICKET_DB", default_value = "./goticket.db")]
+    #[arg(long, global = true, env = "GOTICKET_DB", hide_env_values = true, default_value = "./goticket.db")]
     pub db: String,
 
     /// A file holding the database URL, used instead of --db (and of GOTICKET_DB, which
@@ -154,7 +154,7 @@ pub enum EventsCmd {
 #[derive(Debug, Args, Clone)]
 pub struct RelayArgs {
     /// The broker, like amqp://guest:guest@127.0.0.1:5672/%2f.
-    #[arg(long = "to", env = "GOTICKET_RELAY_URL", value_name = "URL")]
+    #[arg(long = "to", env = "GOTICKET_RELAY_URL", hide_env_values = true, value_name = "URL")]
     pub to: String,
     /// The topic exchange events go to (declared durable if missing); each event's
     /// routing key is its type, like booking.confirmed.
@@ -286,7 +286,7 @@ pub struct ServeArgs {
     /// default lease, batch and pace; one relay per database holds the lease, so every
     /// server of a fleet may have this flag).
     #[cfg(feature = "amqp")]
-    #[arg(long, env = "GOTICKET_RELAY_URL", value_name = "URL")]
+    #[arg(long, env = "GOTICKET_RELAY_URL", hide_env_values = true, value_name = "URL")]
     pub relay: Option<String>,
     /// The exchange the in-process relay publishes to.
     #[cfg(feature = "amqp")]
@@ -452,7 +452,7 @@ pub struct HttpBenchArgs {
     #[arg(long)]
     pub url: String,
     /// A bearer token of an admin or of the event's organizer.
-    #[arg(long, env = "GOTICKET_TOKEN")]
+    #[arg(long, env = "GOTICKET_TOKEN", hide_env_values = true)]
     pub token: String,
     /// The event (id or slug) to sell out.
     #[arg(long)]

@@ -5,7 +5,9 @@
 //!
 //! Every event goes to a durable topic exchange with its type as the routing key
 //! (`booking.confirmed`...), persistent, with its id as the message id, and the batch
-//! counts as published only when the broker has confirmed every message in it. At
+//! counts as published only when the broker has confirmed every message in it. A
+//! message no queue is bound for goes to the exchange's alternate exchange
+//! (`NAME.unrouted`, into a durable queue of that name), never nowhere. At
 //! least once: after a crash a batch may go out again, with the same message ids.
 
 use std::sync::Arc;
@@ -13,7 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use goticket_core::{DomainEvent, Principal, RelayLease, RelayStep, Service};
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 
@@ -74,9 +78,29 @@ impl Amqp {
                 let conn = Connection::connect(&url, props).await?;
                 let ch = conn.create_channel().await?;
                 ch.confirm_select(ConfirmSelectOptions::default()).await?;
+                // A message no queue is bound for would be confirmed and dropped: the
+                // exchange's alternate exchange keeps it, in a durable queue.
                 let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
-                ch.exchange_declare(exchange.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default())
+                let unrouted = format!("{exchange}.unrouted");
+                ch.exchange_declare(unrouted.as_str().into(), ExchangeKind::Fanout, durable, FieldTable::default())
                     .await?;
+                let queue = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+                ch.queue_declare(unrouted.as_str().into(), queue, FieldTable::default()).await?;
+                ch.queue_bind(
+                    unrouted.as_str().into(),
+                    unrouted.as_str().into(),
+                    "".into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+                ch.exchange_declare(
+                    exchange.as_str().into(),
+                    ExchangeKind::Topic,
+                    durable,
+                    exchange_arguments(&exchange),
+                )
+                .await?;
                 Ok::<_, lapin::Error>((conn, ch))
             };
             match tokio::time::timeout(timeout, connect).await {
@@ -95,6 +119,14 @@ impl std::fmt::Debug for Amqp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Amqp").field("url", &self.shown()).field("exchange", &self.exchange).finish_non_exhaustive()
     }
+}
+
+/// The events exchange's arguments: its alternate exchange, `NAME.unrouted` (a consumer
+/// declaring the exchange must give the same).
+pub fn exchange_arguments(exchange: &str) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("alternate-exchange".into(), AMQPValue::LongString(format!("{exchange}.unrouted").as_str().into()));
+    args
 }
 
 /// The message a domain event becomes: its JSON, and what a consumer routes, orders
@@ -216,11 +248,19 @@ pub fn run(
                 continue;
             }
             Ok(RelayStep::Idle) => {
-                say(format!("caught up ({published} published)"));
-                if pace.once {
-                    break Ok(published);
+                // Caught up only when nothing committed is left: on PostgreSQL a batch
+                // stops below the oldest running transaction, so a step can find nothing
+                // yet while events wait.
+                let left = service.relay_status(p, &lease.name).map(|s| s.backlog).unwrap_or(0);
+                if left == 0 {
+                    say(format!("caught up ({published} published)"));
+                    if pace.once {
+                        break Ok(published);
+                    }
+                } else {
+                    say(format!("{left} events wait for older transactions to end"));
                 }
-                pace.poll
+                if left > 0 { pace.poll.min(Duration::from_millis(200)) } else { pace.poll }
             }
             Ok(RelayStep::Standby { holder, until }) => {
                 if pace.once {

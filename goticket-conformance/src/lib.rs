@@ -140,7 +140,8 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@events $fixture; [$(#[$attr])*];
             every_change_writes_its_events, a_rolled_back_change_leaves_no_event, imports_write_one_event_per_row,
             audit_log_scopes_and_filters, combined_sales_write_one_event_each,
-            pruning_keeps_what_is_unpublished_and_each_latest
+            pruning_keeps_what_is_unpublished_and_each_latest, a_relay_batch_counts_unless_the_lease_was_taken,
+            a_rerun_or_a_no_op_writes_no_second_event
         );
 
         proptest::proptest! {

@@ -340,7 +340,14 @@ pub fn update_event(
     let attempt = || {
         commit(store, |tx| {
             let mut out = Outbox::new(now);
-            let next = decide(&lock_event(tx, id, now, &mut out)?)?;
+            let current = lock_event(tx, id, now, &mut out)?;
+            let next = decide(&current)?;
+            // A patch that changes nothing (or the rerun of one that was written) writes
+            // nothing and announces nothing.
+            if (Event { updated_at: current.updated_at, ..next.clone() }) == current {
+                out.write(tx)?;
+                return Ok(current);
+            }
             tx.update_event(&next).map_err(|e| slug_taken(e, &next))?;
             out.event(DomainEventType::EventChanged, &next, Some(actor));
             out.write(tx)?;
@@ -575,7 +582,13 @@ pub fn change_user(
             let (account, admins) = tx.lock_account(email)?.ok_or_else(|| Error::not_found("user", email))?;
             let role = decide_role_change(&account.user, admins, role)?;
             let from = account.user.role;
-            let user = User { role: role.unwrap_or(account.user.role), updated_at: now, ..account.user };
+            // The same hash again (the rerun of a change that was written) is no change.
+            let hash = hash.filter(|h| h.as_str() != account.password_hash.as_str());
+            let new_role = role.unwrap_or(from);
+            if new_role == from && hash.is_none() {
+                return Ok(account.user);
+            }
+            let user = User { role: new_role, updated_at: now, ..account.user };
             tx.update_user(&user, hash)?;
             let mut out = Outbox::new(now);
             out.user_changed(&user, from, hash.is_some(), Some(actor));
@@ -622,7 +635,10 @@ pub fn relay_step(
     commit(store, |tx| {
         let mut state = tx.lock_relay(&lease.name)?;
         let at = now();
-        if !state.held_by(&lease.owner, at) {
+        // Still this relay's, and nobody moved the cursor meanwhile: the batch counts,
+        // even if the lease ran out while it was being confirmed (no one took it). A
+        // relay that took the lease over changed the owner.
+        if state.owner.as_deref() != Some(lease.owner.as_str()) || state.cursor != cursor {
             return Ok(RelayStep::LostLease);
         }
         let step = match &outcome {

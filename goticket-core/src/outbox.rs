@@ -718,7 +718,7 @@ pub struct RelayStatus {
     /// Its row (a relay that never ran: the empty state).
     #[serde(flatten)]
     pub state: RelayState,
-    /// Committed events not yet published.
+    /// Committed events not yet published (counted up to 1,000,000).
     pub backlog: u64,
     /// When the oldest of them happened: the relay's lag.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]

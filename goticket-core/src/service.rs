@@ -459,8 +459,10 @@ impl Service {
     }
 
     /// The audit log: the domain events the principal may read (see
-    /// [`Principal::scope_audit`]), oldest first, one page at a time (by cursor: the
-    /// log only grows, so a cursor never skips or repeats an entry).
+    /// [`Principal::scope_audit`]), in position order, one page at a time by cursor.
+    /// It is a record to read, not a feed to follow: on PostgreSQL a position is drawn
+    /// before its transaction commits, so an entry can appear behind a cursor already
+    /// handed out (the relay, which is the feed, never misses one).
     pub fn audit(&self, p: &Principal, query: &AuditQuery, page: PageRequest) -> Result<Page<DomainEvent>> {
         let now = self.now();
         let event = query.event.as_ref().map(|k| self.load_event(k, now)).transpose()?;

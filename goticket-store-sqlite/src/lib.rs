@@ -1127,7 +1127,9 @@ impl Store for SqliteStore {
         self.read(|c| {
             let (n, oldest): (i64, Option<i64>) = c
                 .query_row(
-                    "SELECT COUNT(*), MIN(occurred_at) FROM outbox WHERE position > ?1",
+                    // Counted up to a million (see the PostgreSQL store).
+                    "SELECT COUNT(*), MIN(occurred_at) FROM (
+                         SELECT occurred_at FROM outbox WHERE position > ?1 ORDER BY position LIMIT 1000000)",
                     params![after.position],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
