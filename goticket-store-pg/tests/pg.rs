@@ -154,3 +154,49 @@ fn migrating_normalizes_stored_emails_and_reports_look_alikes() {
     let notes = store.migrate().expect("migrate");
     goticket_conformance::hardening::check_emails_normalized(&store, &notes);
 }
+
+/// The relay never skips an event that commits late: a transaction that appended an
+/// event first (lower position) and commits after a later one holds the relay back
+/// until it commits, and then both are published, the late one included.
+#[test]
+#[cfg_attr(pg_tests_skipped, ignore = "needs PostgreSQL: set GOTICKET_TEST_PG_URL")]
+fn the_relay_waits_for_an_event_that_commits_late() {
+    use diesel::Connection as _;
+    use diesel::connection::SimpleConnection as _;
+    use goticket_core::{RelayCursor, Service};
+    let Some((store, schema)) = schema_store(PgOptions::default()) else { return };
+    let store: Arc<dyn Store> = Arc::new(store);
+    let service = Service::new(store.clone());
+    let admin = goticket_core::Principal::new("admin@example.com".parse().expect("valid"), goticket_core::Role::Admin);
+    // An open transaction appends an event (drawing the lower position) and waits.
+    let mut slow = diesel::PgConnection::establish(schema.url()).expect("raw connection");
+    slow.batch_execute(
+        "BEGIN;
+         INSERT INTO outbox (id, type, aggregate_type, aggregate_id, aggregate_seq, occurred_at, actor,
+                             schema_version, payload)
+         VALUES ('0190a0b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b', 'user.created', 'user', 'late@example.com', 1, now(),
+                 'admin@example.com', 1, '{\"email\":\"late@example.com\",\"role\":\"customer\"}');",
+    )
+    .expect("the slow transaction's event");
+    // Then a change commits, with a later position.
+    service.create_event(&admin, goticket_conformance::new_event("On time", 5, "1 EUR")).expect("event");
+    let visible = store.relay_batch(&RelayCursor::default(), 100).expect("batch");
+    assert!(visible.is_empty(), "nothing past a transaction still running: {visible:?}");
+    assert_eq!(store.relay_backlog(&RelayCursor::default()).expect("backlog").0, 1, "the committed one waits");
+    slow.batch_execute("COMMIT").expect("commit");
+    // Other tests' transactions on the cluster may hold the horizon a moment longer.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let batch = loop {
+        let b = store.relay_batch(&RelayCursor::default(), 100).expect("batch");
+        if b.len() == 2 || std::time::Instant::now() > deadline {
+            break b;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let positions: Vec<i64> = batch.iter().map(|(c, _)| c.position).collect();
+    assert_eq!(batch.len(), 2, "both, the late one included: {positions:?}");
+    assert!(batch.iter().any(|(_, e)| e.aggregate_id == "late@example.com"));
+    // The cursor of the last one covers both: a relay resuming there skips neither.
+    let after = store.relay_batch(&batch[1].0, 100).expect("batch");
+    assert!(after.is_empty());
+}
