@@ -1,8 +1,8 @@
 #!/bin/sh
 # Makes the secrets compose.yaml mounts, in ./secrets/ (mode 0700, never committed):
 # one random PostgreSQL password, the database URL that carries it, an Ed25519 key for
-# the server's tokens, Grafana's admin password, and RabbitMQ's user (with the relay's
-# URL for it in ./.env). Leaves existing files alone.
+# the server's tokens, Grafana's admin password, and RabbitMQ's user with the relay's
+# URL for it. Leaves existing files alone.
 #
 # The files are readable by everyone (0644) so the containers' non-root users can read
 # their bind-mounted copies; the directory (0700) is what keeps them from other users
@@ -29,13 +29,11 @@ fi
 if [ ! -s secrets/grafana_admin_password ]; then
     random > secrets/grafana_admin_password
 fi
-# RabbitMQ's user, and the relay's URL for it, in ./.env (Compose reads it for the
-# file's ${...}): the server then runs the event relay.
-if [ ! -s secrets/rabbitmq.conf ]; then
+# RabbitMQ's user, and the relay's URL for it: the server then runs the event relay.
+if [ ! -s secrets/rabbitmq.conf ] || [ ! -s secrets/relay_url ]; then
     amqp=$(random)
     printf 'default_user = goticket\ndefault_pass = %s\n' "$amqp" > secrets/rabbitmq.conf
-    printf 'GOTICKET_RELAY_URL=amqp://goticket:%s@rabbitmq:5672/%%2f\n' "$amqp" > .env
-    chmod 0600 .env
+    printf 'amqp://goticket:%s@rabbitmq:5672/%%2f\n' "$amqp" > secrets/relay_url
 fi
 chmod 0644 secrets/*
 echo "secrets ready in $(pwd)/secrets"

@@ -155,7 +155,11 @@ pub enum EventsCmd {
 pub struct RelayArgs {
     /// The broker, like amqp://guest:guest@127.0.0.1:5672/%2f.
     #[arg(long = "to", env = "GOTICKET_RELAY_URL", hide_env_values = true, value_name = "URL")]
-    pub to: String,
+    pub to: Option<String>,
+    /// A file holding the broker's URL (a mounted secret: the password stays out of the
+    /// environment and the process list), instead of --to.
+    #[arg(long, env = "GOTICKET_RELAY_URL_FILE", value_name = "PATH")]
+    pub to_file: Option<std::path::PathBuf>,
     /// The topic exchange events go to (declared durable if missing); each event's
     /// routing key is its type, like booking.confirmed.
     #[arg(long, default_value = "goticket.events")]
@@ -288,6 +292,11 @@ pub struct ServeArgs {
     #[cfg(feature = "amqp")]
     #[arg(long, env = "GOTICKET_RELAY_URL", hide_env_values = true, value_name = "URL")]
     pub relay: Option<String>,
+    /// A file holding the in-process relay's broker URL (a mounted secret), instead of
+    /// --relay.
+    #[cfg(feature = "amqp")]
+    #[arg(long, env = "GOTICKET_RELAY_URL_FILE", value_name = "PATH")]
+    pub relay_file: Option<std::path::PathBuf>,
     /// The exchange the in-process relay publishes to.
     #[cfg(feature = "amqp")]
     #[arg(long, default_value = "goticket.events", value_name = "NAME")]

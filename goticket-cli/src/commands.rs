@@ -96,38 +96,57 @@ fn duration(flag: &str, raw: &str) -> Result<std::time::Duration> {
 /// The database URL: `--db`, or what `--db-file` holds. No message quotes the file,
 /// which holds a password.
 fn database_url(cli: &Cli) -> Result<String> {
-    const MOST: u64 = 64 * 1024;
     let Some(path) = &cli.db_file else { return Ok(cli.db.clone()) };
-    let shown = path.display();
     if cli.db_on_command_line {
         return Err(Error::validation("--db-file", "give --db or --db-file, not both").into());
     }
-    // A FIFO or a device would block or never end: only a plain file is read.
-    let meta = std::fs::metadata(path).with_context(|| format!("--db-file: opening {shown}"))?;
+    // Anything else would be taken for a SQLite path, and messages about a path quote
+    // it: a URL with a password in it, from a secret, must never be shown.
+    secret_url("--db-file", path, &["postgres://", "postgresql://", "sqlite:"])
+}
+
+/// A URL read from a secret file named by `flag`: a regular file (a FIFO or a device
+/// would block or never end) of at most 64 KiB holding one line that starts with one
+/// of `schemes`. No message quotes the file, which holds a password.
+fn secret_url(flag: &str, path: &std::path::Path, schemes: &[&str]) -> Result<String> {
+    const MOST: u64 = 64 * 1024;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).with_context(|| format!("{flag}: opening {shown}"))?;
     if !meta.is_file() {
-        return Err(Error::validation("--db-file", format!("{shown} is not a regular file")).into());
+        return Err(Error::validation(flag, format!("{shown} is not a regular file")).into());
     }
-    let file = std::fs::File::open(path).with_context(|| format!("--db-file: opening {shown}"))?;
+    let file = std::fs::File::open(path).with_context(|| format!("{flag}: opening {shown}"))?;
     let mut text = String::new();
     std::io::Read::read_to_string(&mut std::io::Read::take(file, MOST + 1), &mut text)
-        .map_err(|_| Error::validation("--db-file", format!("{shown} is not a UTF-8 text file")))?;
+        .map_err(|_| Error::validation(flag, format!("{shown} is not a UTF-8 text file")))?;
     let url = text.trim();
     let problem = if text.len() as u64 > MOST {
-        Some("is larger than 64 KiB; it should hold one URL")
+        Some("is larger than 64 KiB; it should hold one URL".to_owned())
     } else if url.is_empty() {
-        Some("is empty; it should hold the database URL")
+        Some("is empty; it should hold the URL".to_owned())
     } else if url.contains(['\n', '\r']) {
-        Some("holds more than one line; it should hold one URL")
-    } else if !["postgres://", "postgresql://", "sqlite:"].iter().any(|s| url.starts_with(s)) {
-        // Anything else would be taken for a SQLite path, and messages about a path
-        // quote it: a URL with a password in it, from a secret, must never be shown.
-        Some("does not hold a postgres://, postgresql:// or sqlite: URL")
+        Some("holds more than one line; it should hold one URL".to_owned())
+    } else if !schemes.iter().any(|s| url.starts_with(s)) {
+        let (last, rest) = schemes.split_last().unwrap_or((&"", &[]));
+        let named = if rest.is_empty() { (*last).to_owned() } else { format!("{} or {last}", rest.join(", ")) };
+        Some(format!("does not hold a {named} URL"))
     } else {
         None
     };
     match problem {
-        Some(p) => Err(Error::validation("--db-file", format!("{shown} {p}")).into()),
+        Some(p) => Err(Error::validation(flag, format!("{shown} {p}")).into()),
         None => Ok(url.to_owned()),
+    }
+}
+
+/// The relay's broker URL: `--to`, or what the secret file holds.
+#[cfg(feature = "amqp")]
+fn relay_url(flag: &str, url: Option<&str>, file: Option<&std::path::Path>) -> Result<Option<String>> {
+    match (url.filter(|u| !u.trim().is_empty()), file) {
+        (Some(_), Some(_)) => Err(Error::validation(flag, "give the URL or its file, not both").into()),
+        (Some(u), None) => Ok(Some(u.to_owned())),
+        (None, Some(path)) => secret_url(&format!("{flag}-file"), path, &["amqp://", "amqps://"]).map(Some),
+        (None, None) => Ok(None),
     }
 }
 
@@ -143,7 +162,10 @@ fn events(s: &Service, p: &Principal, cmd: crate::args::EventsCmd, out: &mut Out
         #[cfg(feature = "amqp")]
         crate::args::EventsCmd::Relay(a) => {
             let (lease, pace, timeout) = relay_settings(&a)?;
-            let mut publisher = crate::relay::Amqp::new(&a.to, &a.exchange, timeout)?;
+            let to = relay_url("--to", a.to.as_deref(), a.to_file.as_deref())?.ok_or_else(|| {
+                Error::validation("--to", "give the broker's URL (--to) or a file holding it (--to-file)")
+            })?;
+            let mut publisher = crate::relay::Amqp::new(&to, &a.exchange, timeout)?;
             let stop = crate::relay::stop_on_signal()?;
             let n = crate::relay::run(s, p, &lease, &mut publisher, &pace, &stop)?;
             out.message(&format!("{n} events published"), serde_json::json!({ "published": n }))?;
@@ -277,7 +299,8 @@ fn start_relay(
     exchange: &str,
 ) -> Result<(std::sync::Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>)> {
     let args = crate::args::RelayArgs {
-        to: url.to_owned(),
+        to: Some(url.to_owned()),
+        to_file: None,
         exchange: exchange.to_owned(),
         name: "default".to_owned(),
         lease: "15s".to_owned(),

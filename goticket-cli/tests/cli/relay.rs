@@ -260,7 +260,16 @@ fn the_relay_publishes_a_whole_flow_in_order(db: &TestDb) {
     run(&["event", "update", "relayed", "--capacity", "12"]);
     run(&["event", "cancel", "relayed"]);
 
-    let out = relay(&db.url, &url, &exchange, &["--once", "--batch", "3"]).output().expect("runs");
+    // The URL from a secret file, as a deployment gives it.
+    let secret = db.dir.path().join("relay_url");
+    std::fs::write(&secret, format!("{url}\n")).expect("write");
+    let out = Command::new(BIN)
+        .args(["--db", &db.url, "events", "relay", "--exchange", &exchange, "--once", "--batch", "3", "--to-file"])
+        .arg(&secret)
+        .env_remove("GOTICKET_DB")
+        .env_remove("GOTICKET_RELAY_URL")
+        .output()
+        .expect("runs");
     assert!(out.status.success(), "relay: {}", String::from_utf8_lossy(&out.stderr));
     let ids = all_ids(&db.url);
     assert_eq!(ids.len(), 9, "the flow's events");
@@ -281,15 +290,28 @@ fn the_relay_publishes_a_whole_flow_in_order(db: &TestDb) {
         (Some(9), Some(0), Value::Null)
     );
 
-    // Bad settings are refused, naming the flag.
+    // Bad settings are refused, naming the flag (and never quoting a secret file).
+    let bad = db.dir.path().join("bad_url");
+    std::fs::write(&bad, "http://user:s3kr1t@x\n").expect("write");
+    let (secret, bad) = (secret.display().to_string(), bad.display().to_string());
     for (args, flag) in [
-        (&["--to", "http://x", "--once"][..], "--to"),
+        (&["--to-file", bad.as_str(), "--once"][..], "--to-file"),
+        (&["--to", url.as_str(), "--to-file", secret.as_str(), "--once"], "--to"),
+        (&["--once"], "--to"),
+        (&["--to", "http://x", "--once"], "--to"),
         (&["--to", url.as_str(), "--lease", "2s", "--timeout", "5s"], "--timeout"),
         (&["--to", url.as_str(), "--batch", "0"], "--batch"),
     ] {
-        let out = Command::new(BIN).args(["--db", &db.url, "events", "relay"]).args(args).output().expect("runs");
-        assert_eq!(out.status.code(), Some(5), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains(flag), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(BIN)
+            .args(["--db", &db.url, "events", "relay"])
+            .args(args)
+            .env_remove("GOTICKET_RELAY_URL")
+            .env_remove("GOTICKET_RELAY_URL_FILE")
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "{args:?}: {err}");
+        assert!(err.contains(flag) && !err.contains("s3kr1t"), "{args:?}: {err}");
     }
 }
 with_broker_on_both_stores!(the_relay_publishes_a_whole_flow_in_order);

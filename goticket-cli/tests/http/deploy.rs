@@ -276,6 +276,8 @@ fn the_compose_commands_run(db: &TestDb) {
             let text = match name.as_str() {
                 "database_url" => format!("{}\n", secret_url(db)),
                 "jwt_key" => key_pem(),
+                // No broker here: the relay retries in the background; the server serves.
+                "relay_url" => "amqp://guest:guest@127.0.0.1:1/%2f\n".to_owned(),
                 other => panic!("a secret the test does not know: {other}"),
             };
             std::fs::write(secrets.join(&name), text).expect("write");
