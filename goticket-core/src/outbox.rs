@@ -664,11 +664,6 @@ impl RelayState {
         self.lease_until = Some(now.saturating_add(ttl).unwrap_or(now));
         Ok(())
     }
-
-    /// Whether `owner` holds the lease at `now`.
-    pub fn held_by(&self, owner: &str, now: Timestamp) -> bool {
-        self.owner.as_deref() == Some(owner) && self.lease_until.is_some_and(|u| u > now)
-    }
 }
 
 /// A relay's lease request: which relay, who asks, for how long.
@@ -770,5 +765,33 @@ impl std::str::FromStr for Retention {
             return Err(Error::validation("retention", format!("must be between 1 hour and 100 years, got {raw}")));
         }
         Ok(Retention(d))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t: &str) -> Timestamp {
+        t.parse().expect("a valid time")
+    }
+
+    /// The lease rule at its edges: free when nobody holds it, renewable by its holder,
+    /// refused to another until the very instant it ends, free from then on.
+    #[test]
+    fn a_lease_is_held_until_its_end_and_free_from_it() {
+        let ttl = jiff::SignedDuration::from_secs(10);
+        let mut r = RelayState::new("default");
+        r.take("a", at("2027-01-01T00:00:00Z"), ttl).expect("free");
+        assert_eq!((r.owner.as_deref(), r.lease_until), (Some("a"), Some(at("2027-01-01T00:00:10Z"))));
+        r.take("a", at("2027-01-01T00:00:05Z"), ttl).expect("the holder renews");
+        assert_eq!(r.lease_until, Some(at("2027-01-01T00:00:15Z")));
+        let refused = r.take("b", at("2027-01-01T00:00:14.999999Z"), ttl);
+        assert_eq!(refused, Err(("a".to_owned(), at("2027-01-01T00:00:15Z"))), "held until its end");
+        assert_eq!(r.owner.as_deref(), Some("a"), "a refusal changes nothing");
+        r.take("b", at("2027-01-01T00:00:15Z"), ttl).expect("free at its end");
+        assert_eq!(r.owner.as_deref(), Some("b"));
+        let mut given_up = RelayState { owner: None, ..r.clone() };
+        given_up.take("c", at("2027-01-01T00:00:16Z"), ttl).expect("free once given up, whatever the time");
     }
 }
