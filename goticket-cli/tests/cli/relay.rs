@@ -502,7 +502,14 @@ fn serve_runs_the_relay_in_process(db: &TestDb) {
             break addr.to_owned();
         }
     };
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    // The server's log, for the message if it does not stop cleanly.
+    let log = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().expect("not poisoned").push(line);
+        }
+    });
     let out = Command::new(BIN)
         .args(["--db", &db.url, "event", "create", "--name", "Served", "--starts-at", "2090-01-01T19:00:00Z"])
         .args(["--ends-at", "2090-01-01T22:00:00Z", "--capacity", "3", "--price", "1 EUR", "--slug", "served"])
@@ -527,7 +534,13 @@ fn serve_runs_the_relay_in_process(db: &TestDb) {
     }
     let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(term.success());
-    assert!(child.wait().expect("exits").success(), "a clean stop");
+    let exit = child.wait().expect("exits");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        exit.success(),
+        "a clean stop, not {exit:?}; the server said:\n{}",
+        log.lock().expect("not poisoned").join("\n")
+    );
     let status = Command::new(BIN)
         .args(["--db", &db.url, "--format", "json", "events", "status"])
         .env_remove("GOTICKET_DB")
