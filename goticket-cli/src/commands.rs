@@ -52,7 +52,7 @@ pub fn open_store(url: &str, flag: &str) -> Result<Arc<dyn Store>> {
 }
 
 /// The URL without its password, for messages.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     let (url, query) = match url.split_once('?') {
         Some((u, q)) => (u, Some(q)),
         None => (url, None),

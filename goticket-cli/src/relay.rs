@@ -56,10 +56,7 @@ impl Amqp {
 
     /// The URL with its password masked, for messages.
     fn shown(&self) -> String {
-        match (self.url.find("://"), self.url.rfind('@')) {
-            (Some(s), Some(at)) if at > s => format!("{}***{}", &self.url[..s + 3], &self.url[at..]),
-            _ => self.url.clone(),
-        }
+        crate::commands::redact(&self.url)
     }
 
     fn channel(&mut self) -> Result<Channel, String> {

@@ -372,6 +372,30 @@ async fn drop_unsafe_request_id(mut req: axum::extract::Request) -> axum::extrac
     req
 }
 
+/// Runs `job` as the internal admin `who` every `period` on a blocking thread (store
+/// calls block), logging a failure or a panic and carrying on.
+fn every(
+    period: Duration,
+    who: &'static str,
+    service: goticket_core::Service,
+    job: impl Fn(&goticket_core::Service, &Principal) -> goticket_core::Result<()> + Send + Sync + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let job = Arc::new(job);
+    tokio::spawn(async move {
+        let admin = internal_admin(who);
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tick.tick().await;
+            let (s, p, job) = (service.clone(), admin.clone(), job.clone());
+            match tokio::task::spawn_blocking(move || job(&s, &p)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("the {who} task failed: {e}"),
+                Err(e) => tracing::warn!("the {who} task panicked: {e}"),
+            }
+        }
+    })
+}
+
 /// The admin the server acts as for its own work (`sweeper`, `metrics`), named
 /// `{who}@goticket.local` in logs.
 pub(crate) fn internal_admin(who: &str) -> Principal {
@@ -417,37 +441,17 @@ pub fn serve(service: Service, settings: Settings) -> anyhow::Result<()> {
         let turned = app.turned.clone();
         // The sweeper only tidies: reads and reservations never count overdue holds.
         let figures = app.metrics.clone();
-        let sweeper = tokio::spawn(async move {
-            let admin = internal_admin("sweeper");
-            let mut tick = tokio::time::interval(settings.sweep_every);
-            loop {
-                tick.tick().await;
-                let (s, p) = (service.clone(), admin.clone());
-                match tokio::task::spawn_blocking(move || s.expire_holds(&p)).await {
-                    Ok(Ok(n)) => {
-                        figures.holds_expired(n);
-                    }
-                    Ok(Err(e)) => tracing::warn!("expiring holds failed: {e}"),
-                    Err(e) => tracing::warn!("the hold sweeper panicked: {e}"),
-                }
-            }
+        let sweeper = every(settings.sweep_every, "sweeper", service.clone(), move |s, p| {
+            s.expire_holds(p).map(|n| figures.holds_expired(n))
         });
         // The retention setting: once an hour, published events past it are pruned.
         let pruner = settings.event_retention.map(|keep| {
-            let service = app.service.clone();
-            tokio::spawn(async move {
-                let admin = internal_admin("retention");
-                let mut tick = tokio::time::interval(Duration::from_secs(3600));
-                loop {
-                    tick.tick().await;
-                    let (s, p) = (service.clone(), admin.clone());
-                    match tokio::task::spawn_blocking(move || s.prune_events(&p, keep, "default", false)).await {
-                        Ok(Ok(n)) if n > 0 => tracing::info!("pruned {n} domain events past the retention"),
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => tracing::warn!("pruning domain events failed: {e}"),
-                        Err(e) => tracing::warn!("the event pruner panicked: {e}"),
-                    }
+            every(Duration::from_secs(3600), "retention", service.clone(), move |s, p| {
+                let n = s.prune_events(p, keep, "default", false)?;
+                if n > 0 {
+                    tracing::info!("pruned {n} domain events past the retention");
                 }
+                Ok(())
             })
         });
         let limits = server::Limits {

@@ -283,17 +283,12 @@ fn the_compose_commands_run(db: &TestDb) {
             std::fs::write(secrets.join(&name), text).expect("write");
         }
     };
-    // Compose's `${VAR:-default}`, with nothing in the environment: the default.
-    let interpolate = |v: &str| match v.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
-        Some(inner) => inner.split_once(":-").map_or(String::new(), |(_, d)| d.to_owned()),
-        None => v.to_owned(),
-    };
     let env_of = |service: &Yaml| -> Vec<(String, String)> {
         service["environment"]
             .as_hash()
             .expect("environment")
             .iter()
-            .map(|(k, v)| (k.as_str().expect("key").to_owned(), interpolate(v.as_str().expect("value"))))
+            .map(|(k, v)| (k.as_str().expect("key").to_owned(), v.as_str().expect("value").to_owned()))
             .collect()
     };
     let argv = |service: &Yaml| -> Vec<String> {
